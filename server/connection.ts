@@ -1,0 +1,251 @@
+/**
+ * One client WebSocket: handshake, request dispatch, frame limits, heartbeat state. Holds
+ * the ids of the instances it carries; the registry owns the instances themselves.
+ */
+import type { WebSocket } from 'ws';
+import { CLOSE, CODE, codeText } from '../src/protocol/codes.js';
+import {
+  PROTOCOL_VERSION,
+  encodeFrame,
+  parseClientFrame,
+  type ClientFrame,
+  type KickType,
+  type LoginFrame,
+  type LoginResultData,
+  type ServerFrame,
+} from '../src/protocol/frames.js';
+import { AuthError } from './auth.js';
+import type { ServerContext } from './context.js';
+import type { InstanceOwner } from './registry.js';
+
+/** Malformed frames tolerated on one connection before it is closed with 4501. */
+const MAX_BAD_FRAMES = 20;
+
+/** Reason code a resume reports for an instance kicked while detached. */
+const KICK_REASON_CODE: Record<KickType, number> = {
+  multipleAccount: CODE.KICKED_OUT_MULT_ACCOUNT,
+  multipleDevice: CODE.KICKED_OUT_MULT_DEVICE,
+  userSigExpired: CODE.KICKED_OUT_USERSIG_EXPIRED,
+  REST_API_Kick: CODE.KICKED_OUT_REST_API,
+};
+
+let nextConnectionId = 1;
+
+export class Connection implements InstanceOwner {
+  readonly id = nextConnectionId++;
+  /** Instances this connection carries. */
+  readonly instances = new Set<number>();
+  /** Set by the heartbeat sweep; cleared when a pong arrives. */
+  isAlive = true;
+  private greeted = false;
+  private closed = false;
+  private badFrames = 0;
+  private helloTimer: NodeJS.Timeout | null;
+  /** Token bucket for the per-connection frame rate limit. */
+  private tokens: number;
+  private lastRefill = Date.now();
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly ip: string,
+    readonly origin: string | undefined,
+    private readonly ctx: ServerContext,
+  ) {
+    this.tokens = ctx.config.rateLimits.framesPerSecond * 2;
+    this.helloTimer = setTimeout(() => this.close(CLOSE.HELLO_TIMEOUT, 'hello timeout'), ctx.config.helloTimeoutMs);
+    ws.on('message', (data, isBinary) => this.wsOnMessage(data, isBinary));
+    ws.on('pong', () => (this.isAlive = true));
+    ws.on('close', () => this.wsOnClose());
+    ws.on('error', (err) => ctx.log.debug({ conn: this.id, err: err.message }, 'socket error'));
+  }
+
+  /** InstanceOwner: the registry removed one of our instances. */
+  deliverKick(instId: number, type: KickType): void {
+    this.instances.delete(instId);
+    this.send({ type: 'kick', instId, reason: type });
+  }
+
+  /** InstanceOwner: another connection resumed one of our instances. */
+  forget(instId: number): void {
+    this.instances.delete(instId);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
+  }
+
+  /** Drop the TCP connection without a close frame (dead peer, tests). */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  ping(): void {
+    this.isAlive = false;
+    this.ws.ping();
+  }
+
+  private send(frame: ServerFrame): void {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(encodeFrame(frame));
+  }
+
+  private replyError(id: number, code: number, message: string, data?: { kickType?: KickType }): void {
+    this.send(data ? { type: 'result', id, ok: false, code, message, data } : { type: 'result', id, ok: false, code, message });
+  }
+
+  private reject(reason: string, code: number, message: string, id?: number): void {
+    this.ctx.metrics.framesRejected.inc({ reason });
+    if (id !== undefined) this.replyError(id, code, message);
+    else this.send({ type: 'error', code, message });
+  }
+
+  private takeToken(): boolean {
+    const now = Date.now();
+    const rate = this.ctx.config.rateLimits.framesPerSecond;
+    this.tokens = Math.min(rate * 2, this.tokens + ((now - this.lastRefill) / 1000) * rate);
+    this.lastRefill = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private wsOnMessage(data: unknown, isBinary: boolean): void {
+    if (this.closed) return;
+    if (!this.takeToken()) {
+      this.ctx.metrics.framesRejected.inc({ reason: 'rate' });
+      this.send({ type: 'error', code: CODE.FRAME_RATE_LIMITED, message: codeText(CODE.FRAME_RATE_LIMITED) });
+      this.close(CLOSE.FRAME_RATE, 'frame rate limit');
+      return;
+    }
+    if (isBinary) {
+      this.ctx.metrics.framesRejected.inc({ reason: 'binary' });
+      this.close(CLOSE.UNSUPPORTED_DATA, 'binary frames are not supported');
+      return;
+    }
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    const parsed = parseClientFrame(text);
+    if (!parsed.ok) {
+      this.reject('malformed', parsed.code, parsed.message, parsed.id);
+      if (++this.badFrames > MAX_BAD_FRAMES) this.close(CLOSE.PROTOCOL_VIOLATION, 'too many malformed frames');
+      return;
+    }
+    this.dispatch(parsed.frame);
+  }
+
+  private dispatch(frame: ClientFrame): void {
+    if (frame.type === 'hello') return this.handleHello(frame.v, frame.client);
+    if (!this.greeted) {
+      this.reject('before-hello', CODE.HELLO_REQUIRED, codeText(CODE.HELLO_REQUIRED), 'id' in frame ? frame.id : undefined);
+      return;
+    }
+    switch (frame.type) {
+      case 'ping':
+        return this.send({ type: 'pong', serverTime: Date.now() });
+      case 'time':
+        return this.send({ type: 'result', id: frame.id, ok: true, data: { serverTime: Date.now() } });
+      case 'login':
+        void this.handleLogin(frame).catch((err: unknown) => this.internalError(frame.id, err));
+        return;
+      case 'logout':
+        if (!this.instances.has(frame.instId) || !this.ctx.registry.logout(frame.instId, this)) {
+          this.instances.delete(frame.instId);
+          return this.replyError(frame.id, CODE.UNKNOWN_INSTANCE, `instance ${frame.instId} is not held by this connection`);
+        }
+        this.instances.delete(frame.instId);
+        this.ctx.log.info({ conn: this.id, instId: frame.instId }, 'logout');
+        return this.send({ type: 'result', id: frame.id, ok: true, data: {} });
+      case 'resume':
+        return this.handleResume(frame.id, frame.instId, frame.token);
+    }
+  }
+
+  private handleHello(v: number, client: string | undefined): void {
+    if (v !== PROTOCOL_VERSION) {
+      this.ctx.metrics.framesRejected.inc({ reason: 'version' });
+      this.send({
+        type: 'error',
+        code: CODE.PROTOCOL_VERSION_MISMATCH,
+        message: `protocol version ${v} is not supported: this server speaks version ${PROTOCOL_VERSION}; upgrade tabchat`,
+      });
+      this.close(CLOSE.PROTOCOL_VERSION, 'protocol version mismatch');
+      return;
+    }
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+    this.greeted = true;
+    this.ctx.log.debug({ conn: this.id, client }, 'hello');
+    this.send({
+      type: 'welcome',
+      v: PROTOCOL_VERSION,
+      serverTime: Date.now(),
+      heartbeatMs: this.ctx.config.heartbeatMs,
+      resumeWindowMs: this.ctx.config.resumeWindowMs,
+      node: this.ctx.node,
+    });
+  }
+
+  private async handleLogin(frame: LoginFrame): Promise<void> {
+    const started = performance.now();
+    const { ctx } = this;
+    const finish = (result: string) => {
+      ctx.metrics.logins.inc({ result });
+      ctx.metrics.loginDuration.observe((performance.now() - started) / 1000);
+    };
+    if (ctx.shuttingDown) {
+      finish(String(CODE.SERVER_SHUTTING_DOWN));
+      return this.replyError(frame.id, CODE.SERVER_SHUTTING_DOWN, codeText(CODE.SERVER_SHUTTING_DOWN));
+    }
+    let auth;
+    try {
+      auth = await ctx.auth.verify({ sdkAppId: frame.sdkAppId, userID: frame.userID, userSig: frame.userSig, origin: this.origin, ip: this.ip }, true);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      finish(String(err.code));
+      ctx.log.info({ conn: this.id, sdkAppId: frame.sdkAppId, userID: frame.userID, code: err.code }, 'login refused');
+      return this.replyError(frame.id, err.code, err.message);
+    }
+    // The socket may have gone while we verified: registering would leak an instance.
+    if (this.closed) return finish('closed');
+    const { inst, kicked } = ctx.registry.login(auth.app, frame.userID, frame.platform, auth.expireAt, this);
+    this.instances.add(inst.instId);
+    const data: LoginResultData = { instId: inst.instId, token: inst.token, userID: inst.userID, serverTime: Date.now(), expireAt: inst.expireAt };
+    this.send({ type: 'result', id: frame.id, ok: true, data });
+    finish('ok');
+    ctx.log.info(
+      { conn: this.id, sdkAppId: inst.sdkAppId, userID: inst.userID, platform: inst.platform, instId: inst.instId, kicked },
+      'login',
+    );
+  }
+
+  private handleResume(id: number, instId: number, token: string): void {
+    const result = this.ctx.registry.resume(instId, token, this);
+    if (!result.ok) {
+      if (result.kickType) {
+        this.ctx.metrics.resumes.inc({ result: 'kicked' });
+        const code = KICK_REASON_CODE[result.kickType];
+        return this.replyError(id, code, `instance ${instId} was kicked (${result.kickType}) while disconnected`, { kickType: result.kickType });
+      }
+      this.ctx.metrics.resumes.inc({ result: 'failed' });
+      return this.replyError(id, CODE.RESUME_FAILED, `instance ${instId} cannot be resumed (resume window passed or unknown); log in again`);
+    }
+    this.instances.add(instId);
+    this.ctx.metrics.resumes.inc({ result: 'ok' });
+    this.ctx.log.debug({ conn: this.id, instId }, 'resume');
+    this.send({ type: 'result', id, ok: true, data: { instId, serverTime: Date.now() } });
+  }
+
+  private internalError(id: number, err: unknown): void {
+    this.ctx.log.error({ conn: this.id, err: err instanceof Error ? err.stack : String(err) }, 'internal error');
+    this.replyError(id, CODE.SERVER_INTERNAL, codeText(CODE.SERVER_INTERNAL));
+  }
+
+  private wsOnClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.ctx.connections.delete(this);
+    this.ctx.metrics.connections.set(this.ctx.connections.size);
+    this.ctx.registry.detachOwner(this, this.instances);
+    this.instances.clear();
+  }
+}

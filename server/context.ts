@@ -1,0 +1,21 @@
+/** What every part of one running server shares. */
+import type { Authenticator } from './auth.js';
+import type { AppConfig, ServerConfig } from './config.js';
+import type { Connection } from './connection.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { Registry } from './registry.js';
+
+export interface ServerContext {
+  readonly config: ServerConfig;
+  /** Apps by SDKAppID; entries are mutable (login settings change at run time). */
+  readonly apps: Map<number, AppConfig>;
+  readonly registry: Registry;
+  readonly auth: Authenticator;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** This node's id, in logs and metrics. */
+  readonly node: string;
+  readonly connections: Set<Connection>;
+  shuttingDown: boolean;
+}

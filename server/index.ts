@@ -1,0 +1,164 @@
+/**
+ * The chat server as a library: `createChatServer(config)` listens and returns a handle.
+ * The `tabchat-server` command (cli.ts) is a thin wrapper around it.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { CLOSE } from '../src/protocol/codes.js';
+import { Authenticator } from './auth.js';
+import type { ServerConfig } from './config.js';
+import { Connection } from './connection.js';
+import type { ServerContext } from './context.js';
+import { handleHttp } from './http.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { Registry } from './registry.js';
+
+export { validateConfig, loadConfigFile, ConfigError, type ServerConfig, type AppConfig } from './config.js';
+export { generateUserSig, verifyUserSig, decodeUserSig } from './usersig.js';
+
+export interface ChatServerOptions {
+  /** Use this logger instead of a pino logger on stdout. */
+  logger?: Logger;
+  /** Node id for logs and metrics; default random. */
+  node?: string;
+}
+
+export interface ChatServer {
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  readonly httpUrl: string;
+  readonly wsUrl: string;
+  readonly context: ServerContext;
+  /**
+   * Graceful stop: refuse new logins, tell every client to reconnect (close 4000), wait up
+   * to `shutdownGraceMs` for sockets to go, then close the rest and the listener.
+   */
+  close(): Promise<void>;
+}
+
+/** Best client IP: the socket's address (put a proxy's X-Forwarded-For handling in front if needed). */
+function clientIp(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+export async function createChatServer(config: ServerConfig, options: ChatServerOptions = {}): Promise<ChatServer> {
+  if (config.redis !== undefined) {
+    throw new Error('config.redis: the Redis cluster engine is not available in this version of tabchat; remove "redis" to run the embedded single-node engine');
+  }
+  const node = options.node ?? `n-${randomBytes(3).toString('hex')}`;
+  const log = options.logger ?? createLogger(config.logLevel, node);
+  const apps = new Map(config.apps.map((a) => [a.sdkAppId, { ...a, allowedOrigins: [...a.allowedOrigins] }]));
+  const connections = new Set<Connection>();
+  let metrics: Metrics;
+  const registry = new Registry(config.resumeWindowMs, {
+    onKick: (inst, type) => {
+      metrics.kicks.inc({ type });
+      log.info({ sdkAppId: inst.sdkAppId, userID: inst.userID, platform: inst.platform, instId: inst.instId, type }, 'kick');
+    },
+    onRelease: (inst, why) => log.debug({ instId: inst.instId, why }, 'instance released'),
+  });
+  metrics = new Metrics(node, () => registry.countByPlatform());
+  const ctx: ServerContext = {
+    config,
+    apps,
+    registry,
+    auth: new Authenticator(apps, registry, config.rateLimits),
+    metrics,
+    log,
+    node,
+    connections,
+    shuttingDown: false,
+  };
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes, perMessageDeflate: false, clientTracking: false });
+  const http: Server = createServer((req, res) => {
+    handleHttp(ctx, req, res, clientIp(req)).catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.stack : String(err) }, 'HTTP handler failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('internal error\n');
+    });
+  });
+  http.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse = (status: string) => {
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    };
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      return refuse('400 Bad Request');
+    }
+    if (pathname !== '/ws') return refuse('404 Not Found');
+    if (ctx.shuttingDown) return refuse('503 Service Unavailable');
+    if (connections.size >= config.maxConnections) {
+      log.warn({ max: config.maxConnections }, 'connection refused: maxConnections reached');
+      return refuse('503 Service Unavailable');
+    }
+    socket.on('error', () => socket.destroy());
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
+      const conn = new Connection(ws, clientIp(req), origin, ctx);
+      connections.add(conn);
+      metrics.connections.set(connections.size);
+    });
+  });
+
+  // Heartbeat sweep: terminate sockets that did not answer the previous ping.
+  const sweep = setInterval(() => {
+    for (const conn of connections) {
+      if (!conn.isAlive) {
+        log.debug({ conn: conn.id }, 'terminating dead connection');
+        conn.terminate();
+        continue;
+      }
+      conn.ping();
+    }
+  }, config.heartbeatMs);
+  sweep.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  const address = http.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const httpUrl = `http://${hostForUrl}:${port}`;
+  log.info({ port, host: config.host, apps: [...apps.keys()], devUserSig: config.devUserSig }, 'listening');
+  if (config.devUserSig) log.warn('devUserSig is on: GET /dev/usersig issues UserSigs to anyone. Demo use only.');
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      ctx.shuttingDown = true;
+      clearInterval(sweep);
+      log.info({ connections: connections.size }, 'shutting down');
+      const listenerClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+      for (const conn of connections) conn.close(CLOSE.SHUTDOWN, 'server shutting down');
+      const deadline = Date.now() + config.shutdownGraceMs;
+      while (connections.size > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      for (const conn of connections) conn.terminate();
+      http.closeAllConnections();
+      await listenerClosed;
+      registry.clear();
+      wss.close();
+      log.info('stopped');
+      log.flush?.();
+    })();
+    return closing;
+  };
+
+  return { port, httpUrl, wsUrl: `ws://${hostForUrl}:${port}/ws`, context: ctx, close };
+}

@@ -1,0 +1,54 @@
+/**
+ * Prometheus metrics, one registry per server (several servers can share a process in
+ * tests). Names are listed in docs/operations.md.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PLATFORMS, type Platform } from '../src/protocol/frames.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections: Gauge;
+  readonly instances: Gauge<'platform'>;
+  readonly logins: Counter<'result'>;
+  readonly kicks: Counter<'type'>;
+  readonly resumes: Counter<'result'>;
+  readonly loginDuration: Histogram;
+  readonly restRequests: Counter<'command' | 'code'>;
+  readonly restDuration: Histogram<'command'>;
+  readonly framesRejected: Counter<'reason'>;
+
+  constructor(node: string, countInstances: () => Map<Platform, number>) {
+    this.registry.setDefaultLabels({ node });
+    collectDefaultMetrics({ register: this.registry, prefix: 'tabchat_process_' });
+    const registers = [this.registry];
+    this.connections = new Gauge({ name: 'tabchat_connections', help: 'Open WebSocket connections', registers });
+    this.instances = new Gauge({
+      name: 'tabchat_instances',
+      help: 'Logged-in instances (including those of dropped connections inside the resume window)',
+      labelNames: ['platform'],
+      registers,
+      collect() {
+        const counts = countInstances();
+        for (const p of PLATFORMS) this.set({ platform: p }, counts.get(p) ?? 0);
+      },
+    });
+    this.logins = new Counter({ name: 'tabchat_logins_total', help: 'Login attempts by result (ok or error code)', labelNames: ['result'], registers });
+    this.kicks = new Counter({ name: 'tabchat_kicks_total', help: 'Instances kicked, by kick type', labelNames: ['type'], registers });
+    this.resumes = new Counter({ name: 'tabchat_resumes_total', help: 'Resume attempts by result (ok, kicked, failed)', labelNames: ['result'], registers });
+    this.loginDuration = new Histogram({
+      name: 'tabchat_login_duration_seconds',
+      help: 'Server time to answer a login frame',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.restRequests = new Counter({ name: 'tabchat_rest_requests_total', help: 'REST calls by command and ErrorCode', labelNames: ['command', 'code'], registers });
+    this.restDuration = new Histogram({
+      name: 'tabchat_rest_duration_seconds',
+      help: 'REST call duration',
+      labelNames: ['command'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.framesRejected = new Counter({ name: 'tabchat_frames_rejected_total', help: 'Client frames refused, by reason', labelNames: ['reason'], registers });
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Tencent-compatible REST API (REF §5): `POST /v4/<service>/<command>?sdkappid=&identifier=
+ * &usersig=&random=&contenttype=json`, authenticated with the App admin's UserSig. Always
+ * HTTP 200 with `ActionStatus`, `ErrorCode`, `ErrorInfo` in the body. See docs/rest.md.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CODE } from '../src/protocol/codes.js';
+import { isPlatform } from '../src/protocol/frames.js';
+import { AuthError } from './auth.js';
+import { LOGIN_POLICIES, type AppConfig, type LoginPolicy } from './config.js';
+import type { ServerContext } from './context.js';
+
+type Body = Record<string, unknown>;
+type Reply = Record<string, unknown>;
+
+class RestError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Most accounts one query_online_status call may name (as the reference). */
+const MAX_QUERY_ACCOUNTS = 500;
+
+type Handler = (ctx: ServerContext, app: AppConfig, body: Body) => Reply;
+
+const COMMANDS: Record<string, Handler> = {
+  'im_open_login_svc/kick': (ctx, app, body) => {
+    const userID = body.UserID;
+    if (typeof userID !== 'string' || userID.length === 0 || userID.length > 128) {
+      throw new RestError(CODE.REST_INVALID_PARAMS, 'UserID must be a string of 1..128 characters');
+    }
+    const kicked = ctx.registry.kickUser(app.sdkAppId, userID, 'REST_API_Kick');
+    ctx.log.info({ sdkAppId: app.sdkAppId, userID, kicked: kicked.length }, 'REST kick');
+    return {};
+  },
+
+  'openim/query_online_status': (ctx, app, body) => {
+    const accounts = body.To_Account;
+    if (!Array.isArray(accounts) || accounts.length === 0 || accounts.length > MAX_QUERY_ACCOUNTS) {
+      throw new RestError(CODE.REST_INVALID_PARAMS, `To_Account must be an array of 1..${MAX_QUERY_ACCOUNTS} userIDs`);
+    }
+    const needDetail = body.IsNeedDetail === 1 || body.IsNeedDetail === true;
+    const QueryResult: Reply[] = [];
+    const ErrorList: Reply[] = [];
+    for (const account of accounts) {
+      if (typeof account !== 'string' || account.length === 0 || account.length > 128) {
+        ErrorList.push({ To_Account: account, ErrorCode: CODE.REST_ACCOUNT_NOT_STRING });
+        continue;
+      }
+      const instances = ctx.registry.instancesOf(app.sdkAppId, account);
+      const entry: Reply = { To_Account: account, Status: instances.length > 0 ? 'Online' : 'Offline' };
+      if (needDetail) {
+        entry.Detail = instances.map((i) => ({
+          Platform: i.platform,
+          Status: 'Online',
+          InstId: i.instId,
+          LoginTime: Math.floor(i.loginAt / 1000),
+          Connected: i.owner !== null,
+        }));
+      }
+      QueryResult.push(entry);
+    }
+    return { QueryResult, ErrorList };
+  },
+
+  'tabchat_admin/get_login_settings': (_ctx, app) => loginSettings(app),
+
+  'tabchat_admin/set_login_settings': (ctx, app, body) => {
+    const max = body.MaxInstancesPerPlatform;
+    const policy = body.LoginPolicy;
+    if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > 1000)) {
+      throw new RestError(CODE.REST_INVALID_PARAMS, 'MaxInstancesPerPlatform must be an integer between 1 and 1000');
+    }
+    if (policy !== undefined && !(LOGIN_POLICIES as readonly unknown[]).includes(policy)) {
+      throw new RestError(CODE.REST_INVALID_PARAMS, `LoginPolicy must be one of ${LOGIN_POLICIES.join(', ')}`);
+    }
+    if (max !== undefined) app.maxInstancesPerPlatform = max as number;
+    if (policy !== undefined) app.loginPolicy = policy as LoginPolicy;
+    ctx.log.info({ sdkAppId: app.sdkAppId, maxInstancesPerPlatform: app.maxInstancesPerPlatform, loginPolicy: app.loginPolicy }, 'login settings changed');
+    return loginSettings(app);
+  },
+
+  'tabchat_admin/get_stats': (ctx, app) => {
+    const Instances: Record<string, number> = {};
+    let total = 0;
+    for (const [platform, n] of ctx.registry.countByPlatform()) {
+      if (isPlatform(platform)) Instances[platform] = n;
+      total += n;
+    }
+    return { Node: ctx.node, Connections: ctx.connections.size, InstancesTotal: total, Instances, ...loginSettings(app) };
+  },
+};
+
+function loginSettings(app: AppConfig): Reply {
+  return { MaxInstancesPerPlatform: app.maxInstancesPerPlatform, LoginPolicy: app.loginPolicy };
+}
+
+function send(res: ServerResponse, code: number, info: string, extra: Reply = {}): void {
+  const body = JSON.stringify({ ActionStatus: code === 0 ? 'OK' : 'FAIL', ErrorCode: code, ErrorInfo: info, ...extra });
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new RestError(CODE.REST_HTTP_PARSE, `body larger than ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => reject(new RestError(CODE.REST_HTTP_PARSE, 'request body could not be read')));
+  });
+}
+
+/** Whether `pathname` is a REST path this module answers. */
+export function isRestPath(pathname: string): boolean {
+  return pathname.startsWith('/v4/');
+}
+
+export async function handleRest(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, url: URL, ip: string): Promise<void> {
+  const command = url.pathname.slice('/v4/'.length);
+  const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  const label = handler ? command : 'unknown';
+  const started = performance.now();
+  let code = 0;
+  try {
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      throw new RestError(CODE.REST_HTTP_PARSE, `use POST (got ${req.method})`);
+    }
+    if (!handler) throw new RestError(CODE.REST_BAD_URL, `unknown REST command ${command.slice(0, 64)}`);
+    const q = url.searchParams;
+    const appParam = q.get('sdkappid');
+    if (!appParam) throw new RestError(CODE.REST_SDKAPPID_MISSING, 'sdkappid is missing from the query');
+    if (!/^\d{1,10}$/.test(appParam)) throw new RestError(CODE.REST_SDKAPPID_INVALID, 'sdkappid must be a number');
+    const identifier = q.get('identifier');
+    if (!identifier) throw new RestError(CODE.REST_BAD_IDENTIFIER, 'identifier is missing from the query');
+    const usersig = q.get('usersig');
+    if (!usersig) throw new RestError(CODE.REST_BAD_USERSIG, 'usersig is missing from the query');
+    const app = ctx.auth.app(Number(appParam));
+    await ctx.auth.checkLimit(ip);
+    if (identifier !== app.adminIdentifier) {
+      await ctx.auth.recordFailure(ip);
+      throw new RestError(CODE.REST_NEEDS_ADMIN, 'identifier must be the App admin account');
+    }
+    await ctx.auth.verify({ sdkAppId: app.sdkAppId, userID: identifier, userSig: usersig, ip }, false);
+    const text = await readBody(req, ctx.config.maxBodyBytes);
+    let body: unknown;
+    try {
+      body = JSON.parse(text.length === 0 ? '{}' : text);
+    } catch {
+      throw new RestError(CODE.REST_JSON_PARSE, 'body is not valid JSON');
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RestError(CODE.REST_JSON_PARSE, 'body must be a JSON object');
+    const reply = handler(ctx, app, body as Body);
+    send(res, 0, '', reply);
+  } catch (err) {
+    if (err instanceof RestError || err instanceof AuthError) {
+      code = err.code;
+      send(res, err.code, err.message);
+    } else {
+      code = CODE.SERVER_INTERNAL;
+      ctx.log.error({ command: label, err: err instanceof Error ? err.stack : String(err) }, 'REST internal error');
+      send(res, CODE.SERVER_INTERNAL, 'internal server error');
+    }
+  } finally {
+    ctx.metrics.restRequests.inc({ command: label, code: String(code) });
+    ctx.metrics.restDuration.observe({ command: label }, (performance.now() - started) / 1000);
+  }
+}

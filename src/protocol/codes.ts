@@ -1,0 +1,174 @@
+/**
+ * Every numeric code tabchat produces, in one table.
+ *
+ * Codes that exist in the reference SDK keep their number and meaning (see
+ * docs/errors.md, which has one heading per code). Codes that only tabchat needs live in
+ * the 9000–9099 block so they can never collide with a reference code.
+ */
+export const CODE = {
+  OK: 0,
+
+  // ---- client-side (reference Web SDK numbers) ----
+  /** No SDKAppID given to create()/login. */
+  NO_SDKAPPID: 2000,
+  /** Not logged in: logout()/destroy() while logged out; the initial not-ready reason. */
+  USER_NOT_LOGGED_IN: 2024,
+  /** Another login of this instance is still in flight. */
+  REPEAT_LOGIN: 2025,
+  /** Default failure of sendMessage. */
+  MSG_SEND_FAIL: 2100,
+  /** sendMessage() needs a message made by create*Message(). */
+  MSG_INSTANCE_REQUIRED: 2105,
+  /** conversationType must be 'C2C'. */
+  MSG_INVALID_CONV_TYPE: 2106,
+  /** The connection to the chat server failed or dropped while a request was pending. */
+  NETWORK_ERROR: 2800,
+  /** A request got no answer in time, or the page origin is not allowed by the app (trusted-domain rule). */
+  NETWORK_TIMEOUT: 2801,
+  /** An internal error that should not happen; please report it. */
+  UNCAUGHT_ERROR: 2903,
+  /** SDK not ready (text appended to gated-call messages; the code returned is the reason). */
+  SDK_IS_NOT_READY: 2999,
+
+  // ---- not-ready reasons (reference) ----
+  LOGGING_IN: 3000,
+  LOGIN_FAILED: 3001,
+  KICKED_OUT_MULT_DEVICE: 3002,
+  KICKED_OUT_MULT_ACCOUNT: 3003,
+  KICKED_OUT_USERSIG_EXPIRED: 3004,
+  LOGGED_OUT: 3005,
+  KICKED_OUT_REST_API: 3006,
+
+  // ---- REST / service (reference) ----
+  REST_HTTP_PARSE: 60002,
+  REST_JSON_PARSE: 60003,
+  REST_BAD_IDENTIFIER: 60004,
+  REST_BAD_USERSIG: 60005,
+  REST_SDKAPPID_INVALID: 60006,
+  REST_RATE_LIMITED: 60007,
+  REST_BAD_URL: 60009,
+  REST_NEEDS_ADMIN: 60010,
+  REST_SDKAPPID_MISSING: 60012,
+  REST_ACCOUNT_NOT_STRING: 60015,
+  /** The app is disabled (`enabled: false`): expired or unpaid service. */
+  SERVICE_DISABLED: 60020,
+
+  // ---- UserSig / account (reference) ----
+  USERSIG_EXPIRED: 70001,
+  USERSIG_EMPTY: 70002,
+  USERSIG_UNPARSABLE: 70003,
+  USERSIG_BAD_SIGNATURE: 70009,
+  USERSIG_USERID_MISMATCH: 70013,
+  USERSIG_SDKAPPID_MISMATCH: 70014,
+  SDKAPPID_NOT_FOUND: 70020,
+  LOGIN_RATE_LIMITED: 70050,
+  USERSIG_REVOKED: 70052,
+  REST_INVALID_PARAMS: 70402,
+
+  // ---- tabchat-only (9000–9099) ----
+  /** A frame was not valid JSON, had an unknown type or invalid fields. */
+  BAD_FRAME: 9001,
+  /** The peer speaks another protocol version. Terminal: reload the page / upgrade the client. */
+  PROTOCOL_VERSION_MISMATCH: 9002,
+  /** A frame other than `hello` arrived before `hello`. */
+  HELLO_REQUIRED: 9003,
+  /** The request names an instance this connection does not hold. */
+  UNKNOWN_INSTANCE: 9004,
+  /** Resume refused: the resume window passed, or the token is wrong. The client logs in again. */
+  RESUME_FAILED: 9005,
+  /** Too many frames on one connection in a short time. */
+  FRAME_RATE_LIMITED: 9006,
+  /** The server is shutting down; reconnect (to another node). */
+  SERVER_SHUTTING_DOWN: 9007,
+  /** The SharedWorker (or leader tab) hosting the session went away. */
+  WORKER_GONE: 9008,
+  /** A parameter is out of range (userID too long, bad platform, …). */
+  INVALID_PARAMETER: 9010,
+  /** The SDK instance was destroyed. */
+  DESTROYED: 9011,
+  /** Tab and worker run different tabchat builds. */
+  WORKER_VERSION_MISMATCH: 9012,
+  /** The workerUrl option is not same-origin with the page. */
+  WORKER_CROSS_ORIGIN: 9013,
+  /** A server-side internal failure; the request may be retried. */
+  SERVER_INTERNAL: 9099,
+} as const;
+
+export type Code = (typeof CODE)[keyof typeof CODE];
+
+/** Default English texts. The reference SDK downloads its texts at run time; we ship ours. */
+export const CODE_TEXT: Readonly<Record<number, string>> = {
+  [CODE.NO_SDKAPPID]: 'SDKAppID is required',
+  [CODE.USER_NOT_LOGGED_IN]: 'user has not logged in',
+  [CODE.REPEAT_LOGIN]: 'a login is already in progress',
+  [CODE.MSG_SEND_FAIL]: 'failed to send the message',
+  [CODE.MSG_INSTANCE_REQUIRED]: 'sendMessage needs a message created by create*Message()',
+  [CODE.MSG_INVALID_CONV_TYPE]: "conversationType must be 'C2C'",
+  [CODE.NETWORK_ERROR]: 'network error: the connection to the chat server failed',
+  [CODE.NETWORK_TIMEOUT]: 'request timed out',
+  [CODE.UNCAUGHT_ERROR]: 'internal error',
+  [CODE.SDK_IS_NOT_READY]: 'SDK not ready',
+  [CODE.LOGGING_IN]: 'login in progress',
+  [CODE.LOGIN_FAILED]: 'login failed',
+  [CODE.KICKED_OUT_MULT_DEVICE]: 'kicked out by a login on another device (login policy)',
+  [CODE.KICKED_OUT_MULT_ACCOUNT]: 'kicked out by another login instance (instance limit)',
+  [CODE.KICKED_OUT_USERSIG_EXPIRED]: 'kicked out: UserSig expired',
+  [CODE.LOGGED_OUT]: 'logged out',
+  [CODE.KICKED_OUT_REST_API]: 'kicked out by the REST API',
+  [CODE.SERVICE_DISABLED]: 'the app is disabled (service expired or not purchased)',
+  [CODE.USERSIG_EXPIRED]: 'UserSig expired; generate a new one',
+  [CODE.USERSIG_EMPTY]: 'UserSig is empty',
+  [CODE.USERSIG_UNPARSABLE]: 'UserSig could not be parsed (truncated or not a TLSSigAPIv2 UserSig)',
+  [CODE.USERSIG_BAD_SIGNATURE]: 'UserSig verification failed (signed with another key?)',
+  [CODE.USERSIG_USERID_MISMATCH]: 'userID does not match the identifier inside the UserSig',
+  [CODE.USERSIG_SDKAPPID_MISMATCH]: 'SDKAppID does not match the sdkappid inside the UserSig',
+  [CODE.SDKAPPID_NOT_FOUND]: 'SDKAppID not found on this server',
+  [CODE.LOGIN_RATE_LIMITED]: 'too many failed logins; retry after a minute',
+  [CODE.USERSIG_REVOKED]: 'UserSig was issued before a REST kick of this user; generate a new one',
+  [CODE.BAD_FRAME]: 'malformed frame',
+  [CODE.PROTOCOL_VERSION_MISMATCH]: 'protocol version mismatch',
+  [CODE.HELLO_REQUIRED]: 'send hello first',
+  [CODE.UNKNOWN_INSTANCE]: 'unknown instance on this connection',
+  [CODE.RESUME_FAILED]: 'session could not be resumed',
+  [CODE.FRAME_RATE_LIMITED]: 'too many frames; slow down',
+  [CODE.SERVER_SHUTTING_DOWN]: 'server is shutting down',
+  [CODE.WORKER_GONE]: 'the tabchat worker went away',
+  [CODE.INVALID_PARAMETER]: 'invalid parameter',
+  [CODE.DESTROYED]: 'the SDK instance was destroyed',
+  [CODE.WORKER_VERSION_MISMATCH]: 'tabchat.js and tabchat-worker.js come from different builds',
+  [CODE.WORKER_CROSS_ORIGIN]: 'workerUrl must be same-origin with the page',
+  [CODE.SERVER_INTERNAL]: 'internal server error',
+};
+
+/** Text for a code, or a generic fallback. */
+export function codeText(code: number): string {
+  return CODE_TEXT[code] ?? `error ${code}`;
+}
+
+/**
+ * WebSocket close codes the server uses. 4000–4499: reconnect with backoff.
+ * 4500–4999: terminal, do not reconnect.
+ */
+export const CLOSE = {
+  /** ws: binary frames are not part of the protocol. */
+  UNSUPPORTED_DATA: 1003,
+  /** ws: frame larger than maxPayload. */
+  MESSAGE_TOO_BIG: 1009,
+  /** Server restarting / shutting down: reconnect and resume. */
+  SHUTDOWN: 4000,
+  /** No heartbeat answered in time (client-side close of a dead socket). */
+  HEARTBEAT_TIMEOUT: 4001,
+  /** No hello in time after connecting. */
+  HELLO_TIMEOUT: 4002,
+  /** Too many frames in a short time. */
+  FRAME_RATE: 4003,
+  /** Protocol version mismatch: terminal. */
+  PROTOCOL_VERSION: 4500,
+  /** Too many malformed frames: terminal. */
+  PROTOCOL_VIOLATION: 4501,
+} as const;
+
+/** Whether a close code means "do not reconnect". */
+export function isTerminalClose(code: number): boolean {
+  return code >= 4500 && code <= 4999;
+}

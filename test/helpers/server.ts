@@ -1,0 +1,109 @@
+/**
+ * Start a real chat server on an ephemeral port for a test, with helpers to sign UserSigs
+ * and call the REST API. No mocks: this is the production server object.
+ */
+import { randomBytes } from 'node:crypto';
+import { createChatServer, validateConfig, type ChatServer } from '../../server/index.js';
+import type { LoginPolicy } from '../../server/config.js';
+import { createLogger } from '../../server/log.js';
+import { generateUserSig } from '../../server/usersig.js';
+
+export interface TestAppOptions {
+  sdkAppId?: number;
+  maxInstancesPerPlatform?: number;
+  loginPolicy?: LoginPolicy;
+  enabled?: boolean;
+  allowedOrigins?: string[];
+}
+
+export interface TestServerOptions {
+  resumeWindowMs?: number;
+  heartbeatMs?: number;
+  helloTimeoutMs?: number;
+  maxPayloadBytes?: number;
+  devUserSig?: boolean;
+  rateLimits?: Partial<{ loginFailuresPerIp: number; loginFailuresPerUser: number; windowSeconds: number; framesPerSecond: number }>;
+  /** Extra apps, e.g. to test cross-app signatures. */
+  extraApps?: Array<{ sdkAppId: number; secretKey: string; enabled?: boolean }>;
+  /** pino level for the server log; default "silent" (set TABCHAT_TEST_LOG=debug to see). */
+  logLevel?: string;
+}
+
+export interface TestServer {
+  server: ChatServer;
+  wsUrl: string;
+  httpUrl: string;
+  sdkAppId: number;
+  secretKey: string;
+  adminIdentifier: string;
+  /** A UserSig for `userID` in the test app. */
+  sig(userID: string, opts?: { expire?: number; time?: number; sdkAppId?: number; key?: string }): string;
+  /** POST a REST command (e.g. "im_open_login_svc/kick") as the admin; returns the parsed body. */
+  rest(command: string, body: unknown, query?: Record<string, string>): Promise<any>;
+  setLoginSettings(settings: { MaxInstancesPerPlatform?: number; LoginPolicy?: LoginPolicy }): Promise<any>;
+  /** Drop every WebSocket server-side without a close frame (like a network cut). */
+  dropConnections(): void;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(app: TestAppOptions = {}, opts: TestServerOptions = {}): Promise<TestServer> {
+  const sdkAppId = app.sdkAppId ?? 1400000001;
+  const secretKey = randomBytes(32).toString('hex');
+  const adminIdentifier = 'administrator';
+  const config = validateConfig({
+    apps: [
+      {
+        sdkAppId,
+        secretKey,
+        adminIdentifier,
+        maxInstancesPerPlatform: app.maxInstancesPerPlatform ?? 1,
+        loginPolicy: app.loginPolicy ?? 'multi',
+        allowedOrigins: app.allowedOrigins ?? ['*'],
+        enabled: app.enabled ?? true,
+      },
+      ...(opts.extraApps ?? []),
+    ],
+    devUserSig: opts.devUserSig ?? false,
+    store: 'memory',
+    port: 0,
+    host: '127.0.0.1',
+    resumeWindowMs: opts.resumeWindowMs ?? 10_000,
+    heartbeatMs: opts.heartbeatMs ?? 25_000,
+    helloTimeoutMs: opts.helloTimeoutMs ?? 10_000,
+    maxPayloadBytes: opts.maxPayloadBytes ?? 65_536,
+    shutdownGraceMs: 1_000,
+    rateLimits: opts.rateLimits ?? {},
+  });
+  const logLevel = opts.logLevel ?? process.env.TABCHAT_TEST_LOG ?? 'silent';
+  const server = await createChatServer(config, { logger: createLogger(logLevel, 'test', process.stderr), node: 'test' });
+  const sig: TestServer['sig'] = (userID, o = {}) =>
+    generateUserSig({ sdkAppId: o.sdkAppId ?? sdkAppId, key: o.key ?? secretKey, identifier: userID, expire: o.expire ?? 86_400, ...(o.time !== undefined ? { time: o.time } : {}) });
+  const rest: TestServer['rest'] = async (command, body, query = {}) => {
+    const q = new URLSearchParams({
+      sdkappid: String(sdkAppId),
+      identifier: adminIdentifier,
+      usersig: sig(adminIdentifier),
+      random: String(Math.floor(Math.random() * 4294967295)),
+      contenttype: 'json',
+      ...query,
+    });
+    const res = await fetch(`${server.httpUrl}/v4/${command}?${q}`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+    if (res.status !== 200) throw new Error(`REST ${command} answered HTTP ${res.status}`);
+    return res.json();
+  };
+  return {
+    server,
+    wsUrl: server.wsUrl,
+    httpUrl: server.httpUrl,
+    sdkAppId,
+    secretKey,
+    adminIdentifier,
+    sig,
+    rest,
+    setLoginSettings: (settings) => rest('tabchat_admin/set_login_settings', settings),
+    dropConnections: () => {
+      for (const conn of server.context.connections) conn.terminate();
+    },
+    close: () => server.close(),
+  };
+}
