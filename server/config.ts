@@ -57,6 +57,8 @@ export interface ServerConfig {
   maxConnections: number;
   /** Time a client has to send `hello`. Default 10 000 ms. */
   helloTimeoutMs: number;
+  /** A connection without any instance for this long is closed (4004). Default 60 000 ms. */
+  idleTimeoutMs: number;
   /** How long SIGTERM waits for clients to go before closing the rest. Default 5 000 ms. */
   shutdownGraceMs: number;
   /** pino level: trace, debug, info, warn, error, fatal, silent. Default "info". */
@@ -164,6 +166,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
     maxBodyBytes: int(raw.maxBodyBytes, 'maxBodyBytes', 64 * 1024, 1024, 16 * 1024 * 1024),
     maxConnections: int(raw.maxConnections, 'maxConnections', 18_000, 1, 1_000_000),
     helloTimeoutMs: int(raw.helloTimeoutMs, 'helloTimeoutMs', 10_000, 100, 600_000),
+    idleTimeoutMs: int(raw.idleTimeoutMs, 'idleTimeoutMs', 60_000, 100, 86_400_000),
     shutdownGraceMs: int(raw.shutdownGraceMs, 'shutdownGraceMs', 5_000, 0, 600_000),
     logLevel: str(raw.logLevel, 'logLevel', 'info'),
     rateLimits: {

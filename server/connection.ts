@@ -40,7 +40,8 @@ export class Connection implements InstanceOwner {
   private greeted = false;
   private closed = false;
   private badFrames = 0;
-  private helloTimer: NodeJS.Timeout | null;
+  /** Before hello: the hello timeout (4002). After: armed while no instance is carried (4004). */
+  private idleTimer: NodeJS.Timeout | null;
   /** Token bucket for the per-connection frame rate limit. */
   private tokens: number;
   private lastRefill = Date.now();
@@ -52,7 +53,7 @@ export class Connection implements InstanceOwner {
     private readonly ctx: ServerContext,
   ) {
     this.tokens = ctx.config.rateLimits.framesPerSecond * 2;
-    this.helloTimer = setTimeout(() => this.close(CLOSE.HELLO_TIMEOUT, 'hello timeout'), ctx.config.helloTimeoutMs);
+    this.idleTimer = setTimeout(() => this.close(CLOSE.HELLO_TIMEOUT, 'hello timeout'), ctx.config.helloTimeoutMs);
     ws.on('message', (data, isBinary) => this.wsOnMessage(data, isBinary));
     ws.on('pong', () => (this.isAlive = true));
     ws.on('close', () => this.wsOnClose());
@@ -61,13 +62,30 @@ export class Connection implements InstanceOwner {
 
   /** InstanceOwner: the registry removed one of our instances. */
   deliverKick(instId: number, type: KickType): void {
-    this.instances.delete(instId);
+    this.dropInstance(instId);
     this.send({ type: 'kick', instId, reason: type });
   }
 
   /** InstanceOwner: another connection resumed one of our instances. */
   forget(instId: number): void {
+    this.dropInstance(instId);
+  }
+
+  private addInstance(instId: number): void {
+    this.instances.add(instId);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  private dropInstance(instId: number): void {
     this.instances.delete(instId);
+    this.armIdleIfEmpty();
+  }
+
+  private armIdleIfEmpty(): void {
+    if (this.instances.size === 0 && this.greeted && !this.closed && !this.idleTimer) {
+      this.idleTimer = setTimeout(() => this.close(CLOSE.IDLE, 'no instance on this connection'), this.ctx.config.idleTimeoutMs);
+    }
   }
 
   close(code: number, reason: string): void {
@@ -148,10 +166,9 @@ export class Connection implements InstanceOwner {
         return;
       case 'logout':
         if (!this.instances.has(frame.instId) || !this.ctx.registry.logout(frame.instId, this)) {
-          this.instances.delete(frame.instId);
           return this.replyError(frame.id, CODE.UNKNOWN_INSTANCE, `instance ${frame.instId} is not held by this connection`);
         }
-        this.instances.delete(frame.instId);
+        this.dropInstance(frame.instId);
         this.ctx.log.info({ conn: this.id, instId: frame.instId }, 'logout');
         return this.send({ type: 'result', id: frame.id, ok: true, data: {} });
       case 'resume':
@@ -170,9 +187,10 @@ export class Connection implements InstanceOwner {
       this.close(CLOSE.PROTOCOL_VERSION, 'protocol version mismatch');
       return;
     }
-    if (this.helloTimer) clearTimeout(this.helloTimer);
-    this.helloTimer = null;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     this.greeted = true;
+    this.armIdleIfEmpty();
     this.ctx.log.debug({ conn: this.id, client }, 'hello');
     this.send({
       type: 'welcome',
@@ -207,7 +225,7 @@ export class Connection implements InstanceOwner {
     // The socket may have gone while we verified: registering would leak an instance.
     if (this.closed) return finish('closed');
     const { inst, kicked } = ctx.registry.login(auth.app, frame.userID, frame.platform, auth.expireAt, this);
-    this.instances.add(inst.instId);
+    this.addInstance(inst.instId);
     const data: LoginResultData = { instId: inst.instId, token: inst.token, userID: inst.userID, serverTime: Date.now(), expireAt: inst.expireAt };
     this.send({ type: 'result', id: frame.id, ok: true, data });
     finish('ok');
@@ -228,7 +246,7 @@ export class Connection implements InstanceOwner {
       this.ctx.metrics.resumes.inc({ result: 'failed' });
       return this.replyError(id, CODE.RESUME_FAILED, `instance ${instId} cannot be resumed (resume window passed or unknown); log in again`);
     }
-    this.instances.add(instId);
+    this.addInstance(instId);
     this.ctx.metrics.resumes.inc({ result: 'ok' });
     this.ctx.log.debug({ conn: this.id, instId }, 'resume');
     this.send({ type: 'result', id, ok: true, data: { instId, serverTime: Date.now() } });
@@ -242,7 +260,7 @@ export class Connection implements InstanceOwner {
   private wsOnClose(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.helloTimer) clearTimeout(this.helloTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.ctx.connections.delete(this);
     this.ctx.metrics.connections.set(this.ctx.connections.size);
     this.ctx.registry.detachOwner(this, this.instances);

@@ -162,6 +162,8 @@ export const CLOSE = {
   HELLO_TIMEOUT: 4002,
   /** Too many frames in a short time. */
   FRAME_RATE: 4003,
+  /** The connection carried no instance for `idleTimeoutMs`. */
+  IDLE: 4004,
   /** Protocol version mismatch: terminal. */
   PROTOCOL_VERSION: 4500,
   /** Too many malformed frames: terminal. */
