@@ -5,6 +5,7 @@
 import type { WebSocket } from 'ws';
 import { CLOSE, CODE, codeText } from '../src/protocol/codes.js';
 import {
+  KICK_REASON_CODE,
   PROTOCOL_VERSION,
   encodeFrame,
   parseClientFrame,
@@ -20,14 +21,6 @@ import type { InstanceOwner } from './registry.js';
 
 /** Malformed frames tolerated on one connection before it is closed with 4501. */
 const MAX_BAD_FRAMES = 20;
-
-/** Reason code a resume reports for an instance kicked while detached. */
-const KICK_REASON_CODE: Record<KickType, number> = {
-  multipleAccount: CODE.KICKED_OUT_MULT_ACCOUNT,
-  multipleDevice: CODE.KICKED_OUT_MULT_DEVICE,
-  userSigExpired: CODE.KICKED_OUT_USERSIG_EXPIRED,
-  REST_API_Kick: CODE.KICKED_OUT_REST_API,
-};
 
 let nextConnectionId = 1;
 
@@ -249,7 +242,7 @@ export class Connection implements InstanceOwner {
     this.addInstance(instId);
     this.ctx.metrics.resumes.inc({ result: 'ok' });
     this.ctx.log.debug({ conn: this.id, instId }, 'resume');
-    this.send({ type: 'result', id, ok: true, data: { instId, serverTime: Date.now() } });
+    this.send({ type: 'result', id, ok: true, data: { instId, serverTime: Date.now(), expireAt: result.inst.expireAt } });
   }
 
   private internalError(id: number, err: unknown): void {

@@ -82,13 +82,15 @@ export interface LoginResult {
   userID: string;
   /** Server clock at the reply, ms since epoch. */
   serverTime: number;
-  /** UserSig expiry, ms since epoch. */
+  /** UserSig expiry, ms since epoch; 0 when unknown (an instance taken over by `resume`). */
   expireAt: number;
 }
 
 export interface SessionHandle {
   /** Current server instance id; changes if the instance had to log in again. */
   readonly instId: number;
+  /** Current resume token (secret); changes with `instId`. Lets another engine take the instance over. */
+  readonly token: string;
   readonly userID: string;
   readonly sdkAppId: number;
   readonly platform: Platform;
@@ -118,6 +120,18 @@ export interface SessionEngineOptions {
 export interface SessionEngineApi {
   /** Opens the socket if needed, logs the instance in. Rejects with an ErrorData-shaped ChatError. */
   login(params: LoginParams, events: InstanceEvents): Promise<{ handle: SessionHandle; result: LoginResult }>;
+  /**
+   * Take over an instance another engine held (e.g. a previous SharedWorker): a silent
+   * `resume` with its instId and token, or, when the server answers 9005 (resume window
+   * passed), a new login with `params.userSig`. Rejects like `login`; a kick found on resume
+   * rejects with the kick's reason code (3002/3003/3004/3006) and `data.kickType`, and so
+   * does a fallback login refused with 70001 (`userSigExpired`) or 70052 (`REST_API_Kick`).
+   */
+  resume(
+    params: LoginParams,
+    saved: { instId: number; token: string },
+    events: InstanceEvents,
+  ): Promise<{ handle: SessionHandle; result: LoginResult }>;
   /** Logs the instance out; releases it locally even when the server cannot be reached. */
   logout(handle: SessionHandle): Promise<void>;
   /** Server clock in ms, from the offset measured on the last reply. */

@@ -20,6 +20,14 @@ export type Platform = (typeof PLATFORMS)[number];
 export const KICK_TYPES = ['multipleAccount', 'multipleDevice', 'userSigExpired', 'REST_API_Kick'] as const;
 export type KickType = (typeof KICK_TYPES)[number];
 
+/** Not-ready reason code of each kick type (REF §1.7); also the code of a resume refused by a kick. */
+export const KICK_REASON_CODE: Readonly<Record<KickType, number>> = Object.freeze({
+  multipleAccount: CODE.KICKED_OUT_MULT_ACCOUNT,
+  multipleDevice: CODE.KICKED_OUT_MULT_DEVICE,
+  userSigExpired: CODE.KICKED_OUT_USERSIG_EXPIRED,
+  REST_API_Kick: CODE.KICKED_OUT_REST_API,
+});
+
 /** Input limits enforced by {@link parseClientFrame}. */
 export const LIMITS = {
   maxUserIdLength: 128,
@@ -92,6 +100,8 @@ export interface LoginResultData {
 export interface ResumeResultData {
   instId: number;
   serverTime: number;
+  /** UserSig expiry of the resumed instance (ms since epoch). */
+  expireAt: number;
 }
 export interface TimeResultData {
   serverTime: number;

@@ -1,0 +1,331 @@
+/**
+ * The chat API object applications use (REF §1.2–1.10, api.md §2). Generic over its
+ * {@link ChatBackend}: a direct session engine in Node, the SharedWorker or a leader tab in
+ * browsers. It owns this instance's API state: logged in or not, ready or not, and why not.
+ *
+ * Every public method runs (1) the not-ready gate unless whitelisted (REF §1.7), (2) a
+ * parameter check that throws `Error('Params validate failed.')` synchronously, (3) the
+ * method itself.
+ */
+import type { KickType } from '../protocol/frames.js';
+import { CODE, codeText } from '../protocol/codes.js';
+import { ChatError, KICK_REASON_CODE, asChatError } from '../core/errors.js';
+import { isLogLevel, type LeveledLogger } from '../core/log.js';
+import type { ErrorData, LoginResult, NetState } from '../core/types.js';
+import type { BackendEvents, ChatBackend } from './backend.js';
+import { EVENT } from './constants.js';
+import { Emitter, type ChatEventHandler } from './emitter.js';
+
+/** Every successful call resolves `{code: 0, data}`. */
+export interface ChatResponse<D> {
+  code: 0;
+  data: D;
+}
+
+/** `login()` options. */
+export interface LoginOptions {
+  userID: string;
+  userSig: string;
+}
+
+/** `data` of a resolved `login()`. */
+export interface LoginResponseData {
+  actionStatus: 'OK';
+  errorCode: 0;
+  /** `''` on a real login; an explanation when `repeatLogin` is true. */
+  errorInfo: string;
+  /** Server instance id of this login (absent on a repeated login). */
+  instanceID?: number;
+  /** True when this instance was already logged in: nothing was sent and no SDK_READY follows. */
+  repeatLogin?: true;
+}
+
+/** Payloads (`event.data`) of the events this build emits. */
+export interface ChatEventMap {
+  sdkStateReady: undefined;
+  sdkStateNotReady: undefined;
+  kickedOut: { type: KickType };
+  netStateChange: { state: NetState };
+  error: { code: number; message: string };
+}
+
+/** Payload type of event `K`. */
+export type EventData<K extends string> = K extends keyof ChatEventMap ? ChatEventMap[K] : unknown;
+
+/** Options of {@link Chat}. */
+export interface ChatOptions {
+  /** Logger whose level `setLogLevel()` changes. */
+  logger: LeveledLogger;
+  /** Called once when `destroy()` has released everything (e.g. to drop a `create()` cache entry). */
+  onDestroy?: () => void;
+}
+
+/**
+ * API state of one chat instance; written only by {@link Chat.transition}.
+ * `reason` is the not-ready reason a gated call is refused with.
+ */
+type ApiState =
+  | { name: 'loggedOut'; reason: number }
+  | { name: 'loggingIn'; reason: typeof CODE.LOGGING_IN }
+  /** Login resolved; SDK_READY fires on the timer. */
+  | { name: 'loggedIn'; reason: typeof CODE.LOGGING_IN; userID: string; readyTimer: ReturnType<typeof setTimeout> }
+  | { name: 'ready'; userID: string }
+  | { name: 'loggingOut'; reason: typeof CODE.LOGGED_OUT; userID: string; done: Promise<void> }
+  | { name: 'destroyed'; reason: number };
+
+/** The error every bad argument throws, synchronously (REF §1.1). */
+function paramsError(): Error {
+  return new Error('Params validate failed.');
+}
+
+function isNonEmptyString(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0;
+}
+
+function validateHandlerArgs(eventName: unknown, handler: unknown): void {
+  if (!isNonEmptyString(eventName) || typeof handler !== 'function') throw paramsError();
+}
+
+/** One chat instance. Create it with `TabChat.create()`, not with `new`. */
+export class Chat {
+  private state: ApiState = { name: 'loggedOut', reason: CODE.USER_NOT_LOGGED_IN };
+  /** Last network state announced with NET_STATE_CHANGE. */
+  private netState: NetState = 'disconnected';
+  private readonly backend: ChatBackend;
+  private readonly emitter: Emitter;
+  private readonly log: LeveledLogger;
+  private readonly onDestroy: (() => void) | undefined;
+
+  /**
+   * @param backend - carries the session; this object calls `setEvents` on it
+   * @param options - logger and destroy hook
+   */
+  constructor(backend: ChatBackend, options: ChatOptions) {
+    this.backend = backend;
+    this.log = options.logger;
+    this.onDestroy = options.onDestroy;
+    this.emitter = new Emitter(this.log);
+    const events: BackendEvents = {
+      kicked: (type) => this.backendOnKicked(type),
+      lost: (error) => this.backendOnLost(error),
+      netState: (state) => this.backendOnNetState(state),
+    };
+    backend.setEvents(events);
+  }
+
+  /**
+   * Log in. Resolves `{code: 0, data: {actionStatus: 'OK', errorCode: 0, errorInfo: '', instanceID}}`
+   * before SDK_READY, which fires on a later macrotask (so `isReady()` is still false inside
+   * `.then`). Already logged in: resolves with `data.repeatLogin === true`, no SDK_READY.
+   * A login in flight: rejects 2025. Refused by the server: rejects with the server's code
+   * (70001, 70009, 60020 …) and the not-ready reason becomes 3001. Settles within the
+   * engine's request timeout (10 s by default).
+   * @throws Error('Params validate failed.') when userID or userSig is not a non-empty string
+   */
+  login(options: LoginOptions): Promise<ChatResponse<LoginResponseData>> {
+    if (typeof options !== 'object' || options === null) throw paramsError();
+    const { userID, userSig } = options;
+    if (!isNonEmptyString(userID) || !isNonEmptyString(userSig)) throw paramsError();
+    const state = this.state;
+    switch (state.name) {
+      case 'destroyed':
+        return Promise.reject(new ChatError(CODE.DESTROYED));
+      case 'loggingIn':
+        return Promise.reject(new ChatError(CODE.REPEAT_LOGIN));
+      case 'loggingOut':
+        return state.done.then(() => this.login({ userID, userSig }));
+      case 'loggedIn':
+      case 'ready': {
+        const errorInfo = `${state.userID} is already logged in on this instance; the repeated login was ignored`;
+        this.log.warn(errorInfo);
+        return Promise.resolve({ code: 0, data: { actionStatus: 'OK', errorCode: 0, errorInfo, repeatLogin: true } });
+      }
+      case 'loggedOut':
+        return this.startLogin(userID, userSig);
+    }
+  }
+
+  /**
+   * Log this instance out (other instances of the account are unaffected). Emits
+   * SDK_NOT_READY, then resolves `{code: 0, data: {}}`; the not-ready reason becomes 3005.
+   * Rejects 2024 when not logged in (no events).
+   */
+  logout(): Promise<ChatResponse<Record<string, never>>> {
+    const state = this.state;
+    if (state.name === 'loggingOut') return state.done.then(() => ({ code: 0, data: {} }));
+    if (state.name !== 'loggedIn' && state.name !== 'ready') {
+      return Promise.reject(new ChatError(CODE.USER_NOT_LOGGED_IN));
+    }
+    // The backend call starts after the transition, so nothing it reports precedes it.
+    const done = Promise.resolve()
+      .then(() => this.backend.logout())
+      .catch((err: unknown) => this.log.warn('logout was not confirmed by the server:', asChatError(err).message))
+      .then(() => this.finishLogout());
+    this.transition({ name: 'loggingOut', reason: CODE.LOGGED_OUT, userID: state.userID, done });
+    return done.then(() => ({ code: 0, data: {} }));
+  }
+
+  /** The logged-in userID, or `''`. */
+  getLoginUser(): string {
+    const state = this.state;
+    return state.name === 'loggedIn' || state.name === 'ready' || state.name === 'loggingOut' ? state.userID : '';
+  }
+
+  /** True between SDK_READY and SDK_NOT_READY. */
+  isReady(): boolean {
+    return this.state.name === 'ready';
+  }
+
+  /**
+   * Server clock in milliseconds since epoch. Gated: before SDK_READY it returns a rejected
+   * Promise (code = not-ready reason) and emits ERROR, like the reference SDK.
+   */
+  getServerTime(): number {
+    const refused = this.gate('getServerTime');
+    if (refused) return refused as unknown as number;
+    return this.backend.getServerTime();
+  }
+
+  /**
+   * Log out (when logged in) and release everything this instance holds: socket or worker
+   * registration, listeners. Resolves like `logout()`; rejects 2024 when not logged in, but
+   * cleans up all the same. The instance cannot log in again afterwards (9011).
+   */
+  destroy(): Promise<ChatResponse<Record<string, never>>> {
+    return this.logout().finally(() => this.release());
+  }
+
+  /**
+   * Register `handler` for `eventName`; it gets `{name, data}`. Registering the same handler
+   * twice calls it twice. Exceptions in handlers are caught and logged.
+   * @throws Error('Params validate failed.') on a non-string name or non-function handler
+   */
+  on<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
+    validateHandlerArgs(eventName, handler);
+    this.emitter.on(eventName, handler, context, false);
+  }
+
+  /**
+   * Remove every registration of `handler` for `eventName` (only those with `context`, when
+   * given). An unknown handler only logs a warning.
+   * @throws Error('Params validate failed.') on a non-string name or non-function handler
+   */
+  off<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
+    validateHandlerArgs(eventName, handler);
+    this.emitter.off(eventName, handler, context);
+  }
+
+  /**
+   * Like `on`, removed after the first call. Gated like the reference SDK: before
+   * SDK_READY it registers nothing and returns a rejected Promise (and emits ERROR).
+   * @throws Error('Params validate failed.') on a non-string name or non-function handler (when ready)
+   */
+  once<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
+    const refused = this.gate('once');
+    if (refused) return refused as unknown as void;
+    validateHandlerArgs(eventName, handler);
+    this.emitter.on(eventName, handler, context, true);
+  }
+
+  /**
+   * Log level: 0 debug, 1 info, 2 warn (default), 3 error, 4 none.
+   * @throws Error('Params validate failed.') on another value
+   */
+  setLogLevel(level: number): void {
+    if (!isLogLevel(level)) throw paramsError();
+    this.log.level = level;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  /** The only writer of {@link state}. */
+  private transition(next: ApiState): void {
+    const old = this.state;
+    if (old.name === 'loggedIn' && next.name !== 'loggedIn') clearTimeout(old.readyTimer);
+    this.state = next;
+    this.log.debug(`api state ${old.name} → ${next.name}`);
+  }
+
+  /**
+   * Not-ready gate (REF §1.7): null when ready, else a rejected Promise whose error has
+   * the current reason as code and `"<reason text> | <api> | SDK not ready"` as message;
+   * emits ERROR with the same `{code, message}`.
+   */
+  private gate(api: string): Promise<never> | null {
+    const state = this.state;
+    if (state.name === 'ready') return null;
+    const code = state.reason;
+    const message = `${codeText(code)} | ${api} | ${codeText(CODE.SDK_IS_NOT_READY)}`;
+    this.emitter.emit(EVENT.ERROR, { code, message });
+    return Promise.reject(new ChatError(code, message));
+  }
+
+  private async startLogin(userID: string, userSig: string): Promise<ChatResponse<LoginResponseData>> {
+    this.transition({ name: 'loggingIn', reason: CODE.LOGGING_IN });
+    let result: LoginResult;
+    try {
+      result = await this.backend.login({ userID, userSig });
+    } catch (err) {
+      if (this.state.name === 'loggingIn') this.transition({ name: 'loggedOut', reason: CODE.LOGIN_FAILED });
+      throw asChatError(err);
+    }
+    if (this.state.name !== 'loggingIn') {
+      // Destroyed while the login was in flight.
+      await this.backend.logout();
+      throw new ChatError(CODE.DESTROYED);
+    }
+    const readyTimer = setTimeout(() => this.becomeReady(), 1);
+    this.transition({ name: 'loggedIn', reason: CODE.LOGGING_IN, userID: result.userID, readyTimer });
+    return { code: 0, data: { actionStatus: 'OK', errorCode: 0, errorInfo: '', instanceID: result.instId } };
+  }
+
+  private becomeReady(): void {
+    const state = this.state;
+    if (state.name !== 'loggedIn') return;
+    this.transition({ name: 'ready', userID: state.userID });
+    this.emitter.emit(EVENT.SDK_READY);
+  }
+
+  private finishLogout(): void {
+    if (this.state.name !== 'loggingOut') return;
+    this.transition({ name: 'loggedOut', reason: CODE.LOGGED_OUT });
+    this.emitter.emit(EVENT.SDK_NOT_READY);
+  }
+
+  private async release(): Promise<void> {
+    const state = this.state;
+    if (state.name === 'destroyed') return;
+    this.transition({ name: 'destroyed', reason: state.name === 'loggedOut' ? state.reason : CODE.LOGGED_OUT });
+    try {
+      await this.backend.destroy();
+    } catch (err) {
+      this.log.warn('destroy: the backend did not release cleanly:', asChatError(err).message);
+    }
+    this.emitter.removeAll();
+    this.onDestroy?.();
+  }
+
+  private isLoggedIn(): boolean {
+    return this.state.name === 'loggedIn' || this.state.name === 'ready';
+  }
+
+  private backendOnKicked(type: KickType): void {
+    if (!this.isLoggedIn()) return;
+    this.transition({ name: 'loggedOut', reason: KICK_REASON_CODE[type] });
+    this.emitter.emit(EVENT.KICKED_OUT, { type });
+    this.emitter.emit(EVENT.SDK_NOT_READY);
+  }
+
+  private backendOnLost(error: ErrorData): void {
+    if (!this.isLoggedIn()) return;
+    this.transition({ name: 'loggedOut', reason: CODE.LOGIN_FAILED });
+    this.emitter.emit(EVENT.ERROR, { code: error.code, message: error.message });
+    this.emitter.emit(EVENT.SDK_NOT_READY);
+  }
+
+  private backendOnNetState(state: NetState): void {
+    if (state === this.netState) return;
+    this.netState = state;
+    this.emitter.emit(EVENT.NET_STATE_CHANGE, { state });
+  }
+}

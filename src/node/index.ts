@@ -1,0 +1,87 @@
+/**
+ * `tabchat/node`: the same chat API as the browser build, with one direct WebSocket (one
+ * session engine) per instance and no worker. Used by bots, servers, load tests and tests.
+ *
+ * ```ts
+ * import TabChat from 'tabchat/node';
+ * const chat = TabChat.create({ SDKAppID: 1400000001, server: 'ws://127.0.0.1:8080/ws' });
+ * chat.on(TabChat.EVENT.SDK_READY, () => console.log('ready'));
+ * await chat.login({ userID: 'alice', userSig });
+ * ```
+ */
+import WebSocket from 'ws';
+import { Chat } from '../client/chat.js';
+import { EVENT, TYPES, VERSION } from '../client/constants.js';
+import { DirectBackend } from '../core/direct-backend.js';
+import { SessionEngine } from '../core/engine.js';
+import { createConsoleLogger } from '../core/log.js';
+import { isPlatform, type Platform } from '../protocol/frames.js';
+
+/** Options of `TabChat.create()` in Node. */
+export interface NodeCreateOptions {
+  /** Required: a positive integer, or a string of digits. Anything else makes `create()` return null. */
+  SDKAppID: number | string;
+  /** Required: WebSocket URL of the chat server, `ws://…/ws` or `wss://…/ws`. */
+  server: string;
+  /** Login platform, one of `Web Android iPhone iPad Windows Mac Linux`. Default `'Web'`. */
+  platform?: Platform;
+  /** Sent as the WebSocket `Origin` header (checked against the app's `allowedOrigins`). Default: none. */
+  origin?: string;
+}
+
+function paramsError(): Error {
+  return new Error('Params validate failed.');
+}
+
+/** The SDKAppID as a number, or null when it is not a positive integer (or a string of digits). */
+function parseSdkAppId(value: unknown): number | null {
+  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return typeof number === 'number' && Number.isInteger(number) && number > 0 && number <= 0xffffffff ? number : null;
+}
+
+function isWebSocketUrl(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'ws:' || url.protocol === 'wss:';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A new chat instance on its own WebSocket (every call returns a new one: one process often
+ * hosts many users).
+ * @returns the instance, or null (with an error logged) when `SDKAppID` is not numeric, as the reference SDK does
+ * @throws Error('Params validate failed.') when `server`, `platform` or `origin` is invalid
+ */
+function create(options: NodeCreateOptions): Chat | null {
+  if (typeof options !== 'object' || options === null) throw paramsError();
+  const { server, platform = 'Web', origin } = options;
+  if (!isWebSocketUrl(server) || !isPlatform(platform)) throw paramsError();
+  if (origin !== undefined && (typeof origin !== 'string' || origin.length === 0)) throw paramsError();
+  const logger = createConsoleLogger('tabchat');
+  const sdkAppId = parseSdkAppId(options.SDKAppID);
+  if (sdkAppId === null) {
+    logger.error(`create: SDKAppID must be a number, got ${JSON.stringify(options.SDKAppID)}`);
+    return null;
+  }
+  class OriginWebSocket extends WebSocket {
+    constructor(url: string) {
+      super(url, origin === undefined ? {} : { origin });
+    }
+  }
+  const engine = new SessionEngine({ url: server, WebSocket: OriginWebSocket, clientName: `tabchat-node/${VERSION}`, logger });
+  return new Chat(new DirectBackend(engine, { sdkAppId, platform }), { logger });
+}
+
+/** The default export: `TabChat.create`, `TabChat.EVENT`, `TabChat.TYPES`, `TabChat.VERSION`. */
+const TabChat = Object.freeze({ create, EVENT, TYPES, VERSION });
+export default TabChat;
+
+export { create, EVENT, TYPES, VERSION, Chat };
+export { ChatError } from '../core/errors.js';
+export type { ChatResponse, ChatEventMap, EventData, LoginOptions, LoginResponseData } from '../client/chat.js';
+export type { ChatEvent, ChatEventHandler } from '../client/emitter.js';
+export type { KickType, Platform } from '../protocol/frames.js';
+export type { NetState } from '../core/types.js';
