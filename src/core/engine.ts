@@ -15,7 +15,7 @@
  *
  * Portable: no Node-only or window-only API; the WebSocket constructor is injected.
  */
-import { CLOSE, CODE, codeText, isTerminalClose } from '../protocol/codes.js';
+import { CLOSE, CODE, codeText, isTerminalClose, terminalCloseError } from '../protocol/codes.js';
 import {
   PROTOCOL_VERSION,
   encodeFrame,
@@ -473,7 +473,7 @@ export class SessionEngine implements SessionEngineApi {
     if (isTerminalClose(code)) {
       const lost = [...this.instances.values()];
       this.instances.clear();
-      const error = new ChatError(code, `the server ended the connection for good: ${text}`, { closeCode: code });
+      const error = new ChatError(terminalCloseError(code), `the server ended the connection for good: ${text}`, { closeCode: code });
       this.rejectWaiters(error);
       this.transition('idle', { code, reason });
       for (const instance of lost) this.safely(() => instance.events.onLost(toErrorData(error)));

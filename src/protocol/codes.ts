@@ -170,6 +170,13 @@ export const CLOSE = {
   PROTOCOL_VIOLATION: 4501,
 } as const;
 
+/** The error code reported to the application when the server closes with a terminal code. */
+export function terminalCloseError(closeCode: number): number {
+  if (closeCode === CLOSE.PROTOCOL_VERSION) return CODE.PROTOCOL_VERSION_MISMATCH;
+  if (closeCode === CLOSE.PROTOCOL_VIOLATION) return CODE.BAD_FRAME;
+  return CODE.NETWORK_ERROR;
+}
+
 /** Whether a close code means "do not reconnect". */
 export function isTerminalClose(code: number): boolean {
   return code >= 4500 && code <= 4999;
