@@ -90,6 +90,8 @@ export const CODE = {
   WORKER_VERSION_MISMATCH: 9012,
   /** The workerUrl option is not same-origin with the page. */
   WORKER_CROSS_ORIGIN: 9013,
+  /** The requested transport cannot run here: no SharedWorker for 'shared-worker', no Web Locks for 'leader'. */
+  TRANSPORT_UNAVAILABLE: 9014,
   /** A server-side internal failure; the request may be retried. */
   SERVER_INTERNAL: 9099,
 } as const;
@@ -137,6 +139,7 @@ export const CODE_TEXT: Readonly<Record<number, string>> = {
   [CODE.DESTROYED]: 'the SDK instance was destroyed',
   [CODE.WORKER_VERSION_MISMATCH]: 'tabchat.js and tabchat-worker.js come from different builds',
   [CODE.WORKER_CROSS_ORIGIN]: 'workerUrl must be same-origin with the page',
+  [CODE.TRANSPORT_UNAVAILABLE]: 'the requested transport is not available in this browser',
   [CODE.SERVER_INTERNAL]: 'internal server error',
 };
 

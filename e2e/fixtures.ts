@@ -1,0 +1,240 @@
+/**
+ * Playwright fixtures for the multi-tab e2e suite: a real chat server (the built CLI, one per
+ * Playwright worker), tabs (pages of the test's own BrowserContext) with the harness of
+ * e2e/pages/harness.js, REST helpers, and a check that fails every test on any console
+ * error or page error (worker errors are mirrored into the pages' consoles by the harness).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test as base, expect, type BrowserContext, type Page } from '@playwright/test';
+import { generateUserSig } from '../server/usersig.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = join(here, '..');
+const CLI = join(ROOT, 'dist', 'node', 'server', 'cli.js');
+
+/** Apps of the e2e server; every test uses fresh userIDs, so tests never share a user. */
+export const APP = {
+  /** maxInstancesPerPlatform 1, policy multi. */
+  limit1: 1400000001,
+  /** maxInstancesPerPlatform 2. */
+  limit2: 1400000002,
+  /** maxInstancesPerPlatform 20 (many tabs). */
+  many: 1400000003,
+  /** loginPolicy single (multi-device kicks). */
+  single: 1400000004,
+  /** maxInstancesPerPlatform 1, used by the `tabs: 'shared'` tests. */
+  shared: 1400000005,
+} as const;
+
+const SECRET = randomBytes(24).toString('hex');
+const ADMIN = 'administrator';
+
+export interface ChatServerProcess {
+  httpUrl: string;
+  wsUrl: string;
+  /** POST /v4/<command> as the admin; the parsed JSON body. */
+  rest(sdkAppId: number, command: string, body: unknown): Promise<any>;
+  /** `Detail[]` of query_online_status for one user. */
+  onlineInstances(sdkAppId: number, userID: string): Promise<Array<{ Platform: string; Status: string; InstId: number }>>;
+  /** Value of the `tabchat_connections` gauge. */
+  connections(): Promise<number>;
+  /** A UserSig signed in Node; `time` overrides the issue second. */
+  sig(sdkAppId: number, userID: string, options?: { expire?: number; time?: number }): string;
+  /** A directory served at `/e2e-tmp/` (tests may write files there). */
+  tmpDir: string;
+}
+
+async function startServer(): Promise<{ server: ChatServerProcess; stop: () => Promise<void> }> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
+  const dir = mkdtempSync(join(tmpdir(), 'tabchat-e2e-'));
+  const app = (sdkAppId: number, maxInstancesPerPlatform: number, loginPolicy = 'multi') => ({
+    sdkAppId, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform, loginPolicy, allowedOrigins: ['*'], enabled: true,
+  });
+  const config = {
+    apps: [app(APP.limit1, 1), app(APP.limit2, 2), app(APP.many, 20), app(APP.single, 1, 'single'), app(APP.shared, 1)],
+    devUserSig: true,
+    resumeWindowMs: 10_000,
+    store: 'memory',
+    static: { '/e2e/': join(here, 'pages'), '/e2e-tmp/': join(dir, 'www') },
+  };
+  mkdirSync(join(dir, 'www'));
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify(config));
+  const child: ChildProcess = spawn(process.execPath, [CLI, '--config', configPath, '--port', '0'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const httpUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within 15 s:\n${output}`)), 15_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/[^\s]+)/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1].replace(/\/$/, ''));
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${output}`));
+    });
+  });
+  const rest = async (sdkAppId: number, command: string, body: unknown) => {
+    const usersig = generateUserSig({ sdkAppId, key: SECRET, identifier: ADMIN });
+    const query = new URLSearchParams({ sdkappid: String(sdkAppId), identifier: ADMIN, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
+    const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
+    return res.json();
+  };
+  const server: ChatServerProcess = {
+    httpUrl,
+    wsUrl: httpUrl.replace(/^http/, 'ws') + '/ws',
+    rest,
+    async onlineInstances(sdkAppId, userID) {
+      const body = await rest(sdkAppId, 'openim/query_online_status', { To_Account: [userID], IsNeedDetail: 1 });
+      if (body.ErrorCode !== 0) throw new Error(`query_online_status failed: ${JSON.stringify(body)}`);
+      return (body.QueryResult?.[0]?.Detail ?? []).filter((d: { Status: string }) => d.Status !== 'Offline');
+    },
+    async connections() {
+      const text = await (await fetch(`${httpUrl}/metrics`)).text();
+      const match = /^tabchat_connections(?:\{[^}]*\})? (\d+)/m.exec(text);
+      if (!match?.[1]) throw new Error('tabchat_connections not found in /metrics');
+      return Number(match[1]);
+    },
+    sig: (sdkAppId, userID, options = {}) => generateUserSig({ sdkAppId, key: SECRET, identifier: userID, ...options }),
+    tmpDir: join(dir, 'www'),
+  };
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(killTimer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { server, stop };
+}
+
+/** A tab: a page of the test's context with the harness loaded. */
+export interface Tab {
+  page: Page;
+  /** `window.h.<method>(...args)` in the page. */
+  h<T = any>(method: string, ...args: unknown[]): Promise<T>;
+  /** Names of the events chat `sdkAppId` emitted so far. */
+  names(sdkAppId: number): Promise<string[]>;
+  events(sdkAppId: number): Promise<Array<{ name: string; data: any; at: number; ready: boolean }>>;
+}
+
+interface Fixtures {
+  server: ChatServerProcess;
+  /** Open a tab (new page) in `ctx` (default: the test's context) on the harness page. */
+  openTab: (options?: { ctx?: BrowserContext; path?: string }) => Promise<Tab>;
+  /** Console error texts that this test expects (regexps); anything else fails the test. */
+  allowConsoleErrors: RegExp[];
+  /** A fresh userID. */
+  uid: (prefix?: string) => string;
+}
+
+export const test = base.extend<Fixtures, { serverProcess: ChatServerProcess }>({
+  serverProcess: [
+    async ({}, use) => {
+      const { server, stop } = await startServer();
+      await use(server);
+      await stop();
+    },
+    { scope: 'worker' },
+  ],
+  server: async ({ serverProcess }, use) => {
+    await use(serverProcess);
+  },
+  allowConsoleErrors: async ({}, use) => {
+    await use([]);
+  },
+  uid: async ({}, use, testInfo) => {
+    let n = 0;
+    const stem = `${testInfo.title.replace(/[^a-z0-9]+/gi, '').slice(0, 16)}-${randomBytes(3).toString('hex')}`;
+    await use((prefix = 'u') => `${prefix}-${stem}-${n++}`);
+  },
+  openTab: async ({ context, server, allowConsoleErrors }, use) => {
+    const problems: string[] = [];
+    const watched = new Set<Page>();
+    const watch = (page: Page) => {
+      if (watched.has(page)) return;
+      watched.add(page);
+      page.on('console', (message) => {
+        if (message.type() !== 'error') return;
+        const text = message.text();
+        if (!allowConsoleErrors.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
+      });
+      page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
+    };
+    const open = async (options: { ctx?: BrowserContext; path?: string } = {}): Promise<Tab> => {
+      const ctx = options.ctx ?? context;
+      const page = await ctx.newPage();
+      watch(page);
+      await page.goto(`${server.httpUrl}${options.path ?? '/e2e/index.html'}`);
+      await page.waitForFunction(() => typeof (window as any).h === 'object');
+      const tab: Tab = {
+        page,
+        h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
+        names: (sdkAppId) => page.evaluate((id) => (window as any).h.names(id), sdkAppId),
+        events: (sdkAppId) => page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), sdkAppId),
+      };
+      return tab;
+    };
+    await use(open);
+    expect(problems, 'console errors / page errors during the test').toEqual([]);
+  },
+});
+
+export { expect };
+
+/** Open a tab, create the chat and log in; waits for SDK_READY. */
+export async function readyTab(
+  openTab: Fixtures['openTab'],
+  sdkAppId: number,
+  userID: string,
+  options: { ctx?: BrowserContext; create?: Record<string, unknown> } = {},
+): Promise<Tab> {
+  const tab = await openTab(options.ctx ? { ctx: options.ctx } : {});
+  expect(await tab.h('create', { SDKAppID: sdkAppId, ...options.create })).toEqual({ ok: true, value: 'new' });
+  const login = await tab.h('login', sdkAppId, userID);
+  expect(login.ok, JSON.stringify(login)).toBe(true);
+  await expect.poll(() => tab.h('isReady', sdkAppId)).toBe(true);
+  return tab;
+}
+
+/** The shared_worker CDP targets of the browser context `page` belongs to. */
+export async function sharedWorkerTargets(page: Page): Promise<Array<{ targetId: string; url: string }>> {
+  const browser = page.context().browser();
+  if (!browser) throw new Error('no browser');
+  const pageSession = await page.context().newCDPSession(page);
+  const { targetInfo } = (await pageSession.send('Target.getTargetInfo')) as { targetInfo: { browserContextId: string } };
+  await pageSession.detach();
+  const session = await browser.newBrowserCDPSession();
+  const { targetInfos } = (await session.send('Target.getTargets')) as {
+    targetInfos: Array<{ targetId: string; type: string; url: string; browserContextId: string }>;
+  };
+  await session.detach();
+  return targetInfos.filter((t) => t.type === 'shared_worker' && t.browserContextId === targetInfo.browserContextId);
+}
+
+/** Kill the SharedWorker of `page`'s context (browser-level CDP `Target.closeTarget`). */
+export async function killSharedWorker(page: Page): Promise<void> {
+  const targets = await sharedWorkerTargets(page);
+  expect(targets.length, 'exactly one shared worker in the context').toBe(1);
+  const browser = page.context().browser();
+  if (!browser) throw new Error('no browser');
+  const session = await browser.newBrowserCDPSession();
+  await session.send('Target.closeTarget', { targetId: targets[0]!.targetId });
+  await session.detach();
+}

@@ -1,0 +1,274 @@
+/**
+ * The contract between a tab (src/browser) and the SharedWorker hub (worker/): the comlink
+ * command surface, the BroadcastChannel event envelope, and the names both sides derive
+ * (worker name, channel names, lock names, instance keys). Both sides import this file, so
+ * nothing here may touch `window` or `document`. See docs/architecture.md.
+ */
+import { CODE } from '../protocol/codes.js';
+import { PROTOCOL_VERSION } from '../protocol/frames.js';
+import type { KickType } from '../protocol/frames.js';
+import type { ErrorData, Logger, NetState } from '../core/types.js';
+
+declare const __TABCHAT_VERSION__: string;
+declare const __TABCHAT_BUILD__: string;
+
+/** Package version (`TabChat.VERSION`); injected by vite.config.ts. */
+export const VERSION: string = typeof __TABCHAT_VERSION__ === 'string' ? __TABCHAT_VERSION__ : '0.0.0-dev';
+
+/**
+ * Build id: package version plus a hash of the sources that went into the bundles. Tab and
+ * worker compare it on register (mismatch → 9012), and it is part of the worker name.
+ */
+export const BUILD: string = typeof __TABCHAT_BUILD__ === 'string' ? __TABCHAT_BUILD__ : `${VERSION}+dev`;
+
+/** Version of this tab ↔ worker contract (the envelope `v`). */
+export const HUB_VERSION = 1;
+
+/** Code of a transport this browser cannot provide (see docs/errors.md, 9014). */
+export const TRANSPORT_UNAVAILABLE = CODE.TRANSPORT_UNAVAILABLE;
+
+/** Where `tabchat-worker.js`, loaded into a leader tab, leaves its {@link LeaderHostFactory}. */
+export const LEADER_HOST_GLOBAL = '__tabchatLeaderHost';
+
+/** A live link from a tab to its hub: commands, a promise that rejects if the host fails, cleanup. */
+export interface Endpoint {
+  api: HubApi;
+  /** Rejects when the host fails (did not start, went away); never resolves. */
+  failed: Promise<never>;
+  close(): void;
+}
+
+/**
+ * What the worker bundle, loaded into a tab with a `<script>` element, offers for the
+ * leader-tab fallback (browsers without SharedWorker): an endpoint to the current leader,
+ * which is this tab's own hub when it wins the election (worker/leader.ts).
+ */
+export interface LeaderHostFactory {
+  build: string;
+  hubVersion: number;
+  /**
+   * Join the election (once per page) and resolve an endpoint once a leader is known.
+   * @param deadEpochs - hubs known dead; their late announcements are ignored
+   */
+  endpoint(tabId: string, deadEpochs: ReadonlySet<string>, log: Logger): Promise<Endpoint>;
+}
+
+/** Web Lock whose holder is the leader tab (only used without SharedWorker). */
+export const LEADER_LOCK = `tabchat:leader:${BUILD}`;
+
+/** BroadcastChannel carrying commands between follower tabs and the leader tab. */
+export const RPC_CHANNEL = `tabchat:rpc:${BUILD}`;
+
+/** Messages on {@link RPC_CHANNEL}. */
+export type RpcMessage =
+  /** A follower looks for the leader. */
+  | { kind: 'who' }
+  /** The leader announces itself (on start and in answer to `who`). */
+  | { kind: 'leader'; epoch: string }
+  /** A command for the leader's hub. */
+  | { kind: 'req'; id: string; from: string; method: RpcMethod; args: unknown[] }
+  /** The leader's answer, for tab `to`. */
+  | { kind: 'res'; id: string; to: string; epoch: string; value: unknown };
+
+/** Commands a follower may send (all of {@link HubApi}). */
+export type RpcMethod = keyof HubApi;
+
+/**
+ * SharedWorker `name`: carries the wire PROTOCOL_VERSION and the build, so two deployed
+ * builds never share a worker (identity = URL + name + origin). The constructor options are
+ * otherwise always `{name}` only (classic script, default credentials), identical across
+ * versions, as a mismatch of `type`/`credentials` makes the constructor fail.
+ */
+export const WORKER_NAME = `tabchat:p${PROTOCOL_VERSION}:${BUILD}`;
+
+/** BroadcastChannel of worker → tab events for this build. */
+export const EVENTS_CHANNEL = `tabchat:events:${BUILD}`;
+
+/** BroadcastChannel where every worker mirrors its logs and errors (tests, debugging). */
+export const DIAG_CHANNEL = 'tabchat-diag';
+
+/** Web Lock each tab holds for its whole life; the worker waits on it to notice a dead tab. */
+export function tabLockName(tabId: string): string {
+  return `tabchat:tab:${tabId}`;
+}
+
+/** Web Lock a worker holds for its whole life; tabs wait on it to notice a dead worker. */
+export function workerLockName(epoch: string): string {
+  return `tabchat:worker:${epoch}`;
+}
+
+/** How tabs of one browser profile map to server instances (`TabChat.create({tabs})`). */
+export type TabsMode = 'separate' | 'shared';
+
+/** Identity of one chat object (one `TabChat.create()` in one tab). */
+export interface ChatSpec {
+  /** Unique per page load and create(): `<tabId>/<n>`. */
+  chatId: string;
+  /** WebSocket URL of the chat server. */
+  server: string;
+  sdkAppId: number;
+  tabs: TabsMode;
+}
+
+/** Everything a worker needs to take over a tab's logged-in chat without a new login. */
+export interface ChatResume extends ChatSpec {
+  userID: string;
+  /** Kept for a re-login when the resume window has passed. */
+  userSig: string;
+  instId: number;
+  token: string;
+}
+
+/**
+ * Key of a server instance inside the worker, and the envelope `target` of its events.
+ * `separate`: one instance per chat. `shared`: one per server, app and user.
+ */
+export function instanceKey(spec: ChatSpec, userID: string): string {
+  return spec.tabs === 'shared'
+    ? `shared|${spec.server}|${spec.sdkAppId}|${userID}`
+    : `chat|${spec.chatId}`;
+}
+
+/** Envelope target of events about one server connection (net state). */
+export function serverKey(server: string): string {
+  return `server|${server}`;
+}
+
+/** A command result: commands never throw across the port (comlink keeps only `message`). */
+export type Reply<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
+
+/** A chat's state as the worker sees it. */
+export type ChatPhase = 'idle' | 'loggingIn' | 'ready' | 'kicked' | 'lost';
+
+export interface ChatSnapshot {
+  phase: ChatPhase;
+  /**
+   * Bumped by every login, logout and take-over of the chat in the worker; a tab ignores a
+   * snapshot older than its own session (the snapshot and the login reply may cross).
+   */
+  generation: number;
+  /** Present when logged in (`ready`). */
+  userID?: string;
+  instId?: number;
+  token?: string;
+  kickType?: KickType;
+  error?: ErrorData;
+}
+
+/** What a tab pulls on register, on `pageshow` (persisted), on a sequence gap or a new epoch. */
+export interface Snapshot {
+  /** Random id of this worker run; changes when the worker restarts. */
+  epoch: string;
+  build: string;
+  /** Sequence number of the last envelope sent before this snapshot was taken. */
+  seq: number;
+  /** Name of the lock the worker holds for its life ({@link workerLockName}). */
+  workerLock: string;
+  chats: Record<string, ChatSnapshot>;
+  /** Per server URL: the socket's net state and the server clock (ms) as the worker knows it. */
+  servers: Record<string, { net: NetState; serverTime: number }>;
+}
+
+export interface RegisterRequest {
+  tabId: string;
+  build: string;
+  hubVersion: number;
+  /** Logged-in chats to take over silently (worker restart, new epoch, bfcache return). */
+  resume: ChatResume[];
+}
+
+export interface LoginReply {
+  instId: number;
+  token: string;
+  userID: string;
+  serverTime: number;
+  expireAt: number;
+  /** Envelope sequence number when the reply was made: envelopes up to it predate this login. */
+  seq: number;
+  /** The chat's generation in the worker (see {@link ChatSnapshot.generation}). */
+  generation: number;
+}
+
+/** Diagnostic view of a worker (`TabChat.getWorkerState()`). */
+export interface WorkerState {
+  name: string;
+  build: string;
+  epoch: string;
+  /** WebSockets currently open (or opening) in this worker. */
+  sockets: number;
+  /** WebSockets this worker ever opened. */
+  socketsOpened: number;
+  tabs: string[];
+  instances: Array<{ key: string; userID: string; instId: number; members: string[]; server: string }>;
+  chats: Record<string, ChatSnapshot & { tabId: string }>;
+  seq: number;
+}
+
+/** The command surface a worker exposes on each tab's port (via comlink). */
+export interface HubApi {
+  register(req: RegisterRequest): Promise<Reply<Snapshot>>;
+  snapshot(tabId: string): Promise<Reply<Snapshot>>;
+  login(tabId: string, spec: ChatSpec, params: { userID: string; userSig: string }): Promise<Reply<LoginReply>>;
+  logout(tabId: string, chatId: string): Promise<Reply<null>>;
+  /** The chat is destroyed: logs it out if needed and forgets it. */
+  forget(tabId: string, chatId: string): Promise<Reply<null>>;
+  /** Best-effort goodbye on `pagehide`: same as the tab's lock being released. */
+  bye(tabId: string): Promise<void>;
+  getState(): Promise<WorkerState>;
+}
+
+interface EnvelopeBase {
+  v: typeof HUB_VERSION;
+  workerEpoch: string;
+  /** Per-epoch, strictly increasing across all envelopes of the worker. */
+  seq: number;
+  /**
+   * Whom the event is for: an instance key ({@link instanceKey}: one chat in `separate` mode,
+   * every chat of the user on this server and app in `shared` mode) or a server key
+   * ({@link serverKey}: every chat using that server).
+   */
+  target: string;
+}
+
+/** The instance was kicked by the server. Terminal for every chat attached to it. */
+export interface KickedEnvelope extends EnvelopeBase {
+  type: 'kicked';
+  kickType: KickType;
+}
+/** The instance could not be restored after a reconnect. Terminal. */
+export interface LostEnvelope extends EnvelopeBase {
+  type: 'lost';
+  error: ErrorData;
+}
+/** The instance came back after a reconnect (maybe under a new instId / token). */
+export interface RestoredEnvelope extends EnvelopeBase {
+  type: 'restored';
+  instId: number;
+  token: string;
+}
+/** Connection state of the worker's socket to `target` (a server key). */
+export interface NetEnvelope extends EnvelopeBase {
+  type: 'net';
+  state: NetState;
+}
+export type Envelope = KickedEnvelope | LostEnvelope | RestoredEnvelope | NetEnvelope;
+
+const ENVELOPE_TYPES: ReadonlySet<string> = new Set(['kicked', 'lost', 'restored', 'net']);
+
+/** Runtime guard for envelopes read from the channel (another build may share the origin). */
+export function isEnvelope(value: unknown): value is Envelope {
+  if (typeof value !== 'object' || value === null) return false;
+  const env = value as Record<string, unknown>;
+  return env.v === HUB_VERSION && typeof env.type === 'string' && ENVELOPE_TYPES.has(env.type) &&
+    typeof env.workerEpoch === 'string' && typeof env.seq === 'number' && typeof env.target === 'string';
+}
+
+/** A diagnostic line mirrored on {@link DIAG_CHANNEL}. */
+export interface DiagMessage {
+  source: 'worker';
+  name: string;
+  epoch: string;
+  level: 'debug' | 'info' | 'warn' | 'error';
+  text: string;
+  time: number;
+}

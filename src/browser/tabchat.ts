@@ -1,0 +1,168 @@
+/**
+ * The browser `TabChat` object (api.md §2): `create()`, `EVENT`, `TYPES`, `VERSION`.
+ * Every chat instance is the shared API object of src/client over a {@link WorkerBackend}:
+ * the session lives in ONE SharedWorker per browser profile (one WebSocket for all tabs).
+ */
+import { Chat } from '../client/chat.js';
+import { EVENT, TYPES, VERSION } from '../client/constants.js';
+import { ChatError } from '../core/errors.js';
+import { createConsoleLogger } from '../core/log.js';
+import { CODE } from '../protocol/codes.js';
+import { HubConnection, type Transport } from './hub-client.js';
+import { TRANSPORT_UNAVAILABLE, type TabsMode, type WorkerState } from './hub-protocol.js';
+
+
+/** Options of `TabChat.create()` in browsers. */
+export interface BrowserCreateOptions {
+  /** Required: a positive integer, or a string of digits. Anything else makes `create()` return null. */
+  SDKAppID: number | string;
+  /** WebSocket URL of the chat server. Default `ws(s)://<host that served tabchat.js>/ws`. */
+  server?: string;
+  /** SharedWorker script; must be same-origin with the page. Default `tabchat-worker.js` next to tabchat.js. */
+  workerUrl?: string;
+  /** `'separate'` (default): every tab is its own login instance. `'shared'`: tabs of one user share one. */
+  tabs?: TabsMode;
+  /**
+   * `'auto'` (default): SharedWorker when the browser has it, else a leader tab elected with
+   * Web Locks. `'shared-worker'`, `'leader'`: force one.
+   */
+  transport?: 'auto' | 'shared-worker' | 'leader';
+}
+
+/**
+ * URL of the script that defined this module, captured at load: `document.currentScript`
+ * for the drop-in build, `import.meta.url` for the ESM build (the IIFE build defines
+ * `import.meta.url` as undefined), else the page itself.
+ */
+const scriptUrl: string = (() => {
+  const current = typeof document !== 'undefined' ? document.currentScript : null;
+  if (current && 'src' in current && typeof current.src === 'string' && current.src) return current.src;
+  const meta: string | undefined = import.meta.url;
+  if (typeof meta === 'string' && /^https?:/.test(meta)) return meta;
+  return typeof location !== 'undefined' ? location.href : 'http://localhost/';
+})();
+
+function paramsError(): Error {
+  return new Error('Params validate failed.');
+}
+
+/** The SDKAppID as a number, or null when it is not a positive integer (or a string of digits). */
+function parseSdkAppId(value: unknown): number | null {
+  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return typeof number === 'number' && Number.isInteger(number) && number > 0 && number <= 0xffffffff ? number : null;
+}
+
+function defaultServer(): string {
+  const url = new URL(scriptUrl);
+  return `${url.protocol === 'https:' ? 'wss:' : 'ws:'}//${url.host}/ws`;
+}
+
+function resolveServer(value: unknown): string {
+  if (value === undefined) return defaultServer();
+  if (typeof value !== 'string') throw paramsError();
+  let url: URL;
+  try {
+    url = new URL(value, scriptUrl);
+  } catch {
+    throw paramsError();
+  }
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw paramsError();
+  return url.href;
+}
+
+function resolveWorkerUrl(value: unknown): string {
+  if (value !== undefined && typeof value !== 'string') throw paramsError();
+  let url: URL;
+  try {
+    url = new URL(value ?? 'tabchat-worker.js', value === undefined ? scriptUrl : location.href);
+  } catch {
+    throw paramsError();
+  }
+  if (typeof location !== 'undefined' && url.origin !== location.origin) {
+    throw new ChatError(
+      CODE.WORKER_CROSS_ORIGIN,
+      `workerUrl ${url.href} is not same-origin with the page (${location.origin}); browsers only start a SharedWorker ` +
+        `from the page's own origin: host tabchat-worker.js on ${location.origin} and pass its URL as workerUrl`,
+      { workerUrl: url.href, pageOrigin: location.origin },
+    );
+  }
+  return url.href;
+}
+
+const hubs = new Map<string, HubConnection>();
+const instances = new Map<number, Chat>();
+const logger = createConsoleLogger('tabchat');
+
+function hubFor(workerUrl: string, transport: Transport): HubConnection {
+  const key = `${transport} ${workerUrl}`;
+  let hub = hubs.get(key);
+  if (!hub) {
+    hub = new HubConnection(workerUrl, transport, logger);
+    hubs.set(key, hub);
+  }
+  return hub;
+}
+
+/** The transport a `transport` option resolves to in this browser. */
+function resolveTransport(transport: unknown): Transport {
+  if (transport !== undefined && transport !== 'auto' && transport !== 'shared-worker' && transport !== 'leader') {
+    throw paramsError();
+  }
+  const available = typeof SharedWorker === 'function';
+  if (transport === 'shared-worker' && !available) {
+    throw new ChatError(TRANSPORT_UNAVAILABLE, "transport 'shared-worker' was requested but this browser has no SharedWorker");
+  }
+  if (transport === 'leader' || transport === 'shared-worker') return transport;
+  return available ? 'shared-worker' : 'leader';
+}
+
+/**
+ * The chat instance of `options.SDKAppID` in this page: the same SDKAppID returns the same
+ * instance until it is destroyed (REF §1.1).
+ * @returns the instance, or null (with an error logged) when `SDKAppID` is not numeric
+ * @throws Error('Params validate failed.') on an invalid option
+ * @throws ChatError 9013 when `workerUrl` is not same-origin with the page; 9014 when
+ *   `transport: 'shared-worker'` is forced in a browser without SharedWorker
+ */
+function create(options: BrowserCreateOptions): Chat | null {
+  if (typeof options !== 'object' || options === null) throw paramsError();
+  const sdkAppId = parseSdkAppId(options.SDKAppID);
+  if (sdkAppId === null) {
+    logger.error(`create: SDKAppID must be a number, got ${JSON.stringify(options.SDKAppID)}`);
+    return null;
+  }
+  const existing = instances.get(sdkAppId);
+  if (existing) return existing;
+  const { tabs = 'separate' } = options;
+  if (tabs !== 'separate' && tabs !== 'shared') throw paramsError();
+  const server = resolveServer(options.server);
+  const workerUrl = resolveWorkerUrl(options.workerUrl);
+  const backend = hubFor(workerUrl, resolveTransport(options.transport)).createBackend(server, sdkAppId, tabs);
+  const chat: Chat = new Chat(backend, {
+    logger,
+    onDestroy: () => {
+      if (instances.get(sdkAppId) === chat) instances.delete(sdkAppId);
+    },
+  });
+  instances.set(sdkAppId, chat);
+  return chat;
+}
+
+/**
+ * Diagnostics: the state of the hub this page uses, in the SharedWorker or the leader tab
+ * (sockets, tabs, instances, epoch). Starts it when the page has none yet. Not part of the
+ * reference API.
+ * @param workerUrl - default: the hub of the page's first chat, else the default worker URL
+ */
+function getWorkerState(workerUrl?: string): Promise<WorkerState> {
+  const first = hubs.values().next().value;
+  if (workerUrl === undefined && first) return first.getWorkerState();
+  return hubFor(resolveWorkerUrl(workerUrl), resolveTransport(undefined)).getWorkerState();
+}
+
+/** The default export and the drop-in global: `TabChat.create`, `EVENT`, `TYPES`, `VERSION`. */
+const TabChat = Object.freeze({ create, EVENT, TYPES, VERSION, getWorkerState });
+export default TabChat;
+export { create, getWorkerState, Chat };

@@ -1,0 +1,15 @@
+/**
+ * The browser ESM entry (`import TabChat from 'tabchat'`) and the source of the drop-in
+ * `dist/tabchat.js` global. Only the default export exists at run time, so the IIFE global
+ * is `TabChat` itself; the rest are types.
+ */
+import TabChat from './browser/tabchat.js';
+
+export default TabChat;
+export type { BrowserCreateOptions } from './browser/tabchat.js';
+export type { TabsMode, WorkerState } from './browser/hub-protocol.js';
+export type { Chat, ChatResponse, ChatEventMap, EventData, LoginOptions, LoginResponseData } from './client/chat.js';
+export type { ChatEvent, ChatEventHandler } from './client/emitter.js';
+export type { ChatError } from './core/errors.js';
+export type { ErrorData, NetState } from './core/types.js';
+export type { KickType } from './protocol/frames.js';

@@ -1,0 +1,590 @@
+/**
+ * The hub: the part of the SharedWorker that knows tabs, chats and server instances. It hosts
+ * one session engine per chat server URL (so ONE WebSocket per browser profile whatever the
+ * number of tabs), maps each tab's chats onto server instances, and announces what happens
+ * to them in sequenced envelopes. It does not know how it is hosted: worker/index.ts gives it
+ * the engine factory, the event channel and the Web Locks (see {@link HubHost}).
+ *
+ * Tab modes (`TabChat.create({tabs})`):
+ * - `separate`: every chat is its own server instance (the reference a1/a2/a3 semantics).
+ * - `shared`: chats of one user on one server and app share ONE instance. Joining never
+ *   logs in again; leaving releases the instance only when its last chat leaves; a kick of
+ *   the instance reaches every chat attached to it.
+ *
+ * One writer per piece of state: the server owns instances, this hub owns the socket and the
+ * chat ↔ instance map, each tab owns its API state (and its resume credentials, so a new
+ * worker can be rebuilt from the tabs at any moment).
+ */
+import { CODE } from '../src/protocol/codes.js';
+import type { KickType } from '../src/protocol/frames.js';
+import { ChatError, toErrorData } from '../src/core/errors.js';
+import type { ErrorData, InstanceEvents, LoginParams, LoginResult, Logger, NetState, SessionHandle } from '../src/core/types.js';
+import {
+  BUILD,
+  HUB_VERSION,
+  instanceKey,
+  serverKey,
+  type ChatPhase,
+  type ChatResume,
+  type ChatSnapshot,
+  type ChatSpec,
+  type Envelope,
+  type LoginReply,
+  type RegisterRequest,
+  type Reply,
+  type Snapshot,
+  type WorkerState,
+} from '../src/browser/hub-protocol.js';
+import type { StoredInstance, StoredRun } from './storage.js';
+
+/** What the hub needs from a session engine (src/core `SessionEngine` fits). */
+export interface HubEngine {
+  login(params: LoginParams, events: InstanceEvents): Promise<{ handle: SessionHandle; result: LoginResult }>;
+  /**
+   * Take over an instance that another engine (a previous worker) held: a silent `resume`
+   * with its instId and token, falling back to a login with the stored UserSig when the
+   * resume window has passed. A kick found on resume rejects with the kick's code and
+   * `data.kickType`.
+   */
+  resume(
+    params: LoginParams,
+    instance: { instId: number; token: string },
+    events: InstanceEvents,
+  ): Promise<{ handle: SessionHandle; result: LoginResult }>;
+  logout(handle: SessionHandle): Promise<void>;
+  getServerTime(): number;
+  readonly netState: NetState;
+  onNetState(listener: (state: NetState) => void): () => void;
+  close(): void;
+}
+
+/** The environment the hub runs in. */
+export interface HubHost {
+  /** Random id of this run. */
+  epoch: string;
+  /** Name of the lock this host holds for its life (tabs wait on it). */
+  workerLock: string;
+  /** Worker name, for diagnostics. */
+  name: string;
+  createEngine(server: string): HubEngine;
+  /** Resume token of a handle (the engine keeps it on the handle). */
+  tokenOf(handle: SessionHandle): string;
+  /** Post an envelope to every tab. */
+  broadcast(envelope: Envelope): void;
+  /** Call `onGone` once the tab's life lock is released; returns a function that stops watching. */
+  watchTab(tabId: string, onGone: () => void): () => void;
+  /** WebSockets open now / ever opened. */
+  socketStats(): { open: number; opened: number };
+  /** Record the live instances durably (for the next run, should this one die). */
+  persist(instances: StoredInstance[]): void;
+  /** Release an orphaned instance of a dead run on the server (resume + logout). */
+  releaseOrphan(instance: StoredInstance): Promise<unknown>;
+  /** Forget a dead run's record. */
+  dropRun(epoch: string): Promise<void>;
+  log: Logger;
+}
+
+interface TabRecord {
+  tabId: string;
+  chats: Set<string>;
+  stopWatching: () => void;
+}
+
+interface ChatRecord {
+  spec: ChatSpec;
+  tabId: string;
+  phase: ChatPhase;
+  /** Bumped by every login/logout/forget, so a late login result can tell it is stale. */
+  generation: number;
+  /** Instance the chat is (or was last) attached to. */
+  key: string | null;
+  kickType?: KickType;
+  error?: ErrorData;
+}
+
+type InstanceStatus = 'pending' | 'live' | 'ended';
+
+interface InstanceRecord {
+  key: string;
+  server: string;
+  params: LoginParams;
+  status: InstanceStatus;
+  handle: SessionHandle | null;
+  token: string;
+  expireAt: number;
+  members: Set<string>;
+  /** Settles when a pending instance becomes live or fails. */
+  settled: Promise<void>;
+  /** The instId a pending take-over resumes. */
+  resumingInstId: number | null;
+}
+
+/** An instance of a dead worker run, waiting for its tabs' locks (see adoptOrphans). */
+interface Orphan {
+  instance: StoredInstance;
+  stopWatching: Array<() => void>;
+  /** Tabs not yet known dead. */
+  alive: Set<string>;
+  done: () => void;
+}
+
+interface EngineRecord {
+  engine: HubEngine;
+  stopNet: () => void;
+}
+
+const ok = <T>(value: T): Reply<T> => ({ ok: true, value });
+const fail = (err: unknown): Reply<never> => ({ ok: false, error: toErrorData(err) });
+
+export class Hub {
+  private seq = 0;
+  private readonly tabs = new Map<string, TabRecord>();
+  private readonly chats = new Map<string, ChatRecord>();
+  private readonly instances = new Map<string, InstanceRecord>();
+  private readonly engines = new Map<string, EngineRecord>();
+  private readonly orphans = new Map<number, Orphan>();
+
+  constructor(private readonly host: HubHost) {}
+
+  /**
+   * Take charge of the instances of a dead worker run: each one is released on the server
+   * as soon as all its tabs are gone, unless a tab takes it over first (register).
+   */
+  adoptOrphans(run: StoredRun): void {
+    let pending = run.instances.length;
+    const settleOne = () => {
+      if (--pending === 0) this.host.dropRun(run.epoch).catch((err: unknown) => this.host.log.warn('cannot drop a dead run record:', err));
+    };
+    if (pending === 0) {
+      pending = 1;
+      settleOne();
+      return;
+    }
+    this.host.log.info(`run ${run.epoch} died holding ${run.instances.length} instance(s); watching their tabs`);
+    for (const instance of run.instances) {
+      if (this.isClaimed(instance.instId) || this.orphans.has(instance.instId)) {
+        settleOne();
+        continue;
+      }
+      let finished = false;
+      const orphan: Orphan = {
+        instance,
+        stopWatching: [],
+        alive: new Set(instance.tabIds),
+        done: () => {
+          if (finished) return;
+          finished = true;
+          for (const stop of orphan.stopWatching) stop();
+          this.orphans.delete(instance.instId);
+          settleOne();
+        },
+      };
+      this.orphans.set(instance.instId, orphan);
+      if (orphan.alive.size === 0) {
+        void this.releaseOrphan(orphan);
+        continue;
+      }
+      for (const tabId of instance.tabIds) {
+        orphan.stopWatching.push(this.host.watchTab(tabId, () => {
+          orphan.alive.delete(tabId);
+          if (orphan.alive.size === 0) void this.releaseOrphan(orphan);
+        }));
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ commands
+
+  /** A tab says hello (again): check the build, take over its logged-in chats, answer a snapshot. */
+  async register(req: RegisterRequest): Promise<Reply<Snapshot>> {
+    if (req.build !== BUILD || req.hubVersion !== HUB_VERSION) {
+      return fail(new ChatError(
+        CODE.WORKER_VERSION_MISMATCH,
+        `tabchat.js build ${req.build} (hub v${req.hubVersion}) cannot use worker build ${BUILD} (hub v${HUB_VERSION}); reload the page`,
+        { tabBuild: req.build, workerBuild: BUILD },
+      ));
+    }
+    const tab = this.ensureTab(req.tabId);
+    // These instances are claimed by a live tab: they are not orphans of a dead run.
+    for (const chat of req.resume) this.orphans.get(chat.instId)?.done();
+    await Promise.all(req.resume.map((chat) => this.takeOver(tab, chat)));
+    return ok(this.snapshotFor(req.tabId));
+  }
+
+  async snapshot(tabId: string): Promise<Reply<Snapshot>> {
+    this.ensureTab(tabId);
+    return ok(this.snapshotFor(tabId));
+  }
+
+  async login(tabId: string, spec: ChatSpec, creds: { userID: string; userSig: string }): Promise<Reply<LoginReply>> {
+    const tab = this.ensureTab(tabId);
+    const chat = this.ensureChat(tab, spec);
+    if (chat.phase === 'loggingIn') return fail(new ChatError(CODE.REPEAT_LOGIN));
+    if (chat.phase === 'ready' && chat.key) {
+      const inst = this.instances.get(chat.key);
+      if (inst?.status === 'live') return ok(this.loginReply(inst, chat));
+    }
+    const generation = ++chat.generation;
+    chat.phase = 'loggingIn';
+    chat.key = instanceKey(spec, creds.userID);
+    delete chat.kickType;
+    delete chat.error;
+    const params: LoginParams = { sdkAppId: spec.sdkAppId, userID: creds.userID, userSig: creds.userSig, platform: 'Web' };
+    try {
+      const inst = await this.acquire(spec, chat.key, params, null);
+      if (!this.isCurrent(chat, generation)) {
+        // Logged out, forgotten or the tab died while the login was in flight.
+        await this.release(inst, spec.chatId);
+        throw new ChatError(CODE.DESTROYED, 'the chat was logged out or destroyed while logging in');
+      }
+      inst.members.add(spec.chatId);
+      chat.phase = 'ready';
+      this.persist();
+      return ok(this.loginReply(inst, chat));
+    } catch (err) {
+      if (this.isCurrent(chat, generation)) {
+        chat.phase = 'idle';
+        chat.key = null;
+      }
+      return fail(err);
+    }
+  }
+
+  async logout(tabId: string, chatId: string): Promise<Reply<null>> {
+    const chat = this.chats.get(chatId);
+    if (!chat || chat.tabId !== tabId) return ok(null);
+    await this.detach(chat);
+    return ok(null);
+  }
+
+  async forget(tabId: string, chatId: string): Promise<Reply<null>> {
+    const chat = this.chats.get(chatId);
+    if (!chat || chat.tabId !== tabId) return ok(null);
+    this.chats.delete(chatId);
+    this.tabs.get(tabId)?.chats.delete(chatId);
+    await this.detach(chat);
+    return ok(null);
+  }
+
+  /** The tab is gone (its lock was released, or it said bye on pagehide). */
+  async tabGone(tabId: string): Promise<void> {
+    const tab = this.tabs.get(tabId);
+    if (!tab) return;
+    this.tabs.delete(tabId);
+    tab.stopWatching();
+    this.host.log.info(`tab ${tabId} gone; releasing ${tab.chats.size} chat(s)`);
+    const chats = [...tab.chats].map((id) => this.chats.get(id)).filter((c): c is ChatRecord => c !== undefined);
+    for (const chat of chats) this.chats.delete(chat.spec.chatId);
+    await Promise.all(chats.map((chat) => this.detach(chat)));
+    if (this.tabs.size === 0) this.closeEngines('last tab left');
+  }
+
+  getState(): WorkerState {
+    const stats = this.host.socketStats();
+    const chats: WorkerState['chats'] = {};
+    for (const [id, chat] of this.chats) chats[id] = { ...this.chatSnapshot(chat), tabId: chat.tabId };
+    return {
+      name: this.host.name,
+      build: BUILD,
+      epoch: this.host.epoch,
+      sockets: stats.open,
+      socketsOpened: stats.opened,
+      tabs: [...this.tabs.keys()],
+      instances: [...this.instances.values()]
+        .filter((inst) => inst.status === 'live')
+        .map((inst) => ({ key: inst.key, userID: inst.params.userID, instId: inst.handle?.instId ?? 0, members: [...inst.members], server: inst.server })),
+      chats,
+      seq: this.seq,
+    };
+  }
+
+  // ------------------------------------------------------------------ tabs and chats
+
+  private ensureTab(tabId: string): TabRecord {
+    let tab = this.tabs.get(tabId);
+    if (!tab) {
+      const record: TabRecord = { tabId, chats: new Set(), stopWatching: () => {} };
+      this.tabs.set(tabId, record);
+      record.stopWatching = this.host.watchTab(tabId, () => void this.tabGone(tabId));
+      tab = record;
+    }
+    return tab;
+  }
+
+  private ensureChat(tab: TabRecord, spec: ChatSpec): ChatRecord {
+    let chat = this.chats.get(spec.chatId);
+    if (!chat) {
+      chat = { spec, tabId: tab.tabId, phase: 'idle', generation: 0, key: null };
+      this.chats.set(spec.chatId, chat);
+      tab.chats.add(spec.chatId);
+    }
+    return chat;
+  }
+
+  private isCurrent(chat: ChatRecord, generation: number): boolean {
+    return chat.generation === generation && this.chats.get(chat.spec.chatId) === chat && this.tabs.has(chat.tabId);
+  }
+
+  /** Take over a chat the tab believes is logged in (worker restart): silent resume. */
+  private async takeOver(tab: TabRecord, resume: ChatResume): Promise<void> {
+    const spec: ChatSpec = { chatId: resume.chatId, server: resume.server, sdkAppId: resume.sdkAppId, tabs: resume.tabs };
+    const chat = this.ensureChat(tab, spec);
+    if (chat.phase !== 'idle') return; // already known to this worker
+    const generation = ++chat.generation;
+    chat.phase = 'loggingIn';
+    chat.key = instanceKey(spec, resume.userID);
+    const params: LoginParams = { sdkAppId: spec.sdkAppId, userID: resume.userID, userSig: resume.userSig, platform: 'Web' };
+    try {
+      const inst = await this.acquire(spec, chat.key, params, { instId: resume.instId, token: resume.token });
+      if (!this.isCurrent(chat, generation)) {
+        await this.release(inst, spec.chatId);
+        return;
+      }
+      inst.members.add(spec.chatId);
+      chat.phase = 'ready';
+      this.persist();
+    } catch (err) {
+      if (!this.isCurrent(chat, generation)) return;
+      const error = toErrorData(err);
+      const kickType = error.data?.kickType;
+      if (typeof kickType === 'string') {
+        chat.phase = 'kicked';
+        chat.kickType = kickType as KickType;
+      } else {
+        chat.phase = 'lost';
+        chat.error = error;
+      }
+      this.host.log.warn(`could not take over chat ${spec.chatId} (instance ${resume.instId}): ${error.code} ${error.message}`);
+    }
+  }
+
+  /** Leave the chat's instance (logout semantics); the chat itself stays known unless forgotten. */
+  private async detach(chat: ChatRecord): Promise<void> {
+    chat.generation++;
+    const key = chat.key;
+    chat.phase = 'idle';
+    chat.key = null;
+    delete chat.kickType;
+    delete chat.error;
+    if (!key) return;
+    const inst = this.instances.get(key);
+    if (inst && inst.status === 'live') await this.release(inst, chat.spec.chatId);
+  }
+
+  // ------------------------------------------------------------------ instances
+
+  /**
+   * The live instance for `key`: joins an existing one in shared mode, else logs in (or
+   * resumes, when `resume` is given). Concurrent logins of one shared key wait for the first.
+   */
+  private async acquire(
+    spec: ChatSpec,
+    key: string,
+    params: LoginParams,
+    resume: { instId: number; token: string } | null,
+  ): Promise<InstanceRecord> {
+    for (;;) {
+      const existing = this.instances.get(key);
+      if (!existing || existing.status === 'ended') break;
+      if (existing.status === 'live') {
+        // Shared mode: keep the freshest UserSig for a later re-login.
+        if (params.userSig !== existing.params.userSig) existing.params = { ...existing.params, userSig: params.userSig };
+        return existing;
+      }
+      await existing.settled;
+    }
+    let settle!: () => void;
+    const inst: InstanceRecord = {
+      key,
+      server: spec.server,
+      params,
+      status: 'pending',
+      handle: null,
+      token: '',
+      expireAt: 0,
+      members: new Set(),
+      settled: new Promise<void>((resolve) => { settle = resolve; }),
+      resumingInstId: resume ? resume.instId : null,
+    };
+    this.instances.set(key, inst);
+    const events: InstanceEvents = {
+      onKicked: (type) => this.instanceEnded(inst, { type: 'kicked', kickType: type }),
+      onLost: (error) => this.instanceEnded(inst, { type: 'lost', error }),
+      onRestored: () => this.instanceRestored(inst),
+    };
+    const engine = this.engineFor(spec.server);
+    try {
+      const { handle, result } = resume
+        ? await engine.resume(params, resume, events)
+        : await engine.login(params, events);
+      inst.handle = handle;
+      inst.token = this.host.tokenOf(handle);
+      inst.expireAt = result.expireAt;
+      inst.resumingInstId = null;
+      if (inst.status === 'pending') inst.status = 'live';
+      return inst;
+    } catch (err) {
+      inst.status = 'ended';
+      if (this.instances.get(key) === inst) this.instances.delete(key);
+      throw err;
+    } finally {
+      settle();
+    }
+  }
+
+  /** A chat leaves an instance; the last one out logs it out on the server. */
+  private async release(inst: InstanceRecord, chatId: string): Promise<void> {
+    inst.members.delete(chatId);
+    if (inst.members.size > 0 || inst.status !== 'live') {
+      if (inst.status === 'live') this.persist();
+      return;
+    }
+    inst.status = 'ended';
+    if (this.instances.get(inst.key) === inst) this.instances.delete(inst.key);
+    this.persist();
+    const engine = this.engines.get(inst.server)?.engine;
+    if (engine && inst.handle) await engine.logout(inst.handle);
+  }
+
+  private instanceEnded(inst: InstanceRecord, why: { type: 'kicked'; kickType: KickType } | { type: 'lost'; error: ErrorData }): void {
+    const wasLive = inst.status === 'live';
+    inst.status = 'ended';
+    if (this.instances.get(inst.key) === inst) this.instances.delete(inst.key);
+    if (!wasLive) return; // a pending login/resume reports through its own promise
+    for (const chatId of inst.members) {
+      const chat = this.chats.get(chatId);
+      if (!chat || chat.key !== inst.key || chat.phase !== 'ready') continue;
+      chat.phase = why.type;
+      if (why.type === 'kicked') chat.kickType = why.kickType;
+      else chat.error = why.error;
+    }
+    inst.members.clear();
+    this.persist();
+    this.host.log.info(`instance ${inst.key} ended: ${why.type === 'kicked' ? why.kickType : `${why.error.code} ${why.error.message}`}`);
+    if (why.type === 'kicked') this.send({ type: 'kicked', target: inst.key, kickType: why.kickType });
+    else this.send({ type: 'lost', target: inst.key, error: why.error });
+  }
+
+  private instanceRestored(inst: InstanceRecord): void {
+    if (!inst.handle) return;
+    inst.token = this.host.tokenOf(inst.handle);
+    if (inst.status !== 'live') return;
+    this.persist();
+    this.send({ type: 'restored', target: inst.key, instId: inst.handle.instId, token: inst.token });
+  }
+
+  private loginReply(inst: InstanceRecord, chat: ChatRecord): LoginReply {
+    const engine = this.engines.get(inst.server)?.engine;
+    return {
+      instId: inst.handle?.instId ?? 0,
+      token: inst.token,
+      userID: inst.params.userID,
+      serverTime: engine ? engine.getServerTime() : Date.now(),
+      expireAt: inst.expireAt,
+      seq: this.seq,
+      generation: chat.generation,
+    };
+  }
+
+  // ------------------------------------------------------------------ engines and events
+
+  private engineFor(server: string): HubEngine {
+    let record = this.engines.get(server);
+    if (!record) {
+      const engine = this.host.createEngine(server);
+      const stopNet = engine.onNetState((state) => this.send({ type: 'net', target: serverKey(server), state }));
+      record = { engine, stopNet };
+      this.engines.set(server, record);
+    }
+    return record.engine;
+  }
+
+  private closeEngines(why: string): void {
+    if (this.engines.size === 0) return;
+    this.host.log.info(`closing ${this.engines.size} connection(s): ${why}`);
+    for (const record of this.engines.values()) {
+      record.stopNet();
+      record.engine.close();
+    }
+    this.engines.clear();
+    this.instances.clear();
+    this.persist();
+  }
+
+  /** Whether this run holds (or is taking over) the server instance `instId`. */
+  private isClaimed(instId: number): boolean {
+    for (const inst of this.instances.values()) {
+      if (inst.status === 'ended') continue;
+      if (inst.handle?.instId === instId || inst.resumingInstId === instId) return true;
+    }
+    return false;
+  }
+
+  private async releaseOrphan(orphan: Orphan): Promise<void> {
+    try {
+      if (!this.isClaimed(orphan.instance.instId)) await this.host.releaseOrphan(orphan.instance);
+    } catch (err) {
+      this.host.log.warn(`release of orphaned instance ${orphan.instance.instId} failed:`, err);
+    } finally {
+      orphan.done();
+    }
+  }
+
+  private persist(): void {
+    const list: StoredInstance[] = [];
+    for (const inst of this.instances.values()) {
+      if (inst.status !== 'live' || !inst.handle) continue;
+      const tabIds = new Set<string>();
+      for (const chatId of inst.members) {
+        const tabId = this.chats.get(chatId)?.tabId;
+        if (tabId) tabIds.add(tabId);
+      }
+      list.push({
+        key: inst.key,
+        server: inst.server,
+        sdkAppId: inst.params.sdkAppId,
+        userID: inst.params.userID,
+        instId: inst.handle.instId,
+        token: inst.token,
+        tabIds: [...tabIds],
+      });
+    }
+    this.host.persist(list);
+  }
+
+  private send(event: DistributiveOmit<Envelope, 'v' | 'workerEpoch' | 'seq'>): void {
+    const envelope = { ...event, v: HUB_VERSION, workerEpoch: this.host.epoch, seq: ++this.seq } as Envelope;
+    this.host.broadcast(envelope);
+  }
+
+  private chatSnapshot(chat: ChatRecord): ChatSnapshot {
+    const snap: ChatSnapshot = { phase: chat.phase, generation: chat.generation };
+    if (chat.phase === 'ready' && chat.key) {
+      const inst = this.instances.get(chat.key);
+      if (inst?.handle) {
+        snap.userID = inst.params.userID;
+        snap.instId = inst.handle.instId;
+        snap.token = inst.token;
+      }
+    }
+    if (chat.kickType) snap.kickType = chat.kickType;
+    if (chat.error) snap.error = chat.error;
+    return snap;
+  }
+
+  private snapshotFor(tabId: string): Snapshot {
+    const tab = this.tabs.get(tabId);
+    const chats: Record<string, ChatSnapshot> = {};
+    for (const id of tab?.chats ?? []) {
+      const chat = this.chats.get(id);
+      if (chat) chats[id] = this.chatSnapshot(chat);
+    }
+    const servers: Snapshot['servers'] = {};
+    for (const [server, record] of this.engines) {
+      servers[server] = { net: record.engine.netState, serverTime: record.engine.getServerTime() };
+    }
+    return { epoch: this.host.epoch, build: BUILD, seq: this.seq, workerLock: this.host.workerLock, chats, servers };
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

@@ -1,0 +1,181 @@
+/**
+ * Everything a hub needs around it, whoever hosts it: the SharedWorker (worker/index.ts) or
+ * a leader tab (the leader-tab fallback loads this same bundle into the page). One runtime
+ * per host: its epoch, the event channel, the life lock, tab watching through Web Locks,
+ * counted sockets, the durable record of its instances and the release of orphans left by
+ * dead runs, and the diagnostic mirror on `tabchat-diag`.
+ */
+import { SessionEngine } from '../src/core/engine.js';
+import { toErrorData } from '../src/core/errors.js';
+import type { Logger, SessionHandle } from '../src/core/types.js';
+import {
+  BUILD,
+  DIAG_CHANNEL,
+  EVENTS_CHANNEL,
+  VERSION,
+  tabLockName,
+  workerLockName,
+  type DiagMessage,
+  type HubApi,
+  type Reply,
+} from '../src/browser/hub-protocol.js';
+import { Hub, type HubEngine } from './hub.js';
+import { releaseInstance } from './orphans.js';
+import { RunStore } from './storage.js';
+
+export interface Runtime {
+  epoch: string;
+  /** Resolves once the life lock is held (commands wait for it). */
+  ready: Promise<void>;
+  /** A command surface over the hub; commands never throw (errors become Reply data). */
+  api(): HubApi;
+  log: Logger;
+}
+
+function randomId(): string {
+  if (typeof crypto !== 'undefined' && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+}
+
+function describe(value: unknown): string {
+  if (value instanceof Error) return value.stack ?? `${value.name}: ${value.message}`;
+  if (typeof value === 'string') return value;
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * Start a hub runtime.
+ * @param name - the host's name for diagnostics (the worker name, or `leader:<worker name>`)
+ * @param consoleTag - prefix of the lines this host writes to its own console
+ */
+export function createRuntime(name: string, consoleTag: string): Runtime {
+  const epoch = randomId();
+
+  // -------------------------------------------------------------- diagnostics
+  const diag = new BroadcastChannel(DIAG_CHANNEL);
+  const mirror = (level: DiagMessage['level'], args: unknown[]) => {
+    const message: DiagMessage = { source: 'worker', name, epoch, level, text: args.map(describe).join(' '), time: Date.now() };
+    try {
+      diag.postMessage(message);
+    } catch {
+      // The channel is best effort; the console still has warnings and errors.
+    }
+  };
+  /** Mirrors every line to the diag channel; warnings and errors also go to the host's console. */
+  const log: Logger = {
+    debug: (...args) => mirror('debug', args),
+    info: (...args) => mirror('info', args),
+    warn: (...args) => { mirror('warn', args); console.warn(consoleTag, ...args); },
+    error: (...args) => { mirror('error', args); console.error(consoleTag, ...args); },
+  };
+
+  // -------------------------------------------------------------- sockets
+  let socketsOpen = 0;
+  let socketsOpened = 0;
+  /** The platform WebSocket, counted for getState() (how many sockets this profile holds). */
+  class CountedWebSocket extends WebSocket {
+    constructor(url: string) {
+      super(url);
+      socketsOpen++;
+      socketsOpened++;
+      this.addEventListener('close', () => { socketsOpen--; });
+    }
+  }
+
+  // -------------------------------------------------------------- locks
+  const lockManager: LockManager | null = typeof navigator !== 'undefined' && navigator.locks ? navigator.locks : null;
+  const workerLock = workerLockName(epoch);
+  /**
+   * Held for this run's life (the callback's promise never settles on purpose: the browser
+   * releases the lock when the host dies, and that release is how tabs notice).
+   */
+  const ready: Promise<void> = lockManager
+    ? new Promise<void>((resolve) => {
+        lockManager.request(workerLock, () => {
+          resolve();
+          return new Promise<never>(() => {});
+        }).catch((err: unknown) => {
+          log.error('cannot hold the life lock; tabs will not notice this host dying:', err);
+          resolve();
+        });
+      })
+    : Promise.resolve();
+
+  const watchTab = (tabId: string, onGone: () => void): (() => void) => {
+    if (!lockManager) return () => {};
+    const controller = new AbortController();
+    lockManager
+      .request(tabLockName(tabId), { signal: controller.signal }, () => {
+        if (!controller.signal.aborted) onGone();
+      })
+      .catch((err: unknown) => {
+        if (!controller.signal.aborted) log.error(`cannot watch tab ${tabId}:`, err);
+      });
+    return () => controller.abort();
+  };
+
+  // -------------------------------------------------------------- hub
+  const events = new BroadcastChannel(EVENTS_CHANNEL);
+  const runs = new RunStore(epoch, BUILD, log);
+  const clientName = `tabchat-worker/${VERSION}`;
+  const hub = new Hub({
+    epoch,
+    workerLock,
+    name,
+    createEngine: (server): HubEngine => new SessionEngine({ url: server, WebSocket: CountedWebSocket, clientName, logger: log }),
+    tokenOf: (handle: SessionHandle) => handle.token,
+    broadcast: (envelope) => events.postMessage(envelope),
+    watchTab,
+    socketStats: () => ({ open: socketsOpen, opened: socketsOpened }),
+    persist: (instances) => runs.save(instances),
+    releaseOrphan: (instance) => releaseInstance(CountedWebSocket, instance, clientName, log),
+    dropRun: (deadEpoch) => runs.drop(deadEpoch),
+    log,
+  });
+
+  /** Instances of runs that died (their life lock is free) are released once their tabs are gone. */
+  const adoptDeadRuns = async () => {
+    await ready;
+    const others = await runs.others();
+    if (others.length === 0 || !lockManager) return;
+    const state = await lockManager.query();
+    const held = new Set((state.held ?? []).map((lock) => lock.name));
+    for (const run of others) {
+      if (!held.has(workerLockName(run.epoch))) hub.adoptOrphans(run);
+    }
+  };
+  adoptDeadRuns().catch((err: unknown) => log.warn('cannot check the records of previous runs:', err));
+
+  const guarded = async <T>(what: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> => {
+    try {
+      await ready;
+      return await run();
+    } catch (err) {
+      log.error(`${what} failed:`, err);
+      return { ok: false, error: toErrorData(err) };
+    }
+  };
+
+  const api = (): HubApi => ({
+    register: (req) => guarded('register', () => hub.register(req)),
+    snapshot: (tabId) => guarded('snapshot', () => hub.snapshot(tabId)),
+    login: (tabId, spec, creds) => guarded('login', () => hub.login(tabId, spec, creds)),
+    logout: (tabId, chatId) => guarded('logout', () => hub.logout(tabId, chatId)),
+    forget: (tabId, chatId) => guarded('forget', () => hub.forget(tabId, chatId)),
+    bye: async (tabId) => {
+      try {
+        await hub.tabGone(tabId);
+      } catch (err) {
+        log.error('bye failed:', err);
+      }
+    },
+    getState: async () => hub.getState(),
+  });
+
+  log.info(`${name} started (epoch ${epoch})`);
+  return { epoch, ready, api, log };
+}
