@@ -9,15 +9,21 @@ import {
   PROTOCOL_VERSION,
   encodeFrame,
   parseClientFrame,
+  type AckFrame,
   type ClientFrame,
   type KickType,
   type LoginFrame,
   type LoginResultData,
+  type SendFrame,
+  type SendResultData,
   type ServerFrame,
+  type SyncFrame,
+  type WireMessage,
 } from '../src/protocol/frames.js';
 import { AuthError } from './auth.js';
 import type { ServerContext } from './context.js';
-import type { InstanceOwner } from './registry.js';
+import { MessageError } from './messages.js';
+import type { Instance, InstanceOwner } from './registry.js';
 
 /** Malformed frames tolerated on one connection before it is closed with 4501. */
 const MAX_BAD_FRAMES = 20;
@@ -32,12 +38,16 @@ export class Connection implements InstanceOwner {
   isAlive = true;
   private greeted = false;
   private closed = false;
+  /** We started closing the socket: frames still in flight from the client are ignored. */
+  private closing = false;
   private badFrames = 0;
   /** Before hello: the hello timeout (4002). After: armed while no instance is carried (4004). */
   private idleTimer: NodeJS.Timeout | null;
   /** Token bucket for the per-connection frame rate limit. */
   private tokens: number;
   private lastRefill = Date.now();
+  /** Sends of this connection run one after another, so they are stored in the order they came. */
+  private sendChain: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ws: WebSocket,
@@ -64,6 +74,11 @@ export class Connection implements InstanceOwner {
     this.dropInstance(instId);
   }
 
+  /** InstanceOwner: a message for one of our instances. */
+  deliverMessage(instId: number, message: WireMessage): void {
+    if (this.instances.has(instId)) this.send({ type: 'msg', instId, message });
+  }
+
   private addInstance(instId: number): void {
     this.instances.add(instId);
     if (this.idleTimer) clearTimeout(this.idleTimer);
@@ -82,6 +97,7 @@ export class Connection implements InstanceOwner {
   }
 
   close(code: number, reason: string): void {
+    this.closing = true;
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
   }
 
@@ -121,7 +137,9 @@ export class Connection implements InstanceOwner {
   }
 
   private wsOnMessage(data: unknown, isBinary: boolean): void {
-    if (this.closed) return;
+    // Once we decided to close (4501, 1003, 4003, 4500, shutdown…), frames the client had
+    // already sent are not acted on: a login there would register an instance nobody holds.
+    if (this.closed || this.closing) return;
     if (!this.takeToken()) {
       this.ctx.metrics.framesRejected.inc({ reason: 'rate' });
       this.send({ type: 'error', code: CODE.FRAME_RATE_LIMITED, message: codeText(CODE.FRAME_RATE_LIMITED) });
@@ -166,6 +184,75 @@ export class Connection implements InstanceOwner {
         return this.send({ type: 'result', id: frame.id, ok: true, data: {} });
       case 'resume':
         return this.handleResume(frame.id, frame.instId, frame.token);
+      case 'send':
+        this.sendChain = this.sendChain.then(() => this.handleSend(frame)).catch((err: unknown) => this.internalError(frame.id, err));
+        return;
+      case 'sync':
+        void this.handleSync(frame).catch((err: unknown) => this.internalError(frame.id, err));
+        return;
+      case 'ack':
+        void this.handleAck(frame).catch((err: unknown) => this.internalError(undefined, err));
+        return;
+    }
+  }
+
+  /**
+   * The instance a message frame names, or the coded refusal: 2024 when this connection
+   * carries no instance at all (not logged in), 9004 when it does not carry this one.
+   */
+  private instanceFor(instId: number): Instance | MessageError {
+    const inst = this.instances.has(instId) ? this.ctx.registry.get(instId) : undefined;
+    if (inst) return inst;
+    if (this.instances.size === 0) return new MessageError(CODE.USER_NOT_LOGGED_IN, 'not logged in: log in before sending or syncing messages');
+    return new MessageError(CODE.UNKNOWN_INSTANCE, `instance ${instId} is not held by this connection`);
+  }
+
+  private async handleSend(frame: SendFrame): Promise<void> {
+    const { ctx } = this;
+    const inst = this.instanceFor(frame.instId);
+    if (inst instanceof MessageError) {
+      ctx.metrics.messagesRejected.inc({ code: String(inst.code) });
+      return this.replyError(frame.id, inst.code, inst.message);
+    }
+    if (ctx.shuttingDown) {
+      ctx.metrics.messagesRejected.inc({ code: String(CODE.SERVER_SHUTTING_DOWN) });
+      return this.replyError(frame.id, CODE.SERVER_SHUTTING_DOWN, codeText(CODE.SERVER_SHUTTING_DOWN));
+    }
+    let message: WireMessage;
+    try {
+      message = await ctx.messages.send(inst, { clientMsgId: frame.clientMsgId, to: frame.to, text: frame.text });
+    } catch (err) {
+      if (!(err instanceof MessageError)) throw err;
+      ctx.metrics.messagesRejected.inc({ code: String(err.code) });
+      return this.replyError(frame.id, err.code, err.message);
+    }
+    const data: SendResultData = { message };
+    this.send({ type: 'result', id: frame.id, ok: true, data });
+  }
+
+  private async handleSync(frame: SyncFrame): Promise<void> {
+    const inst = this.instanceFor(frame.instId);
+    if (inst instanceof MessageError) return this.replyError(frame.id, inst.code, inst.message);
+    try {
+      const data = await this.ctx.messages.sync(inst, frame.afterSeq, frame.limit);
+      this.send({ type: 'result', id: frame.id, ok: true, data });
+    } catch (err) {
+      if (!(err instanceof MessageError)) throw err;
+      this.replyError(frame.id, err.code, err.message);
+    }
+  }
+
+  private async handleAck(frame: AckFrame): Promise<void> {
+    const inst = this.instanceFor(frame.instId);
+    if (inst instanceof MessageError) {
+      this.ctx.metrics.framesRejected.inc({ reason: 'ack' });
+      return this.send({ type: 'error', code: inst.code, message: inst.message });
+    }
+    try {
+      await this.ctx.messages.ack(inst, frame.seq);
+    } catch (err) {
+      if (!(err instanceof MessageError)) throw err;
+      this.send({ type: 'error', code: err.code, message: `ack not recorded: ${err.message}` });
     }
   }
 
@@ -215,9 +302,19 @@ export class Connection implements InstanceOwner {
       ctx.log.info({ conn: this.id, sdkAppId: frame.sdkAppId, userID: frame.userID, code: err.code }, 'login refused');
       return this.replyError(frame.id, err.code, err.message);
     }
-    // The socket may have gone while we verified: registering would leak an instance.
-    if (this.closed) return finish('closed');
+    // A new instance starts at the user's acknowledged mailbox position (docs/protocol.md "Messages").
+    let position: number;
+    try {
+      position = await ctx.messages.startPosition(frame.sdkAppId, frame.userID);
+    } catch (err) {
+      if (!(err instanceof MessageError)) throw err;
+      finish(String(err.code));
+      return this.replyError(frame.id, err.code, err.message);
+    }
+    // The socket may have gone (or be closing) while we verified: registering would leak an instance.
+    if (this.closed || this.closing) return finish('closed');
     const { inst, kicked } = ctx.registry.login(auth.app, frame.userID, frame.platform, auth.expireAt, this);
+    inst.ackedSeq = position;
     this.addInstance(inst.instId);
     const data: LoginResultData = { instId: inst.instId, token: inst.token, userID: inst.userID, serverTime: Date.now(), expireAt: inst.expireAt };
     this.send({ type: 'result', id: frame.id, ok: true, data });
@@ -245,9 +342,16 @@ export class Connection implements InstanceOwner {
     this.send({ type: 'result', id, ok: true, data: { instId, serverTime: Date.now(), expireAt: result.inst.expireAt } });
   }
 
-  private internalError(id: number, err: unknown): void {
+  /** An unexpected failure: logged; the request (if any) gets 9099, which the client may retry. */
+  private internalError(id: number | undefined, err: unknown): void {
+    if (err instanceof MessageError) {
+      // A coded refusal that escaped its handler (e.g. the store was closed during shutdown).
+      if (id !== undefined) this.replyError(id, err.code, err.message);
+      return;
+    }
     this.ctx.log.error({ conn: this.id, err: err instanceof Error ? err.stack : String(err) }, 'internal error');
-    this.replyError(id, CODE.SERVER_INTERNAL, codeText(CODE.SERVER_INTERNAL));
+    if (id !== undefined) this.replyError(id, CODE.SERVER_INTERNAL, codeText(CODE.SERVER_INTERNAL));
+    else this.send({ type: 'error', code: CODE.SERVER_INTERNAL, message: codeText(CODE.SERVER_INTERNAL) });
   }
 
   private wsOnClose(): void {

@@ -3,8 +3,10 @@ import type { Authenticator } from './auth.js';
 import type { AppConfig, ServerConfig } from './config.js';
 import type { Connection } from './connection.js';
 import type { Logger } from './log.js';
+import type { MessageService } from './messages.js';
 import type { Metrics } from './metrics.js';
 import type { Registry } from './registry.js';
+import type { MessageStore } from './store.js';
 
 export interface ServerContext {
   readonly config: ServerConfig;
@@ -13,6 +15,10 @@ export interface ServerContext {
   readonly registry: Registry;
   readonly auth: Authenticator;
   readonly metrics: Metrics;
+  /** Where messages are stored (config `store`). */
+  readonly store: MessageStore;
+  /** C2C messages: send, sync, ack, delivery. */
+  readonly messages: MessageService;
   readonly log: Logger;
   /** This node's id, in logs and metrics. */
   readonly node: string;

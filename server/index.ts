@@ -13,11 +13,14 @@ import { Connection } from './connection.js';
 import type { ServerContext } from './context.js';
 import { handleHttp } from './http.js';
 import { createLogger, type Logger } from './log.js';
+import { MessageService } from './messages.js';
 import { Metrics } from './metrics.js';
 import { Registry } from './registry.js';
+import { openStore } from './store.js';
 
 export { validateConfig, loadConfigFile, ConfigError, type ServerConfig, type AppConfig } from './config.js';
 export { generateUserSig, verifyUserSig, decodeUserSig } from './usersig.js';
+export { openStore, type MessageStore, type StoredMessage, type MailboxEntry } from './store.js';
 
 export interface ChatServerOptions {
   /** Use this logger instead of a pino logger on stdout. */
@@ -61,12 +64,15 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     onRelease: (inst, why) => log.debug({ instId: inst.instId, why }, 'instance released'),
   });
   metrics = new Metrics(node, () => registry.countByPlatform());
+  const store = await openStore(config.store);
   const ctx: ServerContext = {
     config,
     apps,
     registry,
     auth: new Authenticator(apps, registry, config.rateLimits),
     metrics,
+    store,
+    messages: new MessageService(store, registry, metrics, log),
     log,
     node,
     connections,
@@ -123,18 +129,24 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
   }, config.heartbeatMs);
   sweep.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(config.port, config.host, () => {
-      http.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(config.port, config.host, () => {
+        http.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    clearInterval(sweep);
+    await store.close();
+    throw err;
+  }
   const address = http.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const httpUrl = `http://${hostForUrl}:${port}`;
-  log.info({ port, host: config.host, apps: [...apps.keys()], devUserSig: config.devUserSig }, 'listening');
+  log.info({ port, host: config.host, apps: [...apps.keys()], devUserSig: config.devUserSig, store: store.kind }, 'listening');
   if (config.devUserSig) log.warn('devUserSig is on: GET /dev/usersig issues UserSigs to anyone. Demo use only.');
 
   let closing: Promise<void> | null = null;
@@ -154,6 +166,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
       await listenerClosed;
       registry.clear();
       wss.close();
+      await store.close();
       log.info('stopped');
       log.flush?.();
     })();

@@ -16,6 +16,11 @@ export class Metrics {
   readonly restRequests: Counter<'command' | 'code'>;
   readonly restDuration: Histogram<'command'>;
   readonly framesRejected: Counter<'reason'>;
+  readonly messagesStored: Counter;
+  readonly messagesDuplicate: Counter;
+  readonly messagesRejected: Counter<'code'>;
+  readonly messagesDelivered: Counter<'via'>;
+  readonly storeDuration: Histogram<'op'>;
 
   constructor(node: string, countInstances: () => Map<Platform, number>) {
     this.registry.setDefaultLabels({ node });
@@ -50,5 +55,25 @@ export class Metrics {
       registers,
     });
     this.framesRejected = new Counter({ name: 'tabchat_frames_rejected_total', help: 'Client frames refused, by reason', labelNames: ['reason'], registers });
+    this.messagesStored = new Counter({ name: 'tabchat_messages_stored_total', help: 'New messages stored (acknowledged to their sender)', registers });
+    this.messagesDuplicate = new Counter({
+      name: 'tabchat_messages_duplicate_total',
+      help: 'Sends answered with a message stored before (retries of the same clientMsgId)',
+      registers,
+    });
+    this.messagesRejected = new Counter({ name: 'tabchat_messages_rejected_total', help: 'Sends refused, by error code', labelNames: ['code'], registers });
+    this.messagesDelivered = new Counter({
+      name: 'tabchat_messages_delivered_total',
+      help: 'Messages handed to instances, by path: push (live) or sync (catch-up)',
+      labelNames: ['via'],
+      registers,
+    });
+    this.storeDuration = new Histogram({
+      name: 'tabchat_store_duration_seconds',
+      help: 'Message store call duration, by operation (send, read, ack, position)',
+      labelNames: ['op'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    });
   }
 }

@@ -7,7 +7,7 @@
  * socket; the server delivers kicks.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { KickType, Platform } from '../src/protocol/frames.js';
+import type { KickType, Platform, WireMessage } from '../src/protocol/frames.js';
 import type { AppConfig, LoginPolicy } from './config.js';
 
 /** Whatever holds instances: a WebSocket connection. */
@@ -16,6 +16,8 @@ export interface InstanceOwner {
   deliverKick(instId: number, type: KickType): void;
   /** Another owner resumed this instance (this owner's socket was half-open). */
   forget(instId: number): void;
+  /** Push a stored message to the client of this instance (owners that carry no messages may omit it). */
+  deliverMessage?(instId: number, message: WireMessage): void;
 }
 
 export interface Instance {
@@ -28,6 +30,11 @@ export interface Instance {
   readonly loginAt: number;
   readonly expireAt: number;
   readonly token: string;
+  /**
+   * Mailbox position of this instance: the highest seq it acknowledged, starting at the
+   * user's acknowledged position when it logged in (see docs/protocol.md "Messages").
+   */
+  ackedSeq: number;
   owner: InstanceOwner | null;
   detachTimer: NodeJS.Timeout | null;
   expiryTimer: NodeJS.Timeout | null;
@@ -144,6 +151,7 @@ export class Registry {
       loginAt: this.now(),
       expireAt,
       token: randomBytes(18).toString('base64url'),
+      ackedSeq: 0,
       owner,
       detachTimer: null,
       expiryTimer: null,

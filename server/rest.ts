@@ -105,20 +105,30 @@ function send(res: ServerResponse, code: number, info: string, extra: Reply = {}
   res.end(body);
 }
 
+/** A body over the limit is drained (discarded) up to this multiple of the limit, then the socket is cut. */
+const DRAIN_FACTOR = 16;
+
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
+    const tooBig = () => new RestError(CODE.REST_HTTP_PARSE, `body larger than ${limit} bytes`);
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        reject(new RestError(CODE.REST_HTTP_PARSE, `body larger than ${limit} bytes`));
-        req.destroy();
+      if (size <= limit) {
+        chunks.push(chunk);
         return;
       }
-      chunks.push(chunk);
+      chunks.length = 0;
+      // Keep reading (and discarding) so the client gets its 60002 answer: destroying the
+      // socket with unread bytes makes the kernel reset the connection, losing the reply.
+      // Past a hard cap the sender is abusive and the socket is cut.
+      if (size > limit * DRAIN_FACTOR) {
+        reject(tooBig());
+        req.destroy();
+      }
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => (size > limit ? reject(tooBig()) : resolve(Buffer.concat(chunks).toString('utf8'))));
     req.on('error', () => reject(new RestError(CODE.REST_HTTP_PARSE, 'request body could not be read')));
   });
 }

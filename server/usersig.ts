@@ -4,7 +4,7 @@
  * Compatible with every official TLSSigAPIv2 generator (node, python, go, java, c++).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { deflateSync, inflateSync } from 'node:zlib';
+import { deflateSync, inflateSync, type ZlibOptions } from 'node:zlib';
 import { CODE } from '../src/protocol/codes.js';
 
 /** Default validity of a generated UserSig: 180 days, as the official generators. */
@@ -83,7 +83,8 @@ export class UserSigError extends Error {
   }
 }
 
-const USERSIG_ALPHABET = /^[A-Za-z0-9*\-_]+$/;
+/** Base64 with the substitutions; padding (`_`) only at the end, as every generator emits it. */
+const USERSIG_ALPHABET = /^[A-Za-z0-9*\-]+_{0,2}$/;
 
 /**
  * Decode a UserSig without checking its signature. Throws {@link UserSigError} with 70003
@@ -93,13 +94,22 @@ export function decodeUserSig(userSig: string): UserSigFields {
   if (userSig.length === 0) throw new UserSigError(CODE.USERSIG_EMPTY, 'UserSig is empty');
   if (!USERSIG_ALPHABET.test(userSig)) throw new UserSigError(CODE.USERSIG_UNPARSABLE, 'UserSig has characters outside its alphabet');
   const b64 = userSig.replace(/\*/g, '+').replace(/-/g, '/').replace(/_/g, '=');
+  const compressed = Buffer.from(b64, 'base64');
   let json: string;
+  let consumed: number;
   try {
-    const inflated = inflateSync(Buffer.from(b64, 'base64'), { maxOutputLength: MAX_INFLATED_BYTES });
-    json = inflated.toString('utf8');
+    // `info: true` also returns the engine, whose bytesWritten tells how much input zlib used.
+    const out = inflateSync(compressed, { maxOutputLength: MAX_INFLATED_BYTES, info: true } as ZlibOptions) as unknown as {
+      buffer: Buffer;
+      engine: { bytesWritten: number };
+    };
+    json = out.buffer.toString('utf8');
+    consumed = out.engine.bytesWritten;
   } catch {
     throw new UserSigError(CODE.USERSIG_UNPARSABLE, 'UserSig is not zlib data (truncated?)');
   }
+  // zlib stops at the end of its stream and ignores what follows: refuse junk after it.
+  if (consumed !== compressed.length) throw new UserSigError(CODE.USERSIG_UNPARSABLE, 'UserSig has data after its zlib stream');
   let doc: unknown;
   try {
     doc = JSON.parse(json);

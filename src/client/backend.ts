@@ -1,9 +1,15 @@
 /**
  * What the chat API object (src/client/chat.ts) needs from whatever carries its session:
  * a direct engine (Node), the SharedWorker, or a leader tab. One backend per chat instance.
+ *
+ * Messages (added with C2C text): a backend reports the messages of its instance with
+ * {@link BackendEvents.messages} and sends with {@link ChatBackend.sendText}. Both map
+ * one-to-one onto the session engine: `InstanceEvents.onMessages` and
+ * `SessionEngineApi.send(handle, message)`; a backend in another thread forwards the
+ * same plain data (WireMessage in, OutgoingText out, ErrorData-shaped errors back).
  */
-import type { KickType } from '../protocol/frames.js';
-import type { ErrorData, LoginResult, NetState } from '../core/types.js';
+import type { KickType, WireMessage } from '../protocol/frames.js';
+import type { ErrorData, LoginResult, NetState, OutgoingText } from '../core/types.js';
 
 export interface BackendEvents {
   /** This instance was kicked: emit KICKED_OUT then SDK_NOT_READY. Terminal. */
@@ -11,6 +17,12 @@ export interface BackendEvents {
   /** This instance was lost for a non-kick reason (e.g. re-login refused). Terminal. */
   lost(error: ErrorData): void;
   netState(state: NetState): void;
+  /**
+   * Messages for this instance, in mailbox order, each once: received ones (flow `in`) and
+   * those the same user sent from another instance (flow `out`); never the ones this
+   * instance sent itself. Emitted as MESSAGE_RECEIVED.
+   */
+  messages(list: WireMessage[]): void;
 }
 
 export interface ChatBackend {
@@ -23,4 +35,14 @@ export interface ChatBackend {
   getServerTime(): number;
   /** Release everything this chat instance holds (socket, worker registration, locks). */
   destroy(): Promise<void>;
+  /**
+   * Send a C2C text message as the logged-in instance; resolves with the stored message
+   * (flow `out`) once the server has stored it, with the semantics and codes of
+   * `SessionEngineApi.send` (9022 after the send timeout while the message stays queued;
+   * 9023 dropped; 9021/9020/80002 invalid; 2024 not logged in).
+   *
+   * Optional only until every backend implements it: without it `sendMessage()` rejects
+   * with 2100.
+   */
+  sendText?(message: OutgoingText): Promise<WireMessage>;
 }

@@ -7,14 +7,16 @@
  * parameter check that throws `Error('Params validate failed.')` synchronously, (3) the
  * method itself.
  */
-import type { KickType } from '../protocol/frames.js';
+import { textMessageError, type KickType, type WireMessage } from '../protocol/frames.js';
 import { CODE, codeText } from '../protocol/codes.js';
 import { ChatError, KICK_REASON_CODE, asChatError } from '../core/errors.js';
 import { isLogLevel, type LeveledLogger } from '../core/log.js';
+import { newClientMsgId } from '../core/outbox.js';
 import type { ErrorData, LoginResult, NetState } from '../core/types.js';
 import type { BackendEvents, ChatBackend } from './backend.js';
-import { EVENT } from './constants.js';
+import { EVENT, TYPES } from './constants.js';
 import { Emitter, type ChatEventHandler } from './emitter.js';
+import { Message } from './message.js';
 
 /** Every successful call resolves `{code: 0, data}`. */
 export interface ChatResponse<D> {
@@ -40,6 +42,20 @@ export interface LoginResponseData {
   repeatLogin?: true;
 }
 
+/** `createTextMessage()` options (REF §1.8; the C2C text subset). */
+export interface TextMessageOptions {
+  /** Recipient userID. */
+  to: string;
+  /** `TYPES.CONV_C2C` (`'C2C'`). Another value is accepted here and makes `sendMessage()` reject 2106. */
+  conversationType: string;
+  payload: { text: string };
+}
+
+/** `data` of a resolved `sendMessage()`, and of its rejection. */
+export interface SendMessageData {
+  message: Message;
+}
+
 /** Payloads (`event.data`) of the events this build emits. */
 export interface ChatEventMap {
   sdkStateReady: undefined;
@@ -47,6 +63,7 @@ export interface ChatEventMap {
   kickedOut: { type: KickType };
   netStateChange: { state: NetState };
   error: { code: number; message: string };
+  onMessageReceived: Message[];
 }
 
 /** Payload type of event `K`. */
@@ -86,6 +103,16 @@ function validateHandlerArgs(eventName: unknown, handler: unknown): void {
   if (!isNonEmptyString(eventName) || typeof handler !== 'function') throw paramsError();
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/** A send failure: `{code, message, data: {message}}` with the message's status `fail` (REF §1.8). */
+function sendFailure(message: Message, code: number, text: string, data: Record<string, unknown> = {}): ChatError {
+  message.status = 'fail';
+  return new ChatError(code, text, { ...data, message });
+}
+
 /** One chat instance. Create it with `TabChat.create()`, not with `new`. */
 export class Chat {
   private state: ApiState = { name: 'loggedOut', reason: CODE.USER_NOT_LOGGED_IN };
@@ -95,6 +122,8 @@ export class Chat {
   private readonly emitter: Emitter;
   private readonly log: LeveledLogger;
   private readonly onDestroy: (() => void) | undefined;
+  /** Messages that arrived between the login and SDK_READY; emitted right after SDK_READY. */
+  private early: Message[] = [];
 
   /**
    * @param backend - carries the session; this object calls `setEvents` on it
@@ -109,6 +138,7 @@ export class Chat {
       kicked: (type) => this.backendOnKicked(type),
       lost: (error) => this.backendOnLost(error),
       netState: (state) => this.backendOnNetState(state),
+      messages: (list) => this.backendOnMessages(list),
     };
     backend.setEvents(events);
   }
@@ -228,6 +258,70 @@ export class Chat {
   }
 
   /**
+   * A C2C text message to send with `sendMessage()` (status `unSend`, `flow` `'out'`).
+   * Gated like the reference SDK: before SDK_READY it returns a rejected Promise (code =
+   * not-ready reason) and emits ERROR.
+   * @throws Error('Params validate failed.') when `to` is not a non-empty string,
+   *   `conversationType` not a non-empty string, or `payload.text` not a string
+   */
+  createTextMessage(options: TextMessageOptions): Message {
+    const refused = this.gate('createTextMessage');
+    if (refused) return refused as unknown as Message;
+    if (!isRecord(options)) throw paramsError();
+    const { to, conversationType, payload } = options;
+    if (!isNonEmptyString(to) || !isNonEmptyString(conversationType) || !isRecord(payload) || typeof payload.text !== 'string') {
+      throw paramsError();
+    }
+    return Message.outgoing({
+      clientMsgId: newClientMsgId(),
+      from: this.getLoginUser(),
+      to,
+      conversationType,
+      text: payload.text,
+      serverTime: this.backend.getServerTime(),
+    });
+  }
+
+  /**
+   * Send a message made by `createTextMessage()`. Resolves `{code: 0, data: {message}}`
+   * once the server has stored it (status `success`, server `ID`, `time`, `sequence`).
+   * Rejects `{code, message, data: {message}}` with status `fail`: 2105 for anything but
+   * such a message (no `data.message`), 2106 for a conversationType other than `'C2C'`,
+   * 9021 / 9020 / 80002 for a bad recipient / empty text / text over 12 KB, 9022 when the
+   * server did not acknowledge it in time — the message then STAYS QUEUED and is still
+   * delivered, exactly once; calling `sendMessage(message)` again waits for that same
+   * send — and 9023 when it was dropped unsent (logout, kick). While the connection is
+   * down, messages wait in the outbox and go out after the reconnect.
+   * Gated before SDK_READY (rejects with the not-ready reason, emits ERROR). The sending
+   * instance gets no MESSAGE_RECEIVED for its own message; the user's other instances do.
+   */
+  sendMessage(message: Message, _options?: unknown): Promise<ChatResponse<SendMessageData>> {
+    const refused = this.gate('sendMessage');
+    if (refused) return refused;
+    if (!(message instanceof Message)) return Promise.reject(new ChatError(CODE.MSG_INSTANCE_REQUIRED));
+    if (message.conversationType !== TYPES.CONV_C2C) {
+      return Promise.reject(sendFailure(message, CODE.MSG_INVALID_CONV_TYPE, codeText(CODE.MSG_INVALID_CONV_TYPE)));
+    }
+    const invalid = textMessageError(message.to, message.payload.text);
+    if (invalid) return Promise.reject(sendFailure(message, invalid.code, invalid.message));
+    const sendText = this.backend.sendText?.bind(this.backend);
+    if (!sendText) return Promise.reject(sendFailure(message, CODE.MSG_SEND_FAIL, 'this build cannot send messages through its worker yet'));
+    message.isResend = message.status === 'fail';
+    message.status = 'unSend';
+    message.from = this.getLoginUser();
+    return sendText({ clientMsgId: message.clientMsgId, to: message.to, text: message.payload.text }).then(
+      (wire) => {
+        message.markSent(wire);
+        return { code: 0 as const, data: { message } };
+      },
+      (err: unknown) => {
+        const error = asChatError(err);
+        throw sendFailure(message, error.code, error.message, error.data);
+      },
+    );
+  }
+
+  /**
    * Log level: 0 debug, 1 info, 2 warn (default), 3 error, 4 none.
    * @throws Error('Params validate failed.') on another value
    */
@@ -242,6 +336,7 @@ export class Chat {
   private transition(next: ApiState): void {
     const old = this.state;
     if (old.name === 'loggedIn' && next.name !== 'loggedIn') clearTimeout(old.readyTimer);
+    if (next.name !== 'loggingIn' && next.name !== 'loggedIn' && next.name !== 'ready') this.early = [];
     this.state = next;
     this.log.debug(`api state ${old.name} → ${next.name}`);
   }
@@ -284,6 +379,9 @@ export class Chat {
     if (state.name !== 'loggedIn') return;
     this.transition({ name: 'ready', userID: state.userID });
     this.emitter.emit(EVENT.SDK_READY);
+    const early = this.early;
+    this.early = [];
+    if (early.length > 0 && this.state.name === 'ready') this.emitter.emit(EVENT.MESSAGE_RECEIVED, early);
   }
 
   private finishLogout(): void {
@@ -321,6 +419,27 @@ export class Chat {
     this.transition({ name: 'loggedOut', reason: CODE.LOGIN_FAILED });
     this.emitter.emit(EVENT.ERROR, { code: error.code, message: error.message });
     this.emitter.emit(EVENT.SDK_NOT_READY);
+  }
+
+  /**
+   * MESSAGE_RECEIVED when ready (and while a logout is in flight: the engine has already
+   * acknowledged them); held from login to SDK_READY; dropped otherwise (no backend reports
+   * messages after its instance ended).
+   */
+  private backendOnMessages(list: WireMessage[]): void {
+    const messages = list.map((wire) => Message.fromWire(wire));
+    switch (this.state.name) {
+      case 'ready':
+      case 'loggingOut':
+        this.emitter.emit(EVENT.MESSAGE_RECEIVED, messages);
+        return;
+      case 'loggingIn':
+      case 'loggedIn':
+        this.early.push(...messages);
+        return;
+      default:
+        this.log.debug(`${messages.length} message(s) dropped: not logged in (state ${this.state.name})`);
+    }
   }
 
   private backendOnNetState(state: NetState): void {

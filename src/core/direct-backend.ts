@@ -4,8 +4,10 @@
  * `destroy()` closes it.
  */
 import type { BackendEvents, ChatBackend } from '../client/backend.js';
-import type { Platform } from '../protocol/frames.js';
-import type { LoginResult, SessionEngineApi, SessionHandle } from './types.js';
+import { CODE } from '../protocol/codes.js';
+import type { Platform, WireMessage } from '../protocol/frames.js';
+import { ChatError } from './errors.js';
+import type { LoginResult, OutgoingText, SessionEngineApi, SessionHandle } from './types.js';
 
 /** What a direct backend logs in with, besides userID and userSig. */
 export interface DirectBackendOptions {
@@ -48,6 +50,7 @@ export class DirectBackend implements ChatBackend {
           this.handle = null;
           this.events?.lost(error);
         },
+        onMessages: (messages) => this.events?.messages(messages),
       },
     );
     this.handle = handle;
@@ -62,6 +65,12 @@ export class DirectBackend implements ChatBackend {
 
   getServerTime(): number {
     return this.engine.getServerTime();
+  }
+
+  async sendText(message: OutgoingText): Promise<WireMessage> {
+    const handle = this.handle;
+    if (!handle) throw new ChatError(CODE.USER_NOT_LOGGED_IN, 'not logged in');
+    return this.engine.send(handle, message);
   }
 
   async destroy(): Promise<void> {

@@ -12,32 +12,50 @@
  *   every instance is resumed silently (or logged in again with its stored UserSig when
  *   the resume window has passed). Terminal close codes (4500–4999) end all instances.
  * - A kicked instance is forgotten at once and never logs itself in again.
+ * - Messages (docs/protocol.md "Messages"): `send()` records the message in the outbox,
+ *   sends it when the connection is open (paced to `framesPerSecond`) and re-sends it
+ *   after a reconnect until the server acknowledges it; the server's idempotency on
+ *   `clientMsgId` makes that exactly once. Each instance tracks its mailbox position
+ *   (`lastSeq`): a pushed message with seq <= lastSeq is dropped, seq = lastSeq + 1 is
+ *   delivered, a larger seq means a gap and triggers `sync` from lastSeq; `sync` also runs
+ *   after every login, resume and re-login. Processed positions are acknowledged (`ack`).
  *
  * Portable: no Node-only or window-only API; the WebSocket constructor is injected.
  */
 import { CLOSE, CODE, codeText, isTerminalClose, terminalCloseError } from '../protocol/codes.js';
 import {
+  LIMITS,
   PROTOCOL_VERSION,
   encodeFrame,
   isKickType,
+  isSyncResultData,
+  isWireMessage,
   parseServerFrame,
+  textMessageError,
+  utf8ByteLength,
   type ClientFrame,
   type KickFrame,
   type KickType,
   type LoginResultData,
+  type MsgFrame,
   type RequestFrame,
   type ResultFrame,
   type ResumeResultData,
   type WelcomeFrame,
+  type WireMessage,
 } from '../protocol/frames.js';
 import { ChatError, KICK_REASON_CODE, asChatError, toErrorData } from './errors.js';
 import { createConsoleLogger } from './log.js';
+import { MemoryOutbox } from './outbox.js';
 import type {
   InstanceEvents,
   LoginParams,
   LoginResult,
   Logger,
   NetState,
+  Outbox,
+  OutboxEntry,
+  OutgoingText,
   SessionEngineApi,
   SessionEngineOptions,
   SessionHandle,
@@ -55,6 +73,38 @@ export const DEFAULT_SILENCE_MARGIN_MS = 10_000;
 export const DEFAULT_BACKOFF_MIN_MS = 500;
 /** Default largest reconnect delay, in ms. */
 export const DEFAULT_BACKOFF_MAX_MS = 10_000;
+/** Default time a `send()` waits for the server's acknowledgement (the message stays queued after), in ms. */
+export const DEFAULT_SEND_TIMEOUT_MS = 30_000;
+/** Default pace of `send` frames per second; below the server's default limit of 100 frames per second. */
+export const DEFAULT_FRAMES_PER_SECOND = 80;
+/** Default largest frame the server accepts (its `maxPayloadBytes` default), in bytes. */
+export const DEFAULT_MAX_FRAME_BYTES = 65_536;
+/** Default delay before processed messages are acknowledged, in ms. */
+export const DEFAULT_ACK_DELAY_MS = 200;
+
+/** Messages asked for per `sync` page. */
+const SYNC_PAGE_SIZE = 200;
+/** Pushed messages held per instance while a gap is being filled; beyond this they are dropped (the sync brings them). */
+const MAX_BUFFERED = 10_000;
+/** Delay before a send refused with a retryable code goes out again, in ms. */
+const SEND_RETRY_DELAY_MS = 1_000;
+/** Close code of a frame over the server's maxPayload. */
+const CLOSE_MESSAGE_TOO_BIG = 1009;
+/**
+ * Send failures that are worth another try (on the next connection, or after a delay);
+ * any other code fails the send for good. 2024/9004: the server does not see the instance
+ * on this connection yet (a restore is under way).
+ */
+const RETRYABLE_SEND_CODES: ReadonlySet<number> = new Set([
+  CODE.NETWORK_ERROR,
+  CODE.NETWORK_TIMEOUT,
+  CODE.USER_NOT_LOGGED_IN,
+  CODE.UNKNOWN_INSTANCE,
+  CODE.HELLO_REQUIRED,
+  CODE.FRAME_RATE_LIMITED,
+  CODE.SERVER_SHUTTING_DOWN,
+  CODE.SERVER_INTERNAL,
+]);
 
 /** `WebSocket.OPEN` (the constant is not on every injected constructor). */
 const SOCKET_OPEN = 1;
@@ -111,6 +161,22 @@ interface OpenWaiter {
  */
 type InstanceState = 'attached' | 'detached' | 'restoring';
 
+interface SendWaiter {
+  resolve(message: WireMessage): void;
+  reject(error: ChatError): void;
+  timer: Timer;
+}
+
+/** A message in an instance's send queue (its outbox entry, plus who waits for it). */
+interface QueuedSend {
+  readonly entry: OutboxEntry;
+  readonly waiters: Set<SendWaiter>;
+  /** A `send` request for it is on the current connection. */
+  inFlight: boolean;
+  /** Size of its `send` frame in bytes (the suspect when the server closes with 1009). */
+  readonly frameBytes: number;
+}
+
 /** An instance as the engine tracks it; handed out as its {@link SessionHandle}. */
 class Instance implements SessionHandle {
   instId: number;
@@ -118,6 +184,24 @@ class Instance implements SessionHandle {
   state: InstanceState = 'attached';
   readonly params: LoginParams;
   readonly events: InstanceEvents;
+  /** Mailbox position: highest seq processed; null until the first sync answered. */
+  lastSeq: number | null = null;
+  /** Highest seq acknowledged to the server on the current server-side instance. */
+  ackedSeq = 0;
+  /** A sync loop is running. */
+  syncing = false;
+  /** Something beyond lastSeq was seen while syncing: sync once more after this loop. */
+  resyncWanted = false;
+  /** Failed syncs in a row (for the retry backoff). */
+  syncFailures = 0;
+  syncRetryTimer: Timer | undefined;
+  ackTimer: Timer | undefined;
+  /** Messages sent by this instance, oldest first, until the server acknowledges them. */
+  readonly queue: QueuedSend[] = [];
+  /** This instance's own acknowledged sends beyond lastSeq: seq → message id (never reported as received). */
+  readonly own = new Map<number, string>();
+  /** Pushed messages beyond lastSeq + 1, or that came while a sync ran: applied in order once the gap is filled. */
+  readonly buffered = new Map<number, WireMessage>();
 
   constructor(instId: number, token: string, params: LoginParams, events: InstanceEvents) {
     this.instId = instId;
@@ -162,6 +246,16 @@ export class SessionEngine implements SessionEngineApi {
   private readonly silenceMarginMs: number;
   private readonly backoff: (attempt: number) => number;
   private readonly log: Logger;
+  private readonly sendTimeoutMs: number;
+  private readonly framesPerSecond: number;
+  private readonly maxFrameBytes: number;
+  private readonly ackDelayMs: number;
+  private readonly outbox: Outbox;
+  /** Token bucket pacing message frames. */
+  private tokens: number;
+  private tokensAt = Date.now();
+  /** Pending {@link flush} (waiting for a token, or a retry delay). */
+  private flushTimer: Timer | undefined;
 
   /** Written only by {@link transition}. */
   private current: SessionState = 'idle';
@@ -193,6 +287,12 @@ export class SessionEngine implements SessionEngineApi {
     this.silenceMarginMs = options.silenceMarginMs ?? DEFAULT_SILENCE_MARGIN_MS;
     this.backoff = options.backoff ?? fullJitterBackoff();
     this.log = options.logger ?? createConsoleLogger('tabchat:engine');
+    this.sendTimeoutMs = options.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+    this.framesPerSecond = Math.max(1, options.framesPerSecond ?? DEFAULT_FRAMES_PER_SECOND);
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.ackDelayMs = options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS;
+    this.outbox = options.outbox ?? new MemoryOutbox();
+    this.tokens = this.framesPerSecond;
   }
 
   get state(): SessionState {
@@ -219,15 +319,15 @@ export class SessionEngine implements SessionEngineApi {
   }
 
   async login(params: LoginParams, events: InstanceEvents): Promise<{ handle: SessionHandle; result: LoginResult }> {
-    return this.acquire(params, events, (remainingMs) => this.loginRequest(params, remainingMs()));
+    return this.acquire(params, events, null, (remainingMs) => this.loginRequest(params, remainingMs()));
   }
 
   async resume(
     params: LoginParams,
-    saved: { instId: number; token: string },
+    saved: { instId: number; token: string; lastSeq?: number | null },
     events: InstanceEvents,
   ): Promise<{ handle: SessionHandle; result: LoginResult }> {
-    return this.acquire(params, events, async (remainingMs) => {
+    return this.acquire(params, events, saved.lastSeq ?? null, async (remainingMs) => {
       try {
         const resumed = await this.resumeRequest(saved.instId, saved.token, remainingMs());
         return { instId: saved.instId, token: saved.token, userID: params.userID, serverTime: resumed.serverTime, expireAt: resumed.expireAt };
@@ -245,7 +345,10 @@ export class SessionEngine implements SessionEngineApi {
 
   async logout(handle: SessionHandle): Promise<void> {
     if (!(handle instanceof Instance) || !this.owns(handle)) return;
+    // The position goes to the server first, so the user's next login starts after it.
+    this.ackNow(handle);
     this.instances.delete(handle.instId);
+    this.dropMessageState(handle, new ChatError(CODE.MSG_CANCELLED, 'logged out before the server stored the message', { cause: CODE.LOGGED_OUT }));
     try {
       // A restoring instance is logged out when its resume answers (see restore);
       // a detached one is released by the server when the resume window ends.
@@ -263,10 +366,14 @@ export class SessionEngine implements SessionEngineApi {
     clearTimeout(this.releaseTimer);
     this.reconnectTimer = undefined;
     this.releaseTimer = undefined;
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     const conn = this.conn;
     this.conn = null;
-    this.instances.clear();
     const error = new ChatError(CODE.DESTROYED, 'the session engine was closed');
+    // Outbox entries stay: a durable outbox hands them to the next engine.
+    for (const instance of this.instances.values()) this.dropMessageState(instance, error, false);
+    this.instances.clear();
     this.rejectPending(error);
     this.rejectWaiters(error);
     if (conn) this.closeConnection(conn, 1000, 'client closed');
@@ -280,6 +387,7 @@ export class SessionEngine implements SessionEngineApi {
   private async acquire(
     params: LoginParams,
     events: InstanceEvents,
+    lastSeq: number | null,
     register: (remainingMs: () => number) => Promise<LoginResultData>,
   ): Promise<{ handle: SessionHandle; result: LoginResult }> {
     if (this.current === 'closed') throw new ChatError(CODE.DESTROYED, 'the session engine is closed');
@@ -289,7 +397,14 @@ export class SessionEngine implements SessionEngineApi {
       await this.whenOpen(deadline);
       const data = await register(() => Math.max(1, deadline - Date.now()));
       const instance = new Instance(data.instId, data.token, params, events);
+      instance.lastSeq = lastSeq;
       this.instances.set(instance.instId, instance);
+      // After the caller has the handle: catch up on the mailbox, adopt the user's outbox.
+      setTimeout(() => {
+        if (!this.owns(instance)) return;
+        this.startSync(instance);
+        void this.adoptOutbox(instance);
+      }, 0);
       return {
         handle: instance,
         result: { instId: data.instId, userID: data.userID, serverTime: data.serverTime, expireAt: data.expireAt },
@@ -366,7 +481,7 @@ export class SessionEngine implements SessionEngineApi {
     const conn = this.connection(id);
     if (!conn) return;
     conn.helloSentAt = Date.now();
-    this.send(conn, { type: 'hello', v: PROTOCOL_VERSION, client: this.clientName });
+    this.sendFrame(conn, { type: 'hello', v: PROTOCOL_VERSION, client: this.clientName });
   }
 
   private socketOnMessage(id: number, raw: unknown): void {
@@ -392,6 +507,9 @@ export class SessionEngine implements SessionEngineApi {
         break;
       case 'kick':
         this.handleKick(frame);
+        break;
+      case 'msg':
+        this.handleMsg(frame);
         break;
       case 'pong':
         this.updateClock(frame.serverTime, conn.lastPingAt);
@@ -468,6 +586,7 @@ export class SessionEngine implements SessionEngineApi {
   /** After the socket is gone: fail requests, then reconnect, end the instances, or go idle. */
   private handleDisconnect(code: number, reason: string): void {
     const text = `connection closed (${code}${reason ? `: ${reason}` : ''})`;
+    if (code === CLOSE_MESSAGE_TOO_BIG) this.dropOversizedSend();
     this.rejectPending(new ChatError(CODE.NETWORK_ERROR, text, { closeCode: code }));
     for (const instance of this.instances.values()) instance.state = 'detached';
     if (isTerminalClose(code)) {
@@ -476,7 +595,10 @@ export class SessionEngine implements SessionEngineApi {
       const error = new ChatError(terminalCloseError(code), `the server ended the connection for good: ${text}`, { closeCode: code });
       this.rejectWaiters(error);
       this.transition('idle', { code, reason });
-      for (const instance of lost) this.safely(() => instance.events.onLost(toErrorData(error)));
+      for (const instance of lost) {
+        this.dropMessageState(instance, new ChatError(CODE.MSG_CANCELLED, `the session was lost before the server stored the message: ${text}`, { cause: error.code }));
+        this.safely(() => instance.events.onLost(toErrorData(error)));
+      }
       return;
     }
     if (this.instances.size > 0) {
@@ -539,14 +661,14 @@ export class SessionEngine implements SessionEngineApi {
 
   // ------------------------------------------------------------------ requests
 
-  private send(conn: Connection, frame: ClientFrame): void {
+  private sendFrame(conn: Connection, frame: ClientFrame): void {
     conn.socket.send(encodeFrame(frame));
   }
 
   private sendPing(conn: Connection): void {
     if (!this.connection(conn.id) || conn.socket.readyState !== SOCKET_OPEN) return;
     conn.lastPingAt = Date.now();
-    this.send(conn, { type: 'ping' });
+    this.sendFrame(conn, { type: 'ping' });
   }
 
   /** Send a request on the open connection; settles with its result, 2801 on timeout, 2800 on close. */
@@ -563,7 +685,7 @@ export class SessionEngine implements SessionEngineApi {
         reject(new ChatError(CODE.NETWORK_TIMEOUT, `${frame.type} got no answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer, sentAt: Date.now() });
-      this.send(conn, frame);
+      this.sendFrame(conn, frame);
     });
   }
 
@@ -602,12 +724,13 @@ export class SessionEngine implements SessionEngineApi {
       this.log.debug(`kick for unknown instance ${frame.instId} dropped`);
       return;
     }
-    this.end(instance, (events) => events.onKicked(frame.reason));
+    this.end(instance, (events) => events.onKicked(frame.reason), `kicked (${frame.reason})`);
   }
 
   /** Forget an instance for good, tell its owner, and release the socket if it was the last. */
-  private end(instance: Instance, notify: (events: InstanceEvents) => void): void {
+  private end(instance: Instance, notify: (events: InstanceEvents) => void, why = 'the session ended'): void {
     this.instances.delete(instance.instId);
+    this.dropMessageState(instance, new ChatError(CODE.MSG_CANCELLED, `${why} before the server stored the message`));
     this.log.info(`instance ${instance.instId} ended by the server`);
     this.safely(() => notify(instance.events));
     this.releaseIfUnused();
@@ -632,8 +755,8 @@ export class SessionEngine implements SessionEngineApi {
       if (!this.owns(instance)) return;
       const kickType = error.data.kickType;
       if (error.code === CODE.NETWORK_ERROR) instance.state = 'detached'; // restored on the next connection
-      else if (isKickType(kickType)) this.end(instance, (events) => events.onKicked(kickType));
-      else this.end(instance, (events) => events.onLost(toErrorData(error)));
+      else if (isKickType(kickType)) this.end(instance, (events) => events.onKicked(kickType), `kicked (${kickType})`);
+      else this.end(instance, (events) => events.onLost(toErrorData(error)), `the session was lost (${error.code})`);
       return;
     }
     if (!this.owns(instance)) {
@@ -644,9 +767,15 @@ export class SessionEngine implements SessionEngineApi {
     instance.instId = data.instId;
     instance.token = data.token;
     instance.state = 'attached';
+    // A new server-side instance knows nothing of our acknowledgements.
+    if (relogin) instance.ackedSeq = 0;
     this.instances.set(instance.instId, instance);
     this.log.info(relogin ? `instance logged in again as ${data.instId} (resume window passed)` : `instance ${data.instId} resumed`);
     this.safely(() => instance.events.onRestored?.({ instId: instance.instId, relogin }));
+    if (!this.owns(instance)) return;
+    // Catch up on what arrived while we were away, and send what waited.
+    this.startSync(instance);
+    this.flush();
   }
 
   private async loginRequest(params: LoginParams, timeoutMs?: number): Promise<LoginResultData> {
@@ -665,6 +794,420 @@ export class SessionEngine implements SessionEngineApi {
     this.request((id) => ({ type: 'logout', id, instId }))
       .catch((err: unknown) => this.log.info(`logout of instance ${instId} not confirmed:`, asChatError(err).message))
       .finally(() => this.releaseIfUnused());
+  }
+
+  // ------------------------------------------------------------------ messages
+
+  async send(handle: SessionHandle, message: OutgoingText, options: { timeoutMs?: number } = {}): Promise<WireMessage> {
+    if (this.current === 'closed') throw new ChatError(CODE.DESTROYED, 'the session engine is closed');
+    if (!(handle instanceof Instance) || !this.owns(handle)) throw new ChatError(CODE.USER_NOT_LOGGED_IN, 'this instance is not logged in');
+    const clientMsgId: unknown = message.clientMsgId;
+    if (typeof clientMsgId !== 'string' || clientMsgId.length === 0 || clientMsgId.length > LIMITS.maxClientMsgIdLength) {
+      throw new ChatError(CODE.INVALID_PARAMETER, `clientMsgId must be a string of 1..${LIMITS.maxClientMsgIdLength} characters`);
+    }
+    const refused = textMessageError(message.to, message.text);
+    if (refused) throw new ChatError(refused.code, refused.message);
+    const instance = handle;
+    const timeoutMs = options.timeoutMs ?? this.sendTimeoutMs;
+    return new Promise<WireMessage>((resolve, reject) => {
+      let item: QueuedSend | null = null;
+      let timedOut = false;
+      const waiter: SendWaiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          timedOut = true;
+          item?.waiters.delete(waiter);
+          reject(
+            new ChatError(CODE.MSG_SEND_TIMEOUT, `message ${clientMsgId} not acknowledged within ${timeoutMs} ms; it stays queued and is sent when the connection allows`, {
+              clientMsgId,
+            }),
+          );
+        }, timeoutMs),
+      };
+      this.enqueue(instance, { clientMsgId, to: message.to, text: message.text }).then(
+        (queued) => {
+          if (timedOut) return;
+          item = queued;
+          queued.waiters.add(waiter);
+          this.flush();
+        },
+        (err: unknown) => {
+          clearTimeout(waiter.timer);
+          reject(asChatError(err));
+        },
+      );
+    });
+  }
+
+  async cancelSend(handle: SessionHandle, clientMsgId: string): Promise<boolean> {
+    if (!(handle instanceof Instance)) return false;
+    const item = handle.queue.find((q) => q.entry.clientMsgId === clientMsgId);
+    if (!item || item.inFlight) return false;
+    this.failSend(handle, item, new ChatError(CODE.MSG_CANCELLED, `message ${clientMsgId} was cancelled before it was sent`));
+    return true;
+  }
+
+  /** The queued send of this clientMsgId (an existing one, or a new one recorded in the outbox first). */
+  private async enqueue(instance: Instance, message: OutgoingText): Promise<QueuedSend> {
+    const find = () => instance.queue.find((q) => q.entry.clientMsgId === message.clientMsgId);
+    const existing = find();
+    if (existing) return existing;
+    const frameBytes = sendFrameBytes(message);
+    if (frameBytes > this.maxFrameBytes) {
+      throw new ChatError(CODE.MSG_TOO_LONG, `the message's frame would be ${frameBytes} bytes; the server accepts frames of ${this.maxFrameBytes} bytes`);
+    }
+    const entry: OutboxEntry = { ...message, sdkAppId: instance.sdkAppId, from: instance.userID, queuedAt: Date.now() };
+    try {
+      await this.outbox.put(entry);
+    } catch (err) {
+      throw new ChatError(CODE.OUTBOX_ERROR, `${codeText(CODE.OUTBOX_ERROR)}: ${asChatError(err).message}`);
+    }
+    if (!this.owns(instance)) {
+      this.outboxDelete(entry.clientMsgId);
+      throw new ChatError(CODE.MSG_CANCELLED, 'the session ended before the message was queued');
+    }
+    const again = find(); // the same id sent twice while the outbox wrote
+    if (again) return again;
+    const item: QueuedSend = { entry, waiters: new Set(), inFlight: false, frameBytes };
+    instance.queue.push(item);
+    return item;
+  }
+
+  /** Send every queued message that is not on its way, paced by the frame budget. */
+  private flush(): void {
+    if (this.current !== 'open' || this.conn === null) return;
+    for (const instance of this.instances.values()) {
+      if (instance.state !== 'attached') continue;
+      for (const item of instance.queue) {
+        if (item.inFlight) continue;
+        if (!this.takeToken()) {
+          this.scheduleFlush(Math.ceil(1000 / this.framesPerSecond));
+          return;
+        }
+        this.transmit(instance, item);
+      }
+    }
+  }
+
+  private scheduleFlush(delayMs: number): void {
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flush();
+    }, delayMs);
+  }
+
+  /** Token bucket of {@link framesPerSecond} (burst: one second's worth). */
+  private takeToken(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(this.framesPerSecond, this.tokens + ((now - this.tokensAt) / 1000) * this.framesPerSecond);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private transmit(instance: Instance, item: QueuedSend): void {
+    item.inFlight = true;
+    const { entry } = item;
+    const instId = instance.instId;
+    this.request((id) => ({ type: 'send', id, instId, clientMsgId: entry.clientMsgId, to: entry.to, text: entry.text }))
+      .then((data) => {
+        const message = (data as { message?: unknown } | null)?.message;
+        if (!isWireMessage(message)) throw new ChatError(CODE.UNCAUGHT_ERROR, 'malformed send result from the server');
+        item.inFlight = false;
+        if (instance.queue.includes(item)) this.completeSend(instance, item, message);
+        if (this.owns(instance)) this.noteOwn(instance, message);
+      })
+      .catch((err: unknown) => this.sendFailed(instance, item, asChatError(err)));
+  }
+
+  private sendFailed(instance: Instance, item: QueuedSend, error: ChatError): void {
+    item.inFlight = false;
+    if (!instance.queue.includes(item) || !this.owns(instance)) return;
+    if (RETRYABLE_SEND_CODES.has(error.code)) {
+      // A closed socket: sent again once the instance is restored on the next connection.
+      if (error.code !== CODE.NETWORK_ERROR || this.current === 'open') this.scheduleFlush(SEND_RETRY_DELAY_MS);
+      this.log.debug(`send of ${item.entry.clientMsgId} will be retried: ${error.code} ${error.message}`);
+      return;
+    }
+    this.failSend(instance, item, error);
+  }
+
+  /** The server stored the message: settle its waiters and forget it. */
+  private completeSend(instance: Instance, item: QueuedSend, message: WireMessage): void {
+    this.removeQueued(instance, item, true);
+    for (const waiter of item.waiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(message);
+    }
+    item.waiters.clear();
+  }
+
+  /** The message will not be sent: reject its waiters; delete its outbox entry unless `keepEntry`. */
+  private failSend(instance: Instance, item: QueuedSend, error: ChatError, keepEntry = false): void {
+    this.removeQueued(instance, item, !keepEntry);
+    const failure = item.inFlight ? new ChatError(error.code, `${error.message} (it was already on its way and may have been stored)`, { ...error.data, inFlight: true }) : error;
+    for (const waiter of item.waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(failure);
+    }
+    item.waiters.clear();
+  }
+
+  private removeQueued(instance: Instance, item: QueuedSend, deleteEntry: boolean): void {
+    const index = instance.queue.indexOf(item);
+    if (index >= 0) instance.queue.splice(index, 1);
+    if (deleteEntry) this.outboxDelete(item.entry.clientMsgId);
+  }
+
+  private outboxDelete(clientMsgId: string): void {
+    this.outbox.delete(clientMsgId).catch((err: unknown) => this.log.warn(`outbox: could not delete ${clientMsgId}:`, asChatError(err).message));
+  }
+
+  /** The instance is gone (or the engine closes): fail its queue, stop its timers, forget its position. */
+  private dropMessageState(instance: Instance, error: ChatError, deleteEntries = true): void {
+    clearTimeout(instance.syncRetryTimer);
+    clearTimeout(instance.ackTimer);
+    instance.syncRetryTimer = undefined;
+    instance.ackTimer = undefined;
+    for (const item of [...instance.queue]) this.failSend(instance, item, error, !deleteEntries);
+    instance.own.clear();
+    instance.buffered.clear();
+  }
+
+  /**
+   * The server closed with 1009: a frame was over its `maxPayloadBytes`. The culprit is the
+   * largest send on its way; fail it with 80002 rather than re-sending it after every
+   * reconnect.
+   */
+  private dropOversizedSend(): void {
+    let worst: { instance: Instance; item: QueuedSend } | null = null;
+    for (const instance of this.instances.values()) {
+      for (const item of instance.queue) {
+        if (item.inFlight && (worst === null || item.frameBytes > worst.item.frameBytes)) worst = { instance, item };
+      }
+    }
+    if (worst === null) return;
+    const { instance, item } = worst;
+    item.inFlight = false;
+    this.log.warn(`the server refused a frame as too big (1009); failing message ${item.entry.clientMsgId} (${item.frameBytes} bytes)`);
+    this.failSend(instance, item, new ChatError(CODE.MSG_TOO_LONG, `the server closed the connection on a ${item.frameBytes}-byte frame (1009): the message is too big for it`));
+  }
+
+  /** Queue the user's outbox entries no queue of this engine holds (left by an earlier engine), oldest first. */
+  private async adoptOutbox(instance: Instance): Promise<void> {
+    let entries: OutboxEntry[];
+    try {
+      entries = await this.outbox.list(instance.sdkAppId, instance.userID);
+    } catch (err) {
+      this.log.warn(`outbox: could not list the queued messages of ${instance.userID}:`, asChatError(err).message);
+      return;
+    }
+    if (!this.owns(instance) || entries.length === 0) return;
+    const held = new Set<string>();
+    for (const other of this.instances.values()) for (const item of other.queue) held.add(item.entry.clientMsgId);
+    const adopted: QueuedSend[] = [];
+    for (const entry of [...entries].sort((a, b) => a.queuedAt - b.queuedAt)) {
+      if (held.has(entry.clientMsgId)) continue;
+      if (textMessageError(entry.to, entry.text) || sendFrameBytes(entry) > this.maxFrameBytes) {
+        this.log.warn(`outbox: dropping unsendable entry ${entry.clientMsgId}`);
+        this.outboxDelete(entry.clientMsgId);
+        continue;
+      }
+      adopted.push({ entry, waiters: new Set(), inFlight: false, frameBytes: sendFrameBytes(entry) });
+    }
+    if (adopted.length === 0) return;
+    instance.queue.unshift(...adopted);
+    this.log.info(`outbox: sending ${adopted.length} message(s) of ${instance.userID} queued by an earlier session`);
+    this.flush();
+  }
+
+  private handleMsg(frame: MsgFrame): void {
+    const instance = this.instances.get(frame.instId);
+    if (!instance) {
+      this.log.debug(`message for unknown instance ${frame.instId} dropped`);
+      return;
+    }
+    if (!instance.events.onMessages) return; // nobody takes messages: they wait on the server
+    const message = frame.message;
+    const last = instance.lastSeq;
+    if (last !== null && message.seq <= last) return; // already processed
+    if (last !== null && !instance.syncing && message.seq === last + 1 && instance.buffered.size === 0) {
+      this.apply(instance, [message]);
+      return;
+    }
+    // A gap, or a sync is filling one: hold it, applied in order when the gap is filled.
+    if (instance.buffered.size < MAX_BUFFERED) instance.buffered.set(message.seq, message);
+    if (!instance.syncing) this.startSync(instance);
+  }
+
+  /** Read the mailbox from the instance's position until it is caught up (one loop at a time). */
+  private startSync(instance: Instance): void {
+    clearTimeout(instance.syncRetryTimer);
+    instance.syncRetryTimer = undefined;
+    if (instance.syncing) {
+      instance.resyncWanted = true;
+      return;
+    }
+    if (instance.state !== 'attached' || this.current !== 'open') return; // runs again when restored
+    if (!instance.events.onMessages) return; // nobody takes messages: never read nor acknowledge them
+    instance.syncing = true;
+    instance.resyncWanted = false;
+    void this.syncLoop(instance);
+  }
+
+  private async syncLoop(instance: Instance): Promise<void> {
+    try {
+      for (;;) {
+        const after = instance.lastSeq;
+        const instId = instance.instId;
+        const data = await this.request((id) =>
+          after === null ? { type: 'sync', id, instId, limit: SYNC_PAGE_SIZE } : { type: 'sync', id, instId, afterSeq: after, limit: SYNC_PAGE_SIZE },
+        );
+        if (!isSyncResultData(data)) throw new ChatError(CODE.UNCAUGHT_ERROR, 'malformed sync result from the server');
+        if (!this.owns(instance)) return;
+        if (data.afterSeq > data.head) {
+          this.log.warn(`the server's mailbox of ${instance.userID} ends at seq ${data.head}, before our position ${data.afterSeq} (its store was reset): reading it from the start`);
+          instance.lastSeq = 0;
+          instance.ackedSeq = 0;
+          instance.own.clear();
+          instance.buffered.clear();
+          continue;
+        }
+        if (instance.lastSeq === null) instance.lastSeq = data.afterSeq;
+        this.apply(instance, data.messages);
+        if (data.more && data.messages.length > 0) continue;
+        // Pushes and own sends that came during the sync, if they continue without a gap.
+        this.applyBuffered(instance);
+        if (instance.resyncWanted || instance.buffered.size > 0 || this.ownGap(instance)) {
+          instance.resyncWanted = false;
+          continue;
+        }
+        break;
+      }
+      instance.syncFailures = 0;
+      this.scheduleAck(instance);
+    } catch (err) {
+      const error = asChatError(err);
+      // A closed socket: the restore on the next connection syncs again.
+      if (this.owns(instance) && error.code !== CODE.NETWORK_ERROR) {
+        const delay = this.backoff(instance.syncFailures++);
+        this.log.warn(`sync of instance ${instance.instId} failed (${error.code} ${error.message}); retrying in ${Math.round(delay)} ms`);
+        instance.syncRetryTimer = setTimeout(() => {
+          instance.syncRetryTimer = undefined;
+          if (this.owns(instance)) this.startSync(instance);
+        }, delay);
+      }
+    } finally {
+      instance.syncing = false;
+    }
+  }
+
+  /** Own sends known beyond lastSeq + 1 mean messages in between were missed. */
+  private ownGap(instance: Instance): boolean {
+    const last = instance.lastSeq ?? 0;
+    for (const seq of instance.own.keys()) if (seq > last + 1) return true;
+    return false;
+  }
+
+  /** Apply held pushes that continue from lastSeq; drop those at or below it. */
+  private applyBuffered(instance: Instance): void {
+    if (instance.buffered.size === 0) return;
+    const ready: WireMessage[] = [];
+    let next = (instance.lastSeq ?? 0) + 1;
+    for (;;) {
+      const own = instance.own.get(next);
+      const message = instance.buffered.get(next);
+      if (message) ready.push(message);
+      else if (own === undefined) break;
+      next++;
+    }
+    if (ready.length > 0) this.apply(instance, ready);
+    const last = instance.lastSeq ?? 0;
+    for (const seq of instance.buffered.keys()) if (seq <= last) instance.buffered.delete(seq);
+  }
+
+  /**
+   * Advance the position over consecutive messages (each seq = lastSeq + 1; own sends fill
+   * their own seqs), report the ones that are not this instance's own, and schedule the ack.
+   */
+  private apply(instance: Instance, messages: WireMessage[]): void {
+    const fresh: WireMessage[] = [];
+    for (const message of messages) {
+      this.advanceOverOwn(instance);
+      const last = instance.lastSeq ?? 0;
+      if (message.seq <= last) continue;
+      if (message.seq !== last + 1) this.log.warn(`mailbox of instance ${instance.instId} jumps from seq ${last} to ${message.seq}`);
+      instance.lastSeq = message.seq;
+      if (!this.isOwn(instance, message)) fresh.push(message);
+    }
+    this.advanceOverOwn(instance);
+    if (fresh.length > 0) this.safely(() => instance.events.onMessages?.(fresh));
+    this.scheduleAck(instance);
+  }
+
+  /** Whether a mailbox message is one this instance sent (settling its queued send if it was still waiting). */
+  private isOwn(instance: Instance, message: WireMessage): boolean {
+    const ownId = instance.own.get(message.seq);
+    if (ownId !== undefined) {
+      instance.own.delete(message.seq);
+      if (ownId === message.id) return true;
+    }
+    if (message.flow !== 'out' || message.clientMsgId === undefined) return false;
+    const item = instance.queue.find((q) => q.entry.clientMsgId === message.clientMsgId);
+    if (!item) return false;
+    // Stored, but its answer was lost with a connection: the sync settles it.
+    this.completeSend(instance, item, message);
+    return true;
+  }
+
+  /** Own sends fill their seqs: move the position over them. */
+  private advanceOverOwn(instance: Instance): void {
+    if (instance.lastSeq === null || instance.own.size === 0) return;
+    while (instance.own.has(instance.lastSeq + 1)) {
+      instance.own.delete(instance.lastSeq + 1);
+      instance.lastSeq++;
+    }
+    for (const seq of instance.own.keys()) if (seq <= instance.lastSeq) instance.own.delete(seq);
+  }
+
+  /** The server stored a message this instance sent: its seq in our mailbox is known and never reported. */
+  private noteOwn(instance: Instance, message: WireMessage): void {
+    if (!instance.events.onMessages) return; // this instance does not track its mailbox
+    const last = instance.lastSeq;
+    if (last !== null && message.seq <= last) return;
+    instance.own.set(message.seq, message.id);
+    if (last === null || instance.syncing) return; // the running sync accounts for it
+    if (message.seq === last + 1) {
+      this.advanceOverOwn(instance);
+      this.applyBuffered(instance);
+      this.scheduleAck(instance);
+      return;
+    }
+    this.startSync(instance); // messages between lastSeq and this seq did not reach us
+  }
+
+  /** Acknowledge the position after `ackDelayMs` (one ack per burst). */
+  private scheduleAck(instance: Instance): void {
+    if (instance.ackTimer !== undefined || (instance.lastSeq ?? 0) <= instance.ackedSeq) return;
+    instance.ackTimer = setTimeout(() => {
+      instance.ackTimer = undefined;
+      if (this.owns(instance)) this.ackNow(instance);
+    }, this.ackDelayMs);
+  }
+
+  /** Send the position now if it moved since the last ack (not attached: acknowledged after the restore's sync). */
+  private ackNow(instance: Instance): void {
+    clearTimeout(instance.ackTimer);
+    instance.ackTimer = undefined;
+    const seq = instance.lastSeq ?? 0;
+    const conn = this.conn;
+    if (seq <= instance.ackedSeq) return;
+    if (instance.state !== 'attached' || conn === null || this.current !== 'open' || conn.socket.readyState !== SOCKET_OPEN) return;
+    this.sendFrame(conn, { type: 'ack', instId: instance.instId, seq });
+    instance.ackedSeq = seq;
   }
 
   /** Run a callback of the application or a listener; its exceptions never break the engine. */
@@ -691,6 +1234,19 @@ function refusalAsKick(error: ChatError): ChatError {
   const kickType = REFUSAL_KICK[error.code];
   if (!kickType) return error;
   return new ChatError(KICK_REASON_CODE[kickType], error.message, { ...error.data, kickType, serverCode: error.code });
+}
+
+/** UTF-8 size of the `send` frame of a message (with the largest id and instId), as the server's maxPayload counts it. */
+function sendFrameBytes(message: { clientMsgId: string; to: string; text: string }): number {
+  const frame: ClientFrame = {
+    type: 'send',
+    id: LIMITS.maxRequestId,
+    instId: Number.MAX_SAFE_INTEGER,
+    clientMsgId: message.clientMsgId,
+    to: message.to,
+    text: message.text,
+  };
+  return utf8ByteLength(encodeFrame(frame));
 }
 
 function loginFrame(id: number, params: LoginParams): RequestFrame {

@@ -4,7 +4,7 @@
  * SharedWorker (one engine for all tabs of a browser profile) and in a leader tab.
  * It must not use Node-only or window-only APIs: the WebSocket constructor is injected.
  */
-import type { KickType, Platform } from '../protocol/frames.js';
+import type { KickType, Platform, WireMessage } from '../protocol/frames.js';
 
 export type NetState = 'connected' | 'connecting' | 'disconnected';
 
@@ -75,6 +75,56 @@ export interface InstanceEvents {
   onLost(error: ErrorData): void;
   /** The instance is back after a reconnect: a silent resume, or a re-login (new instId). */
   onRestored?(info: { instId: number; relogin: boolean }): void;
+  /**
+   * Messages for this instance, in mailbox order, each exactly once: received ones (flow
+   * `in`) and those another instance of the same user sent (flow `out`). Messages this
+   * instance sent itself are not reported (their `send()` resolves instead). Called after
+   * the engine advanced its position; the acknowledgement to the server follows.
+   * Without this callback the instance neither reads nor acknowledges its mailbox, so its
+   * messages wait on the server for an instance that takes them.
+   */
+  onMessages?(messages: WireMessage[]): void;
+}
+
+/** A C2C text message for {@link SessionEngineApi.send}. */
+export interface OutgoingText {
+  /**
+   * Client-generated id (1..64 characters, e.g. from {@link newClientMsgId}); the server's
+   * idempotency key: sending the same id again never creates a second message.
+   */
+  clientMsgId: string;
+  /** Recipient userID. */
+  to: string;
+  text: string;
+}
+
+/** A message waiting in the outbox for the server's acknowledgement. Plain data (storable). */
+export interface OutboxEntry {
+  clientMsgId: string;
+  sdkAppId: number;
+  /** Sender userID. */
+  from: string;
+  to: string;
+  text: string;
+  /** When it was queued (local clock, ms since epoch); adopted entries are sent in this order. */
+  queuedAt: number;
+}
+
+/**
+ * Where the engine records messages between `send()` and the server's acknowledgement,
+ * so a host can make them survive its own restart (the SharedWorker backs it with
+ * IndexedDB). The engine writes an entry before the message first goes out, deletes it
+ * when the server stored it or the send failed for good, and, when an instance of a user
+ * logs in or is taken over, adopts that user's entries it does not already hold and sends
+ * them (exactly once, thanks to the server's idempotency). Use one outbox per engine
+ * (i.e. per server URL). A rejected promise fails the send with 9024 (put) or is logged
+ * (delete, list).
+ */
+export interface Outbox {
+  put(entry: OutboxEntry): Promise<void>;
+  delete(clientMsgId: string): Promise<void>;
+  /** The entries of one user, in any order. */
+  list(sdkAppId: number, userID: string): Promise<OutboxEntry[]>;
 }
 
 export interface LoginResult {
@@ -94,6 +144,12 @@ export interface SessionHandle {
   readonly userID: string;
   readonly sdkAppId: number;
   readonly platform: Platform;
+  /**
+   * Mailbox position: the highest seq this instance has processed (see docs/protocol.md
+   * "Messages"); null until its first sync answered. A host that takes the instance over
+   * later passes it to `resume()` so nothing is delivered twice.
+   */
+  readonly lastSeq: number | null;
 }
 
 /** Options of the session engine (`new SessionEngine(options)`). */
@@ -115,6 +171,27 @@ export interface SessionEngineOptions {
   backoff?: (attempt: number) => number;
   /** Where the engine logs. Default: `console` at level warn. */
   logger?: Logger;
+  /**
+   * How long a `send()` waits for the server's acknowledgement before it rejects with 9022
+   * (the message stays queued and is still sent). Default 30 000 ms.
+   */
+  sendTimeoutMs?: number;
+  /**
+   * Most `send` frames per second on the connection (queued messages wait for their turn);
+   * keep it below the server's `rateLimits.framesPerSecond` (default 100), which closes
+   * faster connections (4003), leaving room for pings, syncs and acks. Default 80.
+   */
+  framesPerSecond?: number;
+  /**
+   * Largest frame the server accepts (its `maxPayloadBytes`); a message whose `send` frame
+   * is larger fails at once with 80002 instead of getting the connection closed (1009).
+   * Default 65 536.
+   */
+  maxFrameBytes?: number;
+  /** Delay before the engine acknowledges processed messages (one `ack` per burst). Default 200 ms. */
+  ackDelayMs?: number;
+  /** Where queued messages are recorded. Default: a {@link MemoryOutbox} (lost with the process). */
+  outbox?: Outbox;
 }
 
 export interface SessionEngineApi {
@@ -129,11 +206,34 @@ export interface SessionEngineApi {
    */
   resume(
     params: LoginParams,
-    saved: { instId: number; token: string },
+    saved: { instId: number; token: string; lastSeq?: number | null },
     events: InstanceEvents,
   ): Promise<{ handle: SessionHandle; result: LoginResult }>;
-  /** Logs the instance out; releases it locally even when the server cannot be reached. */
+  /**
+   * Logs the instance out; releases it locally even when the server cannot be reached.
+   * Messages still queued for it are dropped: their `send()` rejects with 9023.
+   */
   logout(handle: SessionHandle): Promise<void>;
+  /**
+   * Send a C2C text message as this instance. The message goes to the outbox first, then
+   * out when the connection is open (at once, or after a reconnect); resolves with the
+   * stored message (flow `out`, its seq in the sender's mailbox) when the server has
+   * stored it. Rejects with: the validation codes 9021 / 9020 / 80002 at once (nothing
+   * queued); 9024 when the outbox could not record it; 9022 after `sendTimeoutMs`, while
+   * the message STAYS QUEUED and is still sent (calling `send` again with the same
+   * `clientMsgId` waits for that same message, or returns it when it was stored
+   * meanwhile); 9023 when it was dropped before being stored (cancelSend, logout, kick,
+   * lost session); 9011 when the engine was closed; another server code when the server
+   * refused it for good.
+   * @param options.timeoutMs - default `sendTimeoutMs` (30 000 ms)
+   */
+  send(handle: SessionHandle, message: OutgoingText, options?: { timeoutMs?: number }): Promise<WireMessage>;
+  /**
+   * Drop a queued message that has not gone out yet: its `send()` rejects with 9023 and
+   * resolves true. False when there is no such queued message or it is already on its
+   * way to the server (then it may still be stored and delivered).
+   */
+  cancelSend(handle: SessionHandle, clientMsgId: string): Promise<boolean>;
   /** Server clock in ms, from the offset measured on the last reply. */
   getServerTime(): number;
   /** Current connection state. */
@@ -145,6 +245,10 @@ export interface SessionEngineApi {
   /** Changes of {@link netState} only (never the same value twice in a row); returns the unsubscribe function. */
   onNetState(listener: (state: NetState) => void): () => void;
   readonly instanceCount: number;
-  /** Close the socket and forget all instances without telling the server (it releases them after the resume window). */
+  /**
+   * Close the socket and forget all instances without telling the server (it releases them
+   * after the resume window). Pending sends reject with 9011; their outbox entries are
+   * kept, so a durable outbox hands them to the next engine.
+   */
   close(): void;
 }

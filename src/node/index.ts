@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { Chat } from '../client/chat.js';
 import { EVENT, TYPES, VERSION } from '../client/constants.js';
 import { DirectBackend } from '../core/direct-backend.js';
-import { SessionEngine } from '../core/engine.js';
+import { DEFAULT_FRAMES_PER_SECOND, DEFAULT_MAX_FRAME_BYTES, DEFAULT_SEND_TIMEOUT_MS, SessionEngine } from '../core/engine.js';
 import { createConsoleLogger } from '../core/log.js';
 import { isPlatform, type Platform } from '../protocol/frames.js';
 
@@ -27,6 +27,22 @@ export interface NodeCreateOptions {
   platform?: Platform;
   /** Sent as the WebSocket `Origin` header (checked against the app's `allowedOrigins`). Default: none. */
   origin?: string;
+  /**
+   * How long `sendMessage()` waits for the server's acknowledgement before it rejects with
+   * 9022 (the message stays queued and is still sent). Default 30 000 ms.
+   */
+  sendTimeoutMs?: number;
+  /**
+   * Most message frames sent per second; keep it below the server's
+   * `rateLimits.framesPerSecond` (default 100). Default 80.
+   */
+  framesPerSecond?: number;
+  /** The server's `maxPayloadBytes`: larger messages fail at once with 80002. Default 65 536. */
+  maxFrameBytes?: number;
+}
+
+function isPositiveNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0;
 }
 
 function paramsError(): Error {
@@ -53,13 +69,19 @@ function isWebSocketUrl(value: unknown): value is string {
  * A new chat instance on its own WebSocket (every call returns a new one: one process often
  * hosts many users).
  * @returns the instance, or null (with an error logged) when `SDKAppID` is not numeric, as the reference SDK does
- * @throws Error('Params validate failed.') when `server`, `platform` or `origin` is invalid
+ * @throws Error('Params validate failed.') when `server`, `platform`, `origin` or a numeric option is invalid
  */
 function create(options: NodeCreateOptions): Chat | null {
   if (typeof options !== 'object' || options === null) throw paramsError();
   const { server, platform = 'Web', origin } = options;
   if (!isWebSocketUrl(server) || !isPlatform(platform)) throw paramsError();
   if (origin !== undefined && (typeof origin !== 'string' || origin.length === 0)) throw paramsError();
+  const {
+    sendTimeoutMs = DEFAULT_SEND_TIMEOUT_MS,
+    framesPerSecond = DEFAULT_FRAMES_PER_SECOND,
+    maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+  } = options;
+  if (!isPositiveNumber(sendTimeoutMs) || !isPositiveNumber(framesPerSecond) || !isPositiveNumber(maxFrameBytes)) throw paramsError();
   const logger = createConsoleLogger('tabchat');
   const sdkAppId = parseSdkAppId(options.SDKAppID);
   if (sdkAppId === null) {
@@ -71,7 +93,15 @@ function create(options: NodeCreateOptions): Chat | null {
       super(url, origin === undefined ? {} : { origin });
     }
   }
-  const engine = new SessionEngine({ url: server, WebSocket: OriginWebSocket, clientName: `tabchat-node/${VERSION}`, logger });
+  const engine = new SessionEngine({
+    url: server,
+    WebSocket: OriginWebSocket,
+    clientName: `tabchat-node/${VERSION}`,
+    logger,
+    sendTimeoutMs,
+    framesPerSecond,
+    maxFrameBytes,
+  });
   return new Chat(new DirectBackend(engine, { sdkAppId, platform }), { logger });
 }
 
@@ -81,7 +111,8 @@ export default TabChat;
 
 export { create, EVENT, TYPES, VERSION, Chat };
 export { ChatError } from '../core/errors.js';
-export type { ChatResponse, ChatEventMap, EventData, LoginOptions, LoginResponseData } from '../client/chat.js';
+export type { ChatResponse, ChatEventMap, EventData, LoginOptions, LoginResponseData, SendMessageData, TextMessageOptions } from '../client/chat.js';
+export type { Message, MessageStatus } from '../client/message.js';
 export type { ChatEvent, ChatEventHandler } from '../client/emitter.js';
 export type { KickType, Platform } from '../protocol/frames.js';
 export type { NetState } from '../core/types.js';

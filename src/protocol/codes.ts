@@ -65,6 +65,10 @@ export const CODE = {
   USERSIG_REVOKED: 70052,
   REST_INVALID_PARAMS: 70402,
 
+  // ---- messages (reference server code) ----
+  /** The message text is longer than 12 KB of UTF-8 (reference server code 80002). */
+  MSG_TOO_LONG: 80002,
+
   // ---- tabchat-only (9000–9099) ----
   /** A frame was not valid JSON, had an unknown type or invalid fields. */
   BAD_FRAME: 9001,
@@ -92,6 +96,16 @@ export const CODE = {
   WORKER_CROSS_ORIGIN: 9013,
   /** The requested transport cannot run here: no SharedWorker for 'shared-worker', no Web Locks for 'leader'. */
   TRANSPORT_UNAVAILABLE: 9014,
+  /** A text message with empty text. */
+  MSG_TEXT_EMPTY: 9020,
+  /** The message recipient `to` is not a userID of 1..128 characters. */
+  MSG_INVALID_RECIPIENT: 9021,
+  /** The server did not acknowledge the message in time. It stays queued and is sent when the connection allows. */
+  MSG_SEND_TIMEOUT: 9022,
+  /** The queued message was dropped before the server stored it (cancelled, logout, kick, destroy). */
+  MSG_CANCELLED: 9023,
+  /** The outbox could not record the message (e.g. browser storage full); nothing was sent. */
+  OUTBOX_ERROR: 9024,
   /** A server-side internal failure; the request may be retried. */
   SERVER_INTERNAL: 9099,
 } as const;
@@ -140,6 +154,12 @@ export const CODE_TEXT: Readonly<Record<number, string>> = {
   [CODE.WORKER_VERSION_MISMATCH]: 'tabchat.js and tabchat-worker.js come from different builds',
   [CODE.WORKER_CROSS_ORIGIN]: 'workerUrl must be same-origin with the page',
   [CODE.TRANSPORT_UNAVAILABLE]: 'the requested transport is not available in this browser',
+  [CODE.MSG_TOO_LONG]: 'the message text is longer than 12 KB (UTF-8)',
+  [CODE.MSG_TEXT_EMPTY]: 'the message text is empty',
+  [CODE.MSG_INVALID_RECIPIENT]: 'the recipient must be a userID of 1..128 characters',
+  [CODE.MSG_SEND_TIMEOUT]: 'the message was not acknowledged in time; it stays queued and is sent when the connection allows',
+  [CODE.MSG_CANCELLED]: 'the queued message was dropped before the server stored it',
+  [CODE.OUTBOX_ERROR]: 'the outbox could not record the message',
   [CODE.SERVER_INTERNAL]: 'internal server error',
 };
 

@@ -28,14 +28,45 @@ export const KICK_REASON_CODE: Readonly<Record<KickType, number>> = Object.freez
   REST_API_Kick: CODE.KICKED_OUT_REST_API,
 });
 
-/** Input limits enforced by {@link parseClientFrame}. */
+/** Input limits enforced by {@link parseClientFrame} and {@link textMessageError}. */
 export const LIMITS = {
   maxUserIdLength: 128,
   maxUserSigLength: 4096,
   maxTokenLength: 128,
   maxClientNameLength: 64,
   maxRequestId: Number.MAX_SAFE_INTEGER,
+  /** `clientMsgId`: 1..64 characters chosen by the client (a random id). */
+  maxClientMsgIdLength: 64,
+  /** Largest message text, in UTF-8 bytes (12 KB, as the reference). */
+  maxTextBytes: 12 * 1024,
+  /** Largest `sync.limit`. */
+  maxSyncLimit: 500,
+  /** Page size of a `sync` without `limit`. */
+  defaultSyncLimit: 100,
 } as const;
+
+/** Direction of a message as seen by the mailbox owner: `in` = received, `out` = sent by this user. */
+export type MessageFlow = 'in' | 'out';
+
+/**
+ * A stored C2C text message as the server delivers it to one instance. `seq` is the
+ * message's position in THIS user's mailbox (every message has one seq in the recipient's
+ * mailbox, flow `in`, and one in the sender's, flow `out`).
+ */
+export interface WireMessage {
+  /** Server-assigned message id, unique on the server. */
+  id: string;
+  /** Sequence number in the receiving user's mailbox: 1, 2, 3 … without gaps. */
+  seq: number;
+  flow: MessageFlow;
+  from: string;
+  to: string;
+  text: string;
+  /** Server time at which the message was stored, ms since epoch. */
+  time: number;
+  /** The sender's idempotency key; only on `out` messages (the sender's own mailbox). */
+  clientMsgId?: string;
+}
 
 // ---------------------------------------------------------------- client → server
 
@@ -71,8 +102,38 @@ export interface TimeFrame {
 export interface PingFrame {
   type: 'ping';
 }
-export type ClientFrame = HelloFrame | LoginFrame | ResumeFrame | LogoutFrame | TimeFrame | PingFrame;
-export type RequestFrame = LoginFrame | ResumeFrame | LogoutFrame | TimeFrame;
+/**
+ * Send a C2C text message as instance `instId`. Idempotent per (sender, `clientMsgId`): a
+ * retry returns the message stored the first time and delivers nothing again.
+ */
+export interface SendFrame {
+  type: 'send';
+  id: number;
+  instId: number;
+  /** Client-generated id of this message (1..64 characters, random); the idempotency key. */
+  clientMsgId: string;
+  /** Recipient userID (1..128 characters; checked by the server with code 9021). */
+  to: string;
+  /** 1..12 KB of UTF-8 (codes 9020 / 80002). */
+  text: string;
+}
+/** Read the instance's mailbox after `afterSeq` (absent: after the instance's position on the server). */
+export interface SyncFrame {
+  type: 'sync';
+  id: number;
+  instId: number;
+  afterSeq?: number;
+  /** Page size, 1..{@link LIMITS.maxSyncLimit}; default {@link LIMITS.defaultSyncLimit} (100). The server may return fewer (byte budget) and sets `more`. */
+  limit?: number;
+}
+/** The instance has processed its mailbox up to `seq` (no reply). */
+export interface AckFrame {
+  type: 'ack';
+  instId: number;
+  seq: number;
+}
+export type ClientFrame = HelloFrame | LoginFrame | ResumeFrame | LogoutFrame | TimeFrame | PingFrame | SendFrame | SyncFrame | AckFrame;
+export type RequestFrame = LoginFrame | ResumeFrame | LogoutFrame | TimeFrame | SendFrame | SyncFrame;
 
 // ---------------------------------------------------------------- server → client
 
@@ -106,6 +167,21 @@ export interface ResumeResultData {
 export interface TimeResultData {
   serverTime: number;
 }
+/** `data` of a successful `send`: the stored message as the sender's mailbox holds it (flow `out`). */
+export interface SendResultData {
+  message: WireMessage;
+}
+/** `data` of a successful `sync`. */
+export interface SyncResultData {
+  /** Where this page starts: the request's `afterSeq`, or the instance's server-side position when it was absent. */
+  afterSeq: number;
+  /** Messages with seq > afterSeq, ascending and consecutive. */
+  messages: WireMessage[];
+  /** True when more messages follow this page: sync again after the last one. */
+  more: boolean;
+  /** Highest seq in the user's mailbox. `afterSeq > head` means the mailbox was reset (memory store restarted). */
+  head: number;
+}
 export interface OkResultFrame<D = unknown> {
   type: 'result';
   id: number;
@@ -131,13 +207,19 @@ export interface PongFrame {
   type: 'pong';
   serverTime: number;
 }
+/** A message for instance `instId`: received (flow `in`) or sent by another instance of the same user (flow `out`). */
+export interface MsgFrame {
+  type: 'msg';
+  instId: number;
+  message: WireMessage;
+}
 /** A connection-level problem not tied to a request id (e.g. malformed JSON). */
 export interface ErrorFrame {
   type: 'error';
   code: number;
   message: string;
 }
-export type ServerFrame = WelcomeFrame | ResultFrame | KickFrame | PongFrame | ErrorFrame;
+export type ServerFrame = WelcomeFrame | ResultFrame | KickFrame | PongFrame | MsgFrame | ErrorFrame;
 
 // ---------------------------------------------------------------- parse guards
 
@@ -158,6 +240,72 @@ function isPositiveInt(value: unknown): value is number {
 }
 function isBoundedString(value: unknown, max: number): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= max;
+}
+function isSeq(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER;
+}
+
+/**
+ * Length of `text` in UTF-8 bytes, as it goes on the wire (a lone surrogate counts as the
+ * 3-byte replacement character). Portable: no Buffer, no TextEncoder.
+ */
+export function utf8ByteLength(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * The one rule for a C2C text message, used by the server and (to fail early, with the
+ * same codes) by clients. Returns null when valid, else the code and a message.
+ */
+export function textMessageError(to: unknown, text: unknown): { code: number; message: string } | null {
+  if (!isBoundedString(to, LIMITS.maxUserIdLength)) {
+    return { code: CODE.MSG_INVALID_RECIPIENT, message: `to must be a userID of 1..${LIMITS.maxUserIdLength} characters` };
+  }
+  if (typeof text !== 'string' || text.length === 0) return { code: CODE.MSG_TEXT_EMPTY, message: 'the message text is empty' };
+  const bytes = utf8ByteLength(text);
+  if (bytes > LIMITS.maxTextBytes) {
+    return { code: CODE.MSG_TOO_LONG, message: `the message text is ${bytes} bytes of UTF-8; the limit is ${LIMITS.maxTextBytes}` };
+  }
+  return null;
+}
+
+/** Whether `value` is a well-formed {@link WireMessage}. */
+export function isWireMessage(value: unknown): value is WireMessage {
+  if (!isObject(value)) return false;
+  return (
+    typeof value.id === 'string' &&
+    value.id.length > 0 &&
+    isPositiveInt(value.seq) &&
+    (value.flow === 'in' || value.flow === 'out') &&
+    typeof value.from === 'string' &&
+    typeof value.to === 'string' &&
+    typeof value.text === 'string' &&
+    typeof value.time === 'number' &&
+    Number.isFinite(value.time) &&
+    (value.clientMsgId === undefined || typeof value.clientMsgId === 'string')
+  );
+}
+
+/** Whether `value` is a well-formed {@link SyncResultData}. */
+export function isSyncResultData(value: unknown): value is SyncResultData {
+  return (
+    isObject(value) &&
+    isSeq(value.afterSeq) &&
+    isSeq(value.head) &&
+    typeof value.more === 'boolean' &&
+    Array.isArray(value.messages) &&
+    value.messages.every(isWireMessage)
+  );
 }
 export function isPlatform(value: unknown): value is Platform {
   return typeof value === 'string' && (PLATFORMS as readonly string[]).includes(value);
@@ -234,6 +382,36 @@ export function parseClientFrame(raw: string): ParseResult<ClientFrame> {
       if (id === undefined) return bad('time.id must be a positive integer');
       return { ok: true, frame: { type, id } };
     }
+    case 'send': {
+      // Only the shape is checked here; the message rules (codes 9020, 9021, 80002) are the
+      // server's, so a refused message is not counted as a malformed frame.
+      if (id === undefined) return bad('send.id must be a positive integer');
+      if (!isPositiveInt(value.instId)) return bad('send.instId must be a positive integer', id);
+      if (!isBoundedString(value.clientMsgId, LIMITS.maxClientMsgIdLength)) {
+        return bad(`send.clientMsgId must be a string of 1..${LIMITS.maxClientMsgIdLength} characters`, id, CODE.INVALID_PARAMETER);
+      }
+      if (typeof value.to !== 'string') return bad('send.to must be a string', id, CODE.MSG_INVALID_RECIPIENT);
+      if (typeof value.text !== 'string') return bad('send.text must be a string', id);
+      return { ok: true, frame: { type, id, instId: value.instId, clientMsgId: value.clientMsgId, to: value.to, text: value.text } };
+    }
+    case 'sync': {
+      if (id === undefined) return bad('sync.id must be a positive integer');
+      if (!isPositiveInt(value.instId)) return bad('sync.instId must be a positive integer', id);
+      if (value.afterSeq !== undefined && !isSeq(value.afterSeq)) return bad('sync.afterSeq must be an integer >= 0', id);
+      const limit = value.limit;
+      if (limit !== undefined && !(isPositiveInt(limit) && limit <= LIMITS.maxSyncLimit)) {
+        return bad(`sync.limit must be an integer of 1..${LIMITS.maxSyncLimit}`, id);
+      }
+      const frame: SyncFrame = { type, id, instId: value.instId };
+      if (value.afterSeq !== undefined) frame.afterSeq = value.afterSeq;
+      if (limit !== undefined) frame.limit = limit;
+      return { ok: true, frame };
+    }
+    case 'ack': {
+      if (!isPositiveInt(value.instId)) return bad('ack.instId must be a positive integer');
+      if (!isSeq(value.seq)) return bad('ack.seq must be an integer >= 0');
+      return { ok: true, frame: { type, instId: value.instId, seq: value.seq } };
+    }
     default:
       return bad(`unknown frame type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 32) : type)}`, id);
   }
@@ -267,6 +445,9 @@ export function parseServerFrame(raw: string): ParseResult<ServerFrame> {
     case 'pong':
       if (typeof value.serverTime !== 'number') return bad('bad pong');
       return { ok: true, frame: value as unknown as PongFrame };
+    case 'msg':
+      if (!isPositiveInt(value.instId) || !isWireMessage(value.message)) return bad('bad msg');
+      return { ok: true, frame: value as unknown as MsgFrame };
     case 'error':
       if (typeof value.code !== 'number' || typeof value.message !== 'string') return bad('bad error');
       return { ok: true, frame: value as unknown as ErrorFrame };

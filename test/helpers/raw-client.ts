@@ -35,8 +35,20 @@ export class RawClient {
     ws.on('error', () => undefined);
   }
 
-  static async connect(url: string, opts: { origin?: string; hello?: boolean } = {}): Promise<RawClient> {
-    const ws = new WebSocket(url, opts.origin ? { origin: opts.origin } : {});
+  /**
+   * Open a socket (and say hello unless `hello: false`). `localAddress` binds the client end
+   * (e.g. "127.0.0.2", to act as another IP on loopback); `autoPong: false` leaves the
+   * server's WebSocket pings unanswered (a dead peer).
+   */
+  static async connect(
+    url: string,
+    opts: { origin?: string; hello?: boolean; localAddress?: string; autoPong?: boolean } = {},
+  ): Promise<RawClient> {
+    const wsOpts: WebSocket.ClientOptions = {};
+    if (opts.origin) wsOpts.origin = opts.origin;
+    if (opts.localAddress) wsOpts.localAddress = opts.localAddress;
+    if (opts.autoPong !== undefined) wsOpts.autoPong = opts.autoPong;
+    const ws = new WebSocket(url, wsOpts);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { createChatServer, validateConfig, type ChatServer } from '../../server/index.js';
 import type { LoginPolicy } from '../../server/config.js';
-import { createLogger } from '../../server/log.js';
+import { createLogger, type Logger } from '../../server/log.js';
 import { generateUserSig } from '../../server/usersig.js';
 
 export interface TestAppOptions {
@@ -21,12 +21,34 @@ export interface TestServerOptions {
   heartbeatMs?: number;
   helloTimeoutMs?: number;
   maxPayloadBytes?: number;
+  /** Close connections that carry no instance after this long (close 4004). Default 60 000 ms. */
+  idleTimeoutMs?: number;
+  /** Upgrade requests beyond this many open sockets get HTTP 503. */
+  maxConnections?: number;
+  /** Largest accepted REST body (config maxBodyBytes). */
+  maxBodyBytes?: number;
+  /** How long close() waits for clients before terminating them. Default 1000 ms. */
+  shutdownGraceMs?: number;
   devUserSig?: boolean;
   rateLimits?: Partial<{ loginFailuresPerIp: number; loginFailuresPerUser: number; windowSeconds: number; framesPerSecond: number }>;
   /** Extra apps, e.g. to test cross-app signatures. */
-  extraApps?: Array<{ sdkAppId: number; secretKey: string; enabled?: boolean }>;
+  extraApps?: Array<{
+    sdkAppId: number;
+    secretKey: string;
+    enabled?: boolean;
+    allowedOrigins?: string[];
+    maxInstancesPerPlatform?: number;
+    loginPolicy?: LoginPolicy;
+    adminIdentifier?: string;
+  }>;
+  /** Extra static routes (config `static`): URL prefix → directory. */
+  static?: Record<string, string>;
+  /** Use this logger instead of the default one (e.g. to capture error logs). */
+  logger?: Logger;
   /** pino level for the server log; default "silent" (set TABCHAT_TEST_LOG=debug to see). */
   logLevel?: string;
+  /** Config `store`: "memory" (default) or "sqlite:PATH". */
+  store?: string;
 }
 
 export interface TestServer {
@@ -43,6 +65,14 @@ export interface TestServer {
   setLoginSettings(settings: { MaxInstancesPerPlatform?: number; LoginPolicy?: LoginPolicy }): Promise<any>;
   /** Drop every WebSocket server-side without a close frame (like a network cut). */
   dropConnections(): void;
+  /**
+   * Stop the server gracefully (clients get close 4000) and start a new one with the same
+   * config on the SAME port, so clients reconnect to it; `server` then names the new one.
+   * With a sqlite store the new server opens the same file. Instances do not survive it
+   * (the registry is in memory): clients resume, get 9005 and log in again.
+   * @param whileDown - runs after the old server stopped and before the new one starts
+   */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -64,18 +94,23 @@ export async function startTestServer(app: TestAppOptions = {}, opts: TestServer
       ...(opts.extraApps ?? []),
     ],
     devUserSig: opts.devUserSig ?? false,
-    store: 'memory',
+    store: opts.store ?? 'memory',
     port: 0,
     host: '127.0.0.1',
     resumeWindowMs: opts.resumeWindowMs ?? 10_000,
     heartbeatMs: opts.heartbeatMs ?? 25_000,
     helloTimeoutMs: opts.helloTimeoutMs ?? 10_000,
     maxPayloadBytes: opts.maxPayloadBytes ?? 65_536,
-    shutdownGraceMs: 1_000,
+    maxBodyBytes: opts.maxBodyBytes ?? 65_536,
+    ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+    ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
+    shutdownGraceMs: opts.shutdownGraceMs ?? 1_000,
     rateLimits: opts.rateLimits ?? {},
+    ...(opts.static ? { static: opts.static } : {}),
   });
   const logLevel = opts.logLevel ?? process.env.TABCHAT_TEST_LOG ?? 'silent';
-  const server = await createChatServer(config, { logger: createLogger(logLevel, 'test', process.stderr), node: 'test' });
+  const logger = opts.logger ?? createLogger(logLevel, 'test', process.stderr);
+  const server = await createChatServer(config, { logger, node: 'test' });
   const sig: TestServer['sig'] = (userID, o = {}) =>
     generateUserSig({ sdkAppId: o.sdkAppId ?? sdkAppId, key: o.key ?? secretKey, identifier: userID, expire: o.expire ?? 86_400, ...(o.time !== undefined ? { time: o.time } : {}) });
   const rest: TestServer['rest'] = async (command, body, query = {}) => {
@@ -87,11 +122,11 @@ export async function startTestServer(app: TestAppOptions = {}, opts: TestServer
       contenttype: 'json',
       ...query,
     });
-    const res = await fetch(`${server.httpUrl}/v4/${command}?${q}`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const res = await fetch(`${ts.server.httpUrl}/v4/${command}?${q}`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
     if (res.status !== 200) throw new Error(`REST ${command} answered HTTP ${res.status}`);
     return res.json();
   };
-  return {
+  const ts: TestServer = {
     server,
     wsUrl: server.wsUrl,
     httpUrl: server.httpUrl,
@@ -102,8 +137,15 @@ export async function startTestServer(app: TestAppOptions = {}, opts: TestServer
     rest,
     setLoginSettings: (settings) => rest('tabchat_admin/set_login_settings', settings),
     dropConnections: () => {
-      for (const conn of server.context.connections) conn.terminate();
+      for (const conn of ts.server.context.connections) conn.terminate();
     },
-    close: () => server.close(),
+    restart: async (whileDown) => {
+      const port = ts.server.port;
+      await ts.server.close();
+      await whileDown?.();
+      ts.server = await createChatServer({ ...config, port }, { logger, node: 'test' });
+    },
+    close: () => ts.server.close(),
   };
+  return ts;
 }

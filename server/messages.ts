@@ -1,0 +1,155 @@
+/**
+ * C2C text messages on the server: validate, store (the sender's ack waits for it), push to
+ * every online instance of the recipient and to the sender's other instances, serve `sync`
+ * pages and record `ack`s. See docs/protocol.md "Messages".
+ */
+import { randomUUID } from 'node:crypto';
+import { CODE, codeText } from '../src/protocol/codes.js';
+import {
+  LIMITS,
+  textMessageError,
+  utf8ByteLength,
+  type MessageFlow,
+  type SyncResultData,
+  type WireMessage,
+} from '../src/protocol/frames.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { Instance, Registry } from './registry.js';
+import { StoreClosedError, type MessageStore, type StoredMessage } from './store.js';
+
+/** A sync page stops growing past this many bytes of text (it always holds at least one message). */
+export const SYNC_PAGE_BYTES = 256 * 1024;
+
+/** A refused message operation, with the code the client gets. */
+export class MessageError extends Error {
+  override name = 'MessageError';
+  constructor(
+    readonly code: number,
+    message: string = codeText(code),
+  ) {
+    super(message);
+  }
+}
+
+/** The message as one mailbox holds it: seq and flow of that mailbox. */
+export function toWire(message: StoredMessage, flow: MessageFlow): WireMessage {
+  const wire: WireMessage = {
+    id: message.id,
+    seq: flow === 'out' ? message.fromSeq : message.toSeq,
+    flow,
+    from: message.from,
+    to: message.to,
+    text: message.text,
+    time: message.time,
+  };
+  if (flow === 'out') wire.clientMsgId = message.clientMsgId;
+  return wire;
+}
+
+export class MessageService {
+  constructor(
+    private readonly store: MessageStore,
+    private readonly registry: Registry,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Store a message from `sender` and deliver it; resolves with the sender's view (flow
+   * `out`). A retry of a stored (sender, clientMsgId) resolves with the same message and
+   * delivers nothing. Rejects with a {@link MessageError} (9020, 9021, 80002, 9007, 9099).
+   */
+  async send(sender: Instance, input: { clientMsgId: string; to: string; text: string }): Promise<WireMessage> {
+    const refused = textMessageError(input.to, input.text);
+    if (refused) throw new MessageError(refused.code, refused.message);
+    const { message, created } = await this.timed('send', () =>
+      this.store.send({
+        id: randomUUID(),
+        sdkAppId: sender.sdkAppId,
+        from: sender.userID,
+        to: input.to,
+        clientMsgId: input.clientMsgId,
+        text: input.text,
+        time: Date.now(),
+      }),
+    );
+    if (created) {
+      this.metrics.messagesStored.inc();
+      this.deliver(sender, message);
+    } else {
+      this.metrics.messagesDuplicate.inc();
+      this.log.debug({ instId: sender.instId, clientMsgId: input.clientMsgId, id: message.id }, 'duplicate send answered with the stored message');
+    }
+    return toWire(message, 'out');
+  }
+
+  /**
+   * A page of the instance's mailbox after `afterSeq` (default: the instance's position),
+   * at most `limit` messages and about {@link SYNC_PAGE_BYTES} of text.
+   */
+  async sync(inst: Instance, afterSeq: number | undefined, limit: number = LIMITS.defaultSyncLimit): Promise<SyncResultData> {
+    const from = afterSeq ?? inst.ackedSeq;
+    const [page, head] = await this.timed('read', async () => [
+      await this.store.read(inst.sdkAppId, inst.userID, from, limit),
+      await this.store.head(inst.sdkAppId, inst.userID),
+    ] as const);
+    const messages: WireMessage[] = [];
+    let bytes = 0;
+    let trimmed = false;
+    for (const entry of page.entries) {
+      bytes += utf8ByteLength(entry.message.text);
+      if (messages.length > 0 && bytes > SYNC_PAGE_BYTES) {
+        trimmed = true;
+        break;
+      }
+      messages.push(toWire(entry.message, entry.flow));
+    }
+    if (messages.length > 0) this.metrics.messagesDelivered.inc({ via: 'sync' }, messages.length);
+    return { afterSeq: from, messages, more: page.more || trimmed, head };
+  }
+
+  /** Record that `inst` processed its mailbox up to `seq` (clamped to the mailbox head). */
+  async ack(inst: Instance, seq: number): Promise<void> {
+    const recorded = await this.timed('ack', () => this.store.ack(inst.sdkAppId, inst.userID, seq));
+    inst.ackedSeq = Math.max(inst.ackedSeq, recorded);
+  }
+
+  /** Where a new login of the user starts: the highest seq any instance of the user acknowledged. */
+  startPosition(sdkAppId: number, userID: string): Promise<number> {
+    return this.timed('position', () => this.store.acked(sdkAppId, userID));
+  }
+
+  /** Push to the recipient's online instances (flow `in`) and the sender's other ones (flow `out`). */
+  private deliver(sender: Instance, message: StoredMessage): void {
+    if (message.to !== message.from) {
+      const incoming = toWire(message, 'in');
+      for (const inst of this.registry.instancesOf(message.sdkAppId, message.to)) this.push(inst, incoming);
+    }
+    const outgoing = toWire(message, 'out');
+    for (const inst of this.registry.instancesOf(message.sdkAppId, message.from)) {
+      if (inst !== sender) this.push(inst, outgoing);
+    }
+  }
+
+  private push(inst: Instance, message: WireMessage): void {
+    // Detached instances (no owner) catch up with `sync` when they resume.
+    if (!inst.owner?.deliverMessage) return;
+    inst.owner.deliverMessage(inst.instId, message);
+    this.metrics.messagesDelivered.inc({ via: 'push' });
+  }
+
+  /** Run a store call, time it, and turn store failures into coded errors. */
+  private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof StoreClosedError) throw new MessageError(CODE.SERVER_SHUTTING_DOWN);
+      this.log.error({ op, err: err instanceof Error ? err.stack : String(err) }, 'message store failed');
+      throw new MessageError(CODE.SERVER_INTERNAL, `message store failed (${op}); retry`);
+    } finally {
+      this.metrics.storeDuration.observe({ op }, (performance.now() - started) / 1000);
+    }
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * SQLite {@link MessageStore} on better-sqlite3 12 (the line that supports Node 20).
+ *
+ * - One writer: the file is opened with `locking_mode=EXCLUSIVE`, so a second server on the
+ *   same file fails at start instead of interleaving seqs.
+ * - WAL journal, `synchronous=FULL`: a message acknowledged to its sender survives a process
+ *   crash and a power loss.
+ * - Prepared statements only; each send is one IMMEDIATE transaction (seqs, message, two
+ *   mailbox entries), so seqs never have gaps.
+ * - The schema is created or migrated at open (`PRAGMA user_version`).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { MessageFlow } from '../src/protocol/frames.js';
+import { StoreClosedError, type MailboxEntry, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+
+/** Schema version this code writes; `PRAGMA user_version` of an up-to-date file. */
+export const SQLITE_SCHEMA_VERSION = 1;
+
+/** Migrations: index i brings a file from version i to i + 1. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE users (
+    sdk_app_id INTEGER NOT NULL,
+    user_id    TEXT    NOT NULL,
+    head       INTEGER NOT NULL DEFAULT 0,
+    acked      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (sdk_app_id, user_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE messages (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    sdk_app_id    INTEGER NOT NULL,
+    from_user     TEXT    NOT NULL,
+    to_user       TEXT    NOT NULL,
+    client_msg_id TEXT    NOT NULL,
+    text          TEXT    NOT NULL,
+    time          INTEGER NOT NULL,
+    from_seq      INTEGER NOT NULL,
+    to_seq        INTEGER NOT NULL,
+    UNIQUE (sdk_app_id, from_user, client_msg_id)
+  );
+  CREATE TABLE mailbox (
+    sdk_app_id INTEGER NOT NULL,
+    user_id    TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    message_id TEXT    NOT NULL REFERENCES messages (id),
+    flow       TEXT    NOT NULL CHECK (flow IN ('in', 'out')),
+    PRIMARY KEY (sdk_app_id, user_id, seq)
+  ) WITHOUT ROWID;
+  `,
+];
+
+interface MessageRow {
+  id: string;
+  sdk_app_id: number;
+  from_user: string;
+  to_user: string;
+  client_msg_id: string;
+  text: string;
+  time: number;
+  from_seq: number;
+  to_seq: number;
+}
+interface EntryRow extends MessageRow {
+  seq: number;
+  flow: MessageFlow;
+}
+
+function toMessage(row: MessageRow): StoredMessage {
+  return {
+    id: row.id,
+    sdkAppId: row.sdk_app_id,
+    from: row.from_user,
+    to: row.to_user,
+    clientMsgId: row.client_msg_id,
+    text: row.text,
+    time: row.time,
+    fromSeq: row.from_seq,
+    toSeq: row.to_seq,
+  };
+}
+
+export class SqliteStore implements MessageStore {
+  readonly kind = 'sqlite';
+  private closed = false;
+  private readonly sendTx: (input: NewMessage) => { message: StoredMessage; created: boolean };
+  private readonly stmt;
+
+  private constructor(private readonly db: Database.Database) {
+    this.stmt = {
+      byClientId: db.prepare<[number, string, string], MessageRow>(
+        'SELECT * FROM messages WHERE sdk_app_id = ? AND from_user = ? AND client_msg_id = ?',
+      ),
+      nextSeq: db.prepare<[number, string], { head: number }>(
+        `INSERT INTO users (sdk_app_id, user_id, head) VALUES (?, ?, 1)
+         ON CONFLICT (sdk_app_id, user_id) DO UPDATE SET head = head + 1 RETURNING head`,
+      ),
+      insertMessage: db.prepare<[string, number, string, string, string, string, number, number, number]>(
+        `INSERT INTO messages (id, sdk_app_id, from_user, to_user, client_msg_id, text, time, from_seq, to_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertEntry: db.prepare<[number, string, number, string, MessageFlow]>(
+        'INSERT INTO mailbox (sdk_app_id, user_id, seq, message_id, flow) VALUES (?, ?, ?, ?, ?)',
+      ),
+      page: db.prepare<[number, string, number, number], EntryRow>(
+        `SELECT b.seq AS seq, b.flow AS flow, m.* FROM mailbox b JOIN messages m ON m.id = b.message_id
+         WHERE b.sdk_app_id = ? AND b.user_id = ? AND b.seq > ? ORDER BY b.seq LIMIT ?`,
+      ),
+      user: db.prepare<[number, string], { head: number; acked: number }>(
+        'SELECT head, acked FROM users WHERE sdk_app_id = ? AND user_id = ?',
+      ),
+      ack: db.prepare<[number, number, string, number], { recorded: number }>(
+        `UPDATE users SET acked = max(acked, min(?, head)) WHERE sdk_app_id = ? AND user_id = ?
+         RETURNING min(?, head) AS recorded`,
+      ),
+    };
+    const stmt = this.stmt;
+    const sendTx = db.transaction((input: NewMessage): { message: StoredMessage; created: boolean } => {
+      const existing = stmt.byClientId.get(input.sdkAppId, input.from, input.clientMsgId);
+      if (existing) return { message: toMessage(existing), created: false };
+      const fromSeq = stmt.nextSeq.get(input.sdkAppId, input.from)!.head;
+      const self = input.from === input.to;
+      const toSeq = self ? fromSeq : stmt.nextSeq.get(input.sdkAppId, input.to)!.head;
+      stmt.insertMessage.run(input.id, input.sdkAppId, input.from, input.to, input.clientMsgId, input.text, input.time, fromSeq, toSeq);
+      stmt.insertEntry.run(input.sdkAppId, input.from, fromSeq, input.id, 'out');
+      if (!self) stmt.insertEntry.run(input.sdkAppId, input.to, toSeq, input.id, 'in');
+      return { message: { ...input, fromSeq, toSeq }, created: true };
+    });
+    this.sendTx = (input) => sendTx.immediate(input);
+  }
+
+  /**
+   * Open (creating the file and its folder if needed) and migrate. Fails when another
+   * process holds the file, or when the file was written by a newer tabchat.
+   * @param path - file path; `:memory:` gives a private in-memory database (tests)
+   */
+  static open(path: string): SqliteStore {
+    if (path.length === 0) throw new Error('store "sqlite:" needs a file path, e.g. "sqlite:./tabchat.db"');
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { timeout: 2000 });
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > SQLITE_SCHEMA_VERSION) {
+        throw new Error(`${path} has schema version ${version}; this tabchat understands up to ${SQLITE_SCHEMA_VERSION} (upgrade tabchat)`);
+      }
+      // Takes the exclusive lock now, so a file held by another server fails here.
+      db.transaction(() => {
+        for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+        db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+      }).immediate();
+    } catch (err) {
+      db.close();
+      const message = err instanceof Error ? err.message : String(err);
+      throw new Error(`cannot open the sqlite store ${path}: ${/locked|busy/i.test(message) ? 'the file is in use by another process (one server per file)' : message}`);
+    }
+    return new SqliteStore(db);
+  }
+
+  async send(input: NewMessage): Promise<{ message: StoredMessage; created: boolean }> {
+    this.check();
+    return this.sendTx(input);
+  }
+
+  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<{ entries: MailboxEntry[]; more: boolean }> {
+    this.check();
+    const rows = this.stmt.page.all(sdkAppId, userID, afterSeq, limit + 1);
+    const more = rows.length > limit;
+    const entries = rows.slice(0, limit).map((row) => ({ seq: row.seq, flow: row.flow, message: toMessage(row) }));
+    return { entries, more };
+  }
+
+  async head(sdkAppId: number, userID: string): Promise<number> {
+    this.check();
+    return this.stmt.user.get(sdkAppId, userID)?.head ?? 0;
+  }
+
+  async acked(sdkAppId: number, userID: string): Promise<number> {
+    this.check();
+    return this.stmt.user.get(sdkAppId, userID)?.acked ?? 0;
+  }
+
+  async ack(sdkAppId: number, userID: string, seq: number): Promise<number> {
+    this.check();
+    return this.stmt.ack.get(seq, sdkAppId, userID, seq)?.recorded ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private check(): void {
+    if (this.closed) throw new StoreClosedError();
+  }
+}

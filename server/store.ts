@@ -1,0 +1,97 @@
+/**
+ * The message store: where C2C messages live and the one place that assigns sequence
+ * numbers. Every user has a mailbox (per app); each message gets one entry in the
+ * recipient's mailbox (flow `in`) and one in the sender's (flow `out`), each with the next
+ * seq of that mailbox, so seqs are 1, 2, 3 … per user without gaps.
+ *
+ * Two implementations behind {@link MessageStore}: `memory` (store-memory.ts) and
+ * `sqlite:PATH` (store-sqlite.ts, better-sqlite3). The interface is asynchronous so a
+ * networked store (Postgres) fits later; the embedded ones do their work synchronously
+ * inside each call, in call order. See docs/protocol.md "Messages" and docs/operations.md.
+ */
+import type { MessageFlow } from '../src/protocol/frames.js';
+
+/** A message as stored, with its seq in both mailboxes. */
+export interface StoredMessage {
+  /** Server-assigned id (unique). */
+  id: string;
+  sdkAppId: number;
+  from: string;
+  to: string;
+  /** The sender's idempotency key: (sdkAppId, from, clientMsgId) is unique. */
+  clientMsgId: string;
+  text: string;
+  /** Server time of storage, ms since epoch. */
+  time: number;
+  /** Seq in the sender's mailbox. */
+  fromSeq: number;
+  /** Seq in the recipient's mailbox (equals `fromSeq` for a message to oneself: one entry). */
+  toSeq: number;
+}
+
+/** One mailbox entry: the message and its seq/flow in that mailbox. */
+export interface MailboxEntry {
+  seq: number;
+  flow: MessageFlow;
+  message: StoredMessage;
+}
+
+/** What {@link MessageStore.send} stores. */
+export interface NewMessage {
+  /** Id for the message if it is new. */
+  id: string;
+  sdkAppId: number;
+  from: string;
+  to: string;
+  clientMsgId: string;
+  text: string;
+  time: number;
+}
+
+export interface MessageStore {
+  /** `memory` or `sqlite`. */
+  readonly kind: string;
+  /**
+   * Store a message and assign its seqs, atomically; or, when (sdkAppId, from, clientMsgId)
+   * was stored before, return that message unchanged with `created: false` (idempotent send).
+   * A message to oneself takes ONE entry (flow `out`) in that mailbox.
+   */
+  send(message: NewMessage): Promise<{ message: StoredMessage; created: boolean }>;
+  /** Mailbox entries with seq > `afterSeq`, ascending, at most `limit`, and whether more follow. */
+  read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<{ entries: MailboxEntry[]; more: boolean }>;
+  /** Highest seq in the user's mailbox (0 when empty). */
+  head(sdkAppId: number, userID: string): Promise<number>;
+  /** Highest seq acknowledged by any instance of the user (0 when none). */
+  acked(sdkAppId: number, userID: string): Promise<number>;
+  /**
+   * Record an acknowledgement: the user's acked position becomes max(old, min(seq, head)).
+   * Resolves with the (clamped) seq recorded for this ack.
+   */
+  ack(sdkAppId: number, userID: string, seq: number): Promise<number>;
+  /** Flush and release (the sqlite file lock). Calls after close reject. */
+  close(): Promise<void>;
+}
+
+/** Thrown by a store used after close(). */
+export class StoreClosedError extends Error {
+  override name = 'StoreClosedError';
+  constructor() {
+    super('the message store is closed');
+  }
+}
+
+/**
+ * Open the store named by config `store`: `memory`, or `sqlite:PATH` (file created if
+ * missing, schema created or migrated). `postgres://` is reserved for a later version.
+ */
+export async function openStore(spec: string): Promise<MessageStore> {
+  if (spec === 'memory') {
+    const { MemoryStore } = await import('./store-memory.js');
+    return new MemoryStore();
+  }
+  if (spec.startsWith('sqlite:')) {
+    const { SqliteStore } = await import('./store-sqlite.js');
+    return SqliteStore.open(spec.slice('sqlite:'.length));
+  }
+  throw new Error(`store ${JSON.stringify(spec.replace(/\/\/[^@]*@/, '//***@'))} is not available in this version of tabchat; use "memory" or "sqlite:PATH"`);
+}

@@ -1,0 +1,152 @@
+/**
+ * The message stores on their own: the same contract for `memory` and `sqlite` (gap-free
+ * seqs per user, idempotency, one entry for a message to oneself, pages, acks), and what
+ * only sqlite promises: data survives a restart, one server per file, schema versions.
+ */
+import { describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openStore, StoreClosedError, type MessageStore, type NewMessage } from '../../server/store.js';
+import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../server/store-sqlite.js';
+import { isGapless, tempDir } from './util.js';
+
+const APP = 1400000001;
+let counter = 0;
+
+function message(from: string, to: string, clientMsgId = `c${++counter}`, text = `text ${counter}`): NewMessage {
+  return { id: `id-${++counter}`, sdkAppId: APP, from, to, clientMsgId, text, time: 1_700_000_000_000 + counter };
+}
+
+async function mailbox(store: MessageStore, userID: string, sdkAppId = APP) {
+  return (await store.read(sdkAppId, userID, 0, 10_000)).entries;
+}
+
+const KINDS: Array<[string, (t: TestContext) => Promise<MessageStore>]> = [
+  ['memory', async () => openStore('memory')],
+  ['sqlite', async (t) => openStore(`sqlite:${join(tempDir(t), 'store.db')}`)],
+];
+
+for (const [kind, open] of KINDS) {
+  describe(`${kind} store`, () => {
+    test('seqs are 1, 2, 3 … per user without gaps, with interleaved senders; each message has one seq per mailbox', async (t) => {
+      const store = await open(t);
+      t.after(() => store.close());
+      const plan: Array<[string, string]> = [];
+      for (let i = 0; i < 40; i++) plan.push([['alice', 'carol', 'bob'][i % 3]!, ['bob', 'bob', 'alice'][i % 3]!]);
+      const stored = [];
+      for (const [from, to] of plan) stored.push((await store.send(message(from, to))).message);
+      for (const user of ['alice', 'bob', 'carol']) {
+        const entries = await mailbox(store, user);
+        assert.ok(isGapless(entries.map((e) => e.seq)), `${user}: ${entries.map((e) => e.seq).join(',')}`);
+        assert.equal(await store.head(APP, user), entries.length);
+        for (const e of entries) {
+          assert.equal(e.flow, e.message.from === user ? 'out' : 'in');
+          assert.equal(e.seq, e.flow === 'out' ? e.message.fromSeq : e.message.toSeq);
+        }
+      }
+      assert.equal((await mailbox(store, 'bob')).length, 40, 'bob: 27 in + 13 out');
+      assert.deepEqual((await mailbox(store, 'bob')).map((e) => e.message.id), stored.map((m) => m.id), 'bob is in every message, in order');
+      assert.deepEqual(await mailbox(store, 'bob', APP + 1), [], 'apps are separate');
+    });
+
+    test('idempotent per (app, sender, clientMsgId): a retry returns the stored message and stores nothing', async (t) => {
+      const store = await open(t);
+      t.after(() => store.close());
+      const first = await store.send(message('alice', 'bob', 'same', 'one'));
+      assert.equal(first.created, true);
+      const again = await store.send({ ...message('alice', 'bob', 'same', 'a different text'), id: 'other-id' });
+      assert.equal(again.created, false);
+      assert.deepEqual(again.message, first.message);
+      assert.equal(await store.head(APP, 'bob'), 1);
+      const otherSender = await store.send(message('carol', 'bob', 'same'));
+      assert.equal(otherSender.created, true, 'another sender may use the same clientMsgId');
+      assert.equal(otherSender.message.toSeq, 2);
+    });
+
+    test('a message to oneself takes one entry (flow out)', async (t) => {
+      const store = await open(t);
+      t.after(() => store.close());
+      const { message: m } = await store.send(message('alice', 'alice'));
+      assert.equal(m.fromSeq, 1);
+      assert.equal(m.toSeq, 1);
+      const entries = await mailbox(store, 'alice');
+      assert.deepEqual(entries.map((e) => [e.seq, e.flow]), [[1, 'out']]);
+    });
+
+    test('pages: limit and more; acks keep the highest value and clamp to the head', async (t) => {
+      const store = await open(t);
+      t.after(() => store.close());
+      for (let i = 0; i < 5; i++) await store.send(message('alice', 'bob'));
+      const page = await store.read(APP, 'bob', 1, 3);
+      assert.deepEqual(page.entries.map((e) => e.seq), [2, 3, 4]);
+      assert.equal(page.more, true);
+      const last = await store.read(APP, 'bob', 4, 3);
+      assert.deepEqual(last.entries.map((e) => e.seq), [5]);
+      assert.equal(last.more, false);
+      assert.equal(await store.acked(APP, 'bob'), 0);
+      assert.equal(await store.ack(APP, 'bob', 3), 3);
+      assert.equal(await store.ack(APP, 'bob', 2), 2);
+      assert.equal(await store.acked(APP, 'bob'), 3, 'never goes back');
+      assert.equal(await store.ack(APP, 'bob', 99), 5, 'clamped to the head');
+      assert.equal(await store.acked(APP, 'bob'), 5);
+      assert.equal(await store.ack(APP, 'nobody', 7), 0, 'an empty mailbox stays at 0');
+    });
+
+    test('calls after close reject with StoreClosedError', async (t) => {
+      const store = await open(t);
+      await store.close();
+      await assert.rejects(store.send(message('alice', 'bob')), StoreClosedError);
+      await assert.rejects(store.read(APP, 'bob', 0, 1), StoreClosedError);
+    });
+  });
+}
+
+describe('sqlite only', () => {
+  test('a restart keeps messages, seqs, acks and idempotency', async (t) => {
+    const path = join(tempDir(t), 'nested', 'dir', 'restart.db');
+    const first = SqliteStore.open(path);
+    const sent = [];
+    for (let i = 0; i < 10; i++) sent.push((await first.send(message('alice', 'bob', `k${i}`))).message);
+    await first.ack(APP, 'bob', 4);
+    await first.close();
+
+    const second = SqliteStore.open(path);
+    t.after(() => second.close());
+    assert.deepEqual((await mailbox(second, 'bob')).map((e) => e.message), sent);
+    assert.equal(await second.acked(APP, 'bob'), 4);
+    const retry = await second.send(message('alice', 'bob', 'k3'));
+    assert.equal(retry.created, false);
+    assert.deepEqual(retry.message, sent[3]);
+    const next = await second.send(message('alice', 'bob'));
+    assert.equal(next.message.toSeq, 11, 'seqs continue after the restart');
+    assert.equal(next.message.fromSeq, 11);
+  });
+
+  test('one server per file: a second open while the first holds it fails clearly', async (t) => {
+    const path = join(tempDir(t), 'locked.db');
+    const holder = SqliteStore.open(path);
+    t.after(() => holder.close());
+    assert.throws(() => SqliteStore.open(path), /in use by another process/);
+  });
+
+  test('a file from a newer schema is refused; the current schema is recorded', async (t) => {
+    const dir = tempDir(t);
+    const current = SqliteStore.open(join(dir, 'current.db'));
+    await current.close();
+    const check = new Database(join(dir, 'current.db'));
+    assert.equal(check.pragma('user_version', { simple: true }), SQLITE_SCHEMA_VERSION);
+    assert.equal(check.pragma('journal_mode', { simple: true }), 'wal');
+    check.close();
+
+    const future = new Database(join(dir, 'future.db'));
+    future.pragma(`user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
+    future.close();
+    assert.throws(() => SqliteStore.open(join(dir, 'future.db')), /schema version 2.*upgrade tabchat/);
+  });
+
+  test('openStore: "sqlite:" needs a path, postgres is not available yet', async () => {
+    await assert.rejects(openStore('sqlite:'), /needs a file path/);
+    await assert.rejects(openStore('postgres://user:secret@db/chat'), (err: Error) => /not available/.test(err.message) && !err.message.includes('secret'));
+  });
+});
