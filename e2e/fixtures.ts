@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,23 +49,10 @@ export interface ChatServerProcess {
   tmpDir: string;
 }
 
-async function startServer(): Promise<{ server: ChatServerProcess; stop: () => Promise<void> }> {
+/** Run the built server CLI with `args` (which must include `--port 0`); resolves once it listens. */
+async function spawnCli(args: string[]): Promise<{ child: ChildProcess; httpUrl: string }> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
-  const dir = mkdtempSync(join(tmpdir(), 'tabchat-e2e-'));
-  const app = (sdkAppId: number, maxInstancesPerPlatform: number, loginPolicy = 'multi') => ({
-    sdkAppId, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform, loginPolicy, allowedOrigins: ['*'], enabled: true,
-  });
-  const config = {
-    apps: [app(APP.limit1, 1), app(APP.limit2, 2), app(APP.many, 20), app(APP.single, 1, 'single'), app(APP.shared, 1)],
-    devUserSig: true,
-    resumeWindowMs: 10_000,
-    store: 'memory',
-    static: { '/e2e/': join(here, 'pages'), '/e2e-tmp/': join(dir, 'www') },
-  };
-  mkdirSync(join(dir, 'www'));
-  const configPath = join(dir, 'config.json');
-  writeFileSync(configPath, JSON.stringify(config));
-  const child: ChildProcess = spawn(process.execPath, [CLI, '--config', configPath, '--port', '0'], {
+  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -87,6 +74,36 @@ async function startServer(): Promise<{ server: ChatServerProcess; stop: () => P
       reject(new Error(`server exited with ${code} before listening:\n${output}`));
     });
   });
+  return { child, httpUrl };
+}
+
+/** SIGTERM the CLI (SIGKILL after 5 s) and wait for it to exit. */
+async function stopCli(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(killTimer);
+}
+
+async function startServer(): Promise<{ server: ChatServerProcess; stop: () => Promise<void> }> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
+  const dir = mkdtempSync(join(tmpdir(), 'tabchat-e2e-'));
+  const app = (sdkAppId: number, maxInstancesPerPlatform: number, loginPolicy = 'multi') => ({
+    sdkAppId, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform, loginPolicy, allowedOrigins: ['*'], enabled: true,
+  });
+  const config = {
+    apps: [app(APP.limit1, 1), app(APP.limit2, 2), app(APP.many, 20), app(APP.single, 1, 'single'), app(APP.shared, 1)],
+    devUserSig: true,
+    resumeWindowMs: 10_000,
+    store: 'memory',
+    static: { '/e2e/': join(here, 'pages'), '/e2e-tmp/': join(dir, 'www') },
+  };
+  mkdirSync(join(dir, 'www'));
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify(config));
+  const { child, httpUrl } = await spawnCli(['--config', configPath, '--port', '0']);
   const rest = async (sdkAppId: number, command: string, body: unknown) => {
     const usersig = generateUserSig({ sdkAppId, key: SECRET, identifier: ADMIN });
     const query = new URLSearchParams({ sdkappid: String(sdkAppId), identifier: ADMIN, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
@@ -112,13 +129,7 @@ async function startServer(): Promise<{ server: ChatServerProcess; stop: () => P
     tmpDir: join(dir, 'www'),
   };
   const stop = async () => {
-    if (child.exitCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(killTimer);
-    }
+    await stopCli(child);
     rmSync(dir, { recursive: true, force: true });
   };
   return { server, stop };
@@ -237,4 +248,56 @@ export async function killSharedWorker(page: Page): Promise<void> {
   const session = await browser.newBrowserCDPSession();
   await session.send('Target.closeTarget', { targetId: targets[0]!.targetId });
   await session.detach();
+}
+
+/** A server started the way `npm start` starts it: the CLI with `--demo` (config/demo.json), on a free port. */
+export interface DemoServer {
+  httpUrl: string;
+  /** The demo app's SDKAppID (the first app of config/demo.json). */
+  sdkAppId: number;
+  /** POST /v4/<command> as the demo app's admin; the parsed JSON body. */
+  rest(command: string, body: unknown): Promise<any>;
+}
+
+/**
+ * Start `tabchat-server --demo --port 0` (config/demo.json: dev UserSigs, memory store). One
+ * per test when the test changes login settings, since they live in the server's memory.
+ */
+export async function startDemoServer(): Promise<{ server: DemoServer; stop: () => Promise<void> }> {
+  const demoConfig = JSON.parse(readFileSync(join(ROOT, 'config', 'demo.json'), 'utf8')) as {
+    apps: Array<{ sdkAppId: number; secretKey: string; adminIdentifier?: string }>;
+  };
+  const app = demoConfig.apps[0]!;
+  const admin = app.adminIdentifier ?? ADMIN;
+  const { child, httpUrl } = await spawnCli(['--demo', '--port', '0']);
+  const server: DemoServer = {
+    httpUrl,
+    sdkAppId: app.sdkAppId,
+    async rest(command, body) {
+      const usersig = generateUserSig({ sdkAppId: app.sdkAppId, key: app.secretKey, identifier: admin });
+      const query = new URLSearchParams({ sdkappid: String(app.sdkAppId), identifier: admin, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
+      const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
+      return res.json();
+    },
+  };
+  return { server, stop: () => stopCli(child) };
+}
+
+/**
+ * Collect console errors and page errors of every page of `context`, present and future
+ * (pages opened by the app with window.open included). The caller asserts the list is empty.
+ */
+export function watchConsoleErrors(context: BrowserContext, allow: RegExp[] = []): string[] {
+  const problems: string[] = [];
+  const watch = (page: Page) => {
+    page.on('console', (message) => {
+      if (message.type() !== 'error') return;
+      const text = message.text();
+      if (!allow.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
+    });
+    page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
+  };
+  for (const page of context.pages()) watch(page);
+  context.on('page', watch);
+  return problems;
 }
