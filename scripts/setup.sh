@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install everything tabchat's tests need on a fresh Debian machine: Chromium from apt
-# (Playwright's own browser download cannot work offline) and the npm packages.
+# (Playwright's own browser download cannot work offline), redis-server and PostgreSQL
+# from apt (the cluster tests start their own private instances of both; nothing is left
+# running), and the npm packages. Idempotent: only what is missing is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,12 +11,16 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 /usr/bin/chromium --version
+/usr/bin/redis-server --version
+ls -d /usr/lib/postgresql/*/bin
 
 echo "setup: npm ci"
 npm ci --no-audit --no-fund

@@ -6,8 +6,12 @@
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { CODE } from '../src/protocol/codes.js';
 import { originAllowed, type AppConfig, type RateLimitConfig } from './config.js';
-import { UserSigError, userSigExpiresAt, verifyUserSig } from './usersig.js';
-import type { Registry } from './registry.js';
+import { UserSigError, userSigExpiresAt, verifyUserSig, type UserSigFields } from './usersig.js';
+
+/** Who knows about REST revocations: the engine (in memory, or cluster-wide in Redis). */
+export interface Revocations {
+  isRevoked(sdkAppId: number, userID: string, issuedAtSec: number): boolean | Promise<boolean>;
+}
 
 export class AuthError extends Error {
   constructor(
@@ -33,6 +37,8 @@ export interface AuthOk {
   app: AppConfig;
   /** When the UserSig stops being valid (ms since epoch). */
   expireAt: number;
+  /** The UserSig's `TLS.time` (whole seconds). */
+  issuedAtSec: number;
 }
 
 export class Authenticator {
@@ -41,7 +47,7 @@ export class Authenticator {
 
   constructor(
     private readonly apps: Map<number, AppConfig>,
-    private readonly registry: Registry,
+    private readonly revocations: Revocations,
     limits: RateLimitConfig,
   ) {
     this.perIp = new RateLimiterMemory({ points: limits.loginFailuresPerIp, duration: limits.windowSeconds });
@@ -70,17 +76,21 @@ export class Authenticator {
     }
     const userKey = `${app.sdkAppId}:${req.userID}`;
     await this.checkLimit(req.ip, userKey);
+    let fields: UserSigFields;
     try {
-      const fields = verifyUserSig(req.userSig, { sdkAppId: app.sdkAppId, key: app.secretKey, userID: req.userID });
-      if (this.registry.isRevoked(app.sdkAppId, req.userID, fields.time)) {
-        throw new AuthError(CODE.USERSIG_REVOKED, 'UserSig was issued before a REST kick of this user; generate a new one');
-      }
-      return { app, expireAt: userSigExpiresAt(fields) };
+      fields = verifyUserSig(req.userSig, { sdkAppId: app.sdkAppId, key: app.secretKey, userID: req.userID });
     } catch (err) {
       await this.recordFailure(req.ip, userKey);
       if (err instanceof UserSigError) throw new AuthError(err.code, err.message);
       throw err;
     }
+    // May reject with EngineUnavailableError (Redis away): that is not the user's failure.
+    const pending = this.revocations.isRevoked(app.sdkAppId, req.userID, fields.time);
+    if (typeof pending === 'boolean' ? pending : await pending) {
+      await this.recordFailure(req.ip, userKey);
+      throw new AuthError(CODE.USERSIG_REVOKED, 'UserSig was issued before a REST kick of this user; generate a new one');
+    }
+    return { app, expireAt: userSigExpiresAt(fields), issuedAtSec: fields.time };
   }
 
   /** Count a failure that happened outside verify() (e.g. REST admin mismatch). */

@@ -1,7 +1,7 @@
 /**
  * `tabchat-server`: run the chat server, or print a UserSig.
  *
- *   tabchat-server --config FILE [--port N] [--host H]
+ *   tabchat-server --config FILE [--port N] [--host H] [--node ID]
  *   tabchat-server --demo [--port N] [--host H]
  *   tabchat-server usersig --config FILE --user ID [--app SDKAPPID] [--expire SECONDS]
  */
@@ -14,13 +14,14 @@ import { createChatServer } from './index.js';
 import { DEFAULT_EXPIRE_SECONDS, generateUserSig } from './usersig.js';
 
 const USAGE = `Usage:
-  tabchat-server --config FILE [--port N] [--host H]   run the chat server
+  tabchat-server --config FILE [--port N] [--host H] [--node ID]   run the chat server
   tabchat-server --demo [--port N] [--host H]          run with the built-in demo config (insecure dev UserSigs)
   tabchat-server usersig --config FILE --user ID [--app SDKAPPID] [--expire SECONDS]
                                                        print a UserSig (use --user <adminIdentifier> for REST)
 Options:
   --port N     listen port (default 8080; 0 picks a free port and prints it)
   --host H     listen address (default 127.0.0.1)
+  --node ID    node id in logs, metrics and cluster stats (default: config "node", else random)
   --help       this text
   --version    print the version`;
 
@@ -74,14 +75,17 @@ async function serve(args: string[]): Promise<void> {
       demo: { type: 'boolean' },
       port: { type: 'string' },
       host: { type: 'string' },
+      node: { type: 'string' },
     },
     strict: true,
   });
   if (!values.config && !values.demo) fail('give --config FILE (or --demo)\n' + USAGE);
+  if (values.node !== undefined && !/^[A-Za-z0-9._:-]{1,64}$/.test(values.node)) fail('--node must be 1..64 characters of A-Z a-z 0-9 . _ : -');
   const config = load(values.config ?? DEMO_CONFIG_PATH);
   const port = intArg(values.port, 'port', 0, 65535);
   if (port !== undefined) config.port = port;
   if (values.host !== undefined) config.host = values.host;
+  if (values.node !== undefined) config.node = values.node;
   const server = await createChatServer(config);
   process.stdout.write(`tabchat-server listening on ${server.httpUrl} (WebSocket ${server.wsUrl})\n`);
   if (config.devUserSig) process.stdout.write(`demo: open ${server.httpUrl}/ in two tabs\n`);

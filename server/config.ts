@@ -41,8 +41,19 @@ export interface ServerConfig {
   devUserSig: boolean;
   /** "memory", "sqlite:PATH" (default "sqlite:./tabchat.db") or a postgres:// URL. */
   store: string;
-  /** Absent: embedded single-node engine. */
+  /**
+   * Absent: embedded single-node engine. A `redis://` (`rediss://`, `redis+cluster://h:p,h:p`)
+   * URL makes this process one node of a cluster on that Redis (needs a postgres store).
+   */
   redis?: string;
+  /** Key and channel prefix in Redis (several clusters can share one Redis). Default "tabchat:". */
+  redisPrefix: string;
+  /** Node id in logs, metrics and cluster stats; default random (`n-xxxxxx`). */
+  node?: string;
+  /** How often a cluster node refreshes its liveness key. Default 3 000 ms. */
+  nodeHeartbeatMs: number;
+  /** A node whose liveness key is older than this is dead: its instances are released. Default 10 000 ms. */
+  nodeTimeoutMs: number;
   port: number;
   host: string;
   /** How long a dropped connection's instances stay resumable. Default 10 000 ms. */
@@ -141,8 +152,16 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
   if (!(store === 'memory' || store.startsWith('sqlite:') || /^postgres(ql)?:\/\//.test(store))) {
     throw new ConfigError('store must be "memory", "sqlite:PATH" or a postgres:// URL');
   }
-  if (raw.redis !== undefined && (typeof raw.redis !== 'string' || !/^rediss?:\/\//.test(raw.redis))) {
-    throw new ConfigError('redis must be a redis:// URL');
+  if (raw.redis !== undefined && (typeof raw.redis !== 'string' || !/^(rediss?:\/\/|redis\+cluster:\/\/[^,/]+)/.test(raw.redis))) {
+    throw new ConfigError('redis must be a redis:// (or rediss://, redis+cluster://host:port,host:port) URL');
+  }
+  if (raw.redis !== undefined && !/^postgres(ql)?:\/\//.test(store)) {
+    throw new ConfigError('with "redis", "store" must be a postgres:// URL: every node of the cluster must share the message store');
+  }
+  const redisPrefix = str(raw.redisPrefix, 'redisPrefix', 'tabchat:');
+  if (/[{}]/.test(redisPrefix)) throw new ConfigError('redisPrefix must not contain "{" or "}" (they are Redis Cluster hash tags)');
+  if (raw.node !== undefined && (typeof raw.node !== 'string' || !/^[A-Za-z0-9._:-]{1,64}$/.test(raw.node))) {
+    throw new ConfigError('node must be 1..64 characters of A-Z a-z 0-9 . _ : -');
   }
   const rl = raw.rateLimits ?? {};
   if (!isObj(rl)) throw new ConfigError('rateLimits must be an object');
@@ -176,8 +195,15 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
       framesPerSecond: int(rl.framesPerSecond, 'rateLimits.framesPerSecond', DEFAULT_RATE_LIMITS.framesPerSecond, 1, 1e6),
     },
     static: staticRoutes,
+    redisPrefix,
+    nodeHeartbeatMs: int(raw.nodeHeartbeatMs, 'nodeHeartbeatMs', 3_000, 50, 60_000),
+    nodeTimeoutMs: int(raw.nodeTimeoutMs, 'nodeTimeoutMs', 10_000, 200, 600_000),
   };
   if (raw.redis !== undefined) config.redis = raw.redis as string;
+  if (raw.node !== undefined) config.node = raw.node as string;
+  if (config.nodeTimeoutMs < 2 * config.nodeHeartbeatMs) {
+    throw new ConfigError('nodeTimeoutMs must be at least twice nodeHeartbeatMs (a live node must never look dead)');
+  }
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(config.logLevel)) {
     throw new ConfigError('logLevel must be one of trace, debug, info, warn, error, fatal, silent');
   }

@@ -22,6 +22,7 @@ import {
 } from '../src/protocol/frames.js';
 import { AuthError } from './auth.js';
 import type { ServerContext } from './context.js';
+import { EngineUnavailableError, RevokedError, type LoginOutcome, type ResumeResult } from './engine.js';
 import { MessageError } from './messages.js';
 import type { Instance, InstanceOwner } from './registry.js';
 
@@ -77,6 +78,13 @@ export class Connection implements InstanceOwner {
   /** InstanceOwner: a message for one of our instances. */
   deliverMessage(instId: number, message: WireMessage): void {
     if (this.instances.has(instId)) this.send({ type: 'msg', instId, message });
+  }
+
+  /** InstanceOwner: the cluster lost this instance; the client reconnects, finds it gone (9005) and logs in again. */
+  lost(instId: number): void {
+    if (!this.instances.has(instId)) return;
+    this.dropInstance(instId);
+    this.close(CLOSE.ENGINE_UNAVAILABLE, 'session lost by the cluster; reconnect');
   }
 
   private addInstance(instId: number): void {
@@ -176,14 +184,11 @@ export class Connection implements InstanceOwner {
         void this.handleLogin(frame).catch((err: unknown) => this.internalError(frame.id, err));
         return;
       case 'logout':
-        if (!this.instances.has(frame.instId) || !this.ctx.registry.logout(frame.instId, this)) {
-          return this.replyError(frame.id, CODE.UNKNOWN_INSTANCE, `instance ${frame.instId} is not held by this connection`);
-        }
-        this.dropInstance(frame.instId);
-        this.ctx.log.info({ conn: this.id, instId: frame.instId }, 'logout');
-        return this.send({ type: 'result', id: frame.id, ok: true, data: {} });
+        void this.handleLogout(frame.id, frame.instId).catch((err: unknown) => this.internalError(frame.id, err));
+        return;
       case 'resume':
-        return this.handleResume(frame.id, frame.instId, frame.token);
+        void this.handleResume(frame.id, frame.instId, frame.token).catch((err: unknown) => this.internalError(frame.id, err));
+        return;
       case 'send':
         this.sendChain = this.sendChain.then(() => this.handleSend(frame)).catch((err: unknown) => this.internalError(frame.id, err));
         return;
@@ -201,7 +206,7 @@ export class Connection implements InstanceOwner {
    * carries no instance at all (not logged in), 9004 when it does not carry this one.
    */
   private instanceFor(instId: number): Instance | MessageError {
-    const inst = this.instances.has(instId) ? this.ctx.registry.get(instId) : undefined;
+    const inst = this.instances.has(instId) ? this.ctx.engine.local.get(instId) : undefined;
     if (inst) return inst;
     if (this.instances.size === 0) return new MessageError(CODE.USER_NOT_LOGGED_IN, 'not logged in: log in before sending or syncing messages');
     return new MessageError(CODE.UNKNOWN_INSTANCE, `instance ${instId} is not held by this connection`);
@@ -293,10 +298,17 @@ export class Connection implements InstanceOwner {
       finish(String(CODE.SERVER_SHUTTING_DOWN));
       return this.replyError(frame.id, CODE.SERVER_SHUTTING_DOWN, codeText(CODE.SERVER_SHUTTING_DOWN));
     }
+    // Cluster engine (Redis) away: fail fast (9030), nothing registered.
+    const refuseUnavailable = (err: EngineUnavailableError) => {
+      finish(String(CODE.ENGINE_UNAVAILABLE));
+      ctx.log.info({ conn: this.id, sdkAppId: frame.sdkAppId, userID: frame.userID, code: CODE.ENGINE_UNAVAILABLE }, 'login refused: cluster engine unavailable');
+      this.replyError(frame.id, CODE.ENGINE_UNAVAILABLE, err.message);
+    };
     let auth;
     try {
       auth = await ctx.auth.verify({ sdkAppId: frame.sdkAppId, userID: frame.userID, userSig: frame.userSig, origin: this.origin, ip: this.ip }, true);
     } catch (err) {
+      if (err instanceof EngineUnavailableError) return refuseUnavailable(err);
       if (!(err instanceof AuthError)) throw err;
       finish(String(err.code));
       ctx.log.info({ conn: this.id, sdkAppId: frame.sdkAppId, userID: frame.userID, code: err.code }, 'login refused');
@@ -313,7 +325,28 @@ export class Connection implements InstanceOwner {
     }
     // The socket may have gone (or be closing) while we verified: registering would leak an instance.
     if (this.closed || this.closing) return finish('closed');
-    const { inst, kicked } = ctx.registry.login(auth.app, frame.userID, frame.platform, auth.expireAt, this);
+    let outcome: LoginOutcome;
+    try {
+      // The memory engine answers synchronously: no await, so frames keep their order.
+      const pending = ctx.engine.login(auth.app, { userID: frame.userID, platform: frame.platform, expireAt: auth.expireAt, issuedAtSec: auth.issuedAtSec }, this);
+      outcome = pending instanceof Promise ? await pending : pending;
+    } catch (err) {
+      if (err instanceof RevokedError) {
+        // A REST kick landed between the UserSig check and the registration.
+        await ctx.auth.recordFailure(this.ip, `${frame.sdkAppId}:${frame.userID}`);
+        finish(String(CODE.USERSIG_REVOKED));
+        return this.replyError(frame.id, CODE.USERSIG_REVOKED, err.message);
+      }
+      if (err instanceof EngineUnavailableError) return refuseUnavailable(err);
+      throw err;
+    }
+    const { inst, kicked } = outcome;
+    // Gone while the cluster registered it: release it, nobody was told about it.
+    if (this.closed || this.closing) {
+      const released = ctx.engine.logout(inst.instId, this);
+      if (released instanceof Promise) void released.catch(() => false);
+      return finish('closed');
+    }
     inst.ackedSeq = position;
     this.addInstance(inst.instId);
     const data: LoginResultData = { instId: inst.instId, token: inst.token, userID: inst.userID, serverTime: Date.now(), expireAt: inst.expireAt };
@@ -325,8 +358,35 @@ export class Connection implements InstanceOwner {
     );
   }
 
-  private handleResume(id: number, instId: number, token: string): void {
-    const result = this.ctx.registry.resume(instId, token, this);
+  private async handleLogout(id: number, instId: number): Promise<void> {
+    if (!this.instances.has(instId)) return this.replyError(id, CODE.UNKNOWN_INSTANCE, `instance ${instId} is not held by this connection`);
+    const pending = this.ctx.engine.logout(instId, this);
+    const released = pending instanceof Promise ? await pending : pending;
+    if (!released) return this.replyError(id, CODE.UNKNOWN_INSTANCE, `instance ${instId} is not held by this connection`);
+    this.dropInstance(instId);
+    this.ctx.log.info({ conn: this.id, instId }, 'logout');
+    this.send({ type: 'result', id, ok: true, data: {} });
+  }
+
+  private async handleResume(id: number, instId: number, token: string): Promise<void> {
+    let result: ResumeResult;
+    try {
+      const pending = this.ctx.engine.resume(instId, token, this);
+      result = pending instanceof Promise ? await pending : pending;
+    } catch (err) {
+      if (!(err instanceof EngineUnavailableError)) throw err;
+      // The instance may live on another node and only Redis knows: make the client
+      // reconnect with backoff and try again, keeping its session (docs/protocol.md).
+      this.ctx.metrics.resumes.inc({ result: 'failed' });
+      this.ctx.log.info({ conn: this.id, instId }, 'resume needs the cluster engine, which is unavailable: closing 4005');
+      this.close(CLOSE.ENGINE_UNAVAILABLE, 'cluster engine unavailable; reconnect and resume');
+      return;
+    }
+    if (result.ok && (this.closed || this.closing)) {
+      // Gone while resuming: leave it detached (resumable) again.
+      this.ctx.engine.detachOwner(this, [instId]);
+      return;
+    }
     if (!result.ok) {
       if (result.kickType) {
         this.ctx.metrics.resumes.inc({ result: 'kicked' });
@@ -337,6 +397,15 @@ export class Connection implements InstanceOwner {
       return this.replyError(id, CODE.RESUME_FAILED, `instance ${instId} cannot be resumed (resume window passed or unknown); log in again`);
     }
     this.addInstance(instId);
+    if (result.moved) {
+      // Held by another node until now: start from the user's acknowledged position (the
+      // client syncs from its own position anyway).
+      const inst = result.inst;
+      this.ctx.messages.startPosition(inst.sdkAppId, inst.userID).then(
+        (position) => (inst.ackedSeq = Math.max(inst.ackedSeq, position)),
+        () => undefined,
+      );
+    }
     this.ctx.metrics.resumes.inc({ result: 'ok' });
     this.ctx.log.debug({ conn: this.id, instId }, 'resume');
     this.send({ type: 'result', id, ok: true, data: { instId, serverTime: Date.now(), expireAt: result.inst.expireAt } });
@@ -360,7 +429,7 @@ export class Connection implements InstanceOwner {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.ctx.connections.delete(this);
     this.ctx.metrics.connections.set(this.ctx.connections.size);
-    this.ctx.registry.detachOwner(this, this.instances);
+    this.ctx.engine.detachOwner(this, this.instances);
     this.instances.clear();
   }
 }

@@ -2,17 +2,20 @@
 import type { Authenticator } from './auth.js';
 import type { AppConfig, ServerConfig } from './config.js';
 import type { Connection } from './connection.js';
+import type { Engine, LocalInstances } from './engine.js';
 import type { Logger } from './log.js';
 import type { MessageService } from './messages.js';
 import type { Metrics } from './metrics.js';
-import type { Registry } from './registry.js';
 import type { MessageStore } from './store.js';
 
 export interface ServerContext {
   readonly config: ServerConfig;
   /** Apps by SDKAppID; entries are mutable (login settings change at run time). */
   readonly apps: Map<number, AppConfig>;
-  readonly registry: Registry;
+  /** Instances, limits, kicks and routing: in memory (one node) or cluster-wide on Redis (config `redis`). */
+  readonly engine: Engine;
+  /** The instances this node holds (`engine.local`; with the memory engine, its Registry). */
+  readonly registry: LocalInstances;
   readonly auth: Authenticator;
   readonly metrics: Metrics;
   /** Where messages are stored (config `store`). */

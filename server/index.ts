@@ -11,21 +11,23 @@ import { Authenticator } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { Connection } from './connection.js';
 import type { ServerContext } from './context.js';
+import type { Engine, EngineEvents } from './engine.js';
+import { MemoryEngine } from './engine-memory.js';
 import { handleHttp } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { MessageService } from './messages.js';
 import { Metrics } from './metrics.js';
-import { Registry } from './registry.js';
-import { openStore } from './store.js';
+import { openStore, type MessageStore } from './store.js';
 
 export { validateConfig, loadConfigFile, ConfigError, type ServerConfig, type AppConfig } from './config.js';
 export { generateUserSig, verifyUserSig, decodeUserSig } from './usersig.js';
 export { openStore, type MessageStore, type StoredMessage, type MailboxEntry } from './store.js';
+export type { Engine, ClusterStats, LoginSettings } from './engine.js';
 
 export interface ChatServerOptions {
   /** Use this logger instead of a pino logger on stdout. */
   logger?: Logger;
-  /** Node id for logs and metrics; default random. */
+  /** Node id for logs, metrics and cluster stats; default config `node`, else random. */
   node?: string;
 }
 
@@ -48,35 +50,69 @@ function clientIp(req: IncomingMessage): string {
 }
 
 export async function createChatServer(config: ServerConfig, options: ChatServerOptions = {}): Promise<ChatServer> {
-  if (config.redis !== undefined) {
-    throw new Error('config.redis: the Redis cluster engine is not available in this version of tabchat; remove "redis" to run the embedded single-node engine');
+  if (config.redis !== undefined && !/^postgres(ql)?:\/\//.test(config.store)) {
+    throw new Error('with "redis", "store" must be a postgres:// URL: every node of the cluster must share the message store');
   }
-  const node = options.node ?? `n-${randomBytes(3).toString('hex')}`;
+  const node = options.node ?? config.node ?? `n-${randomBytes(3).toString('hex')}`;
   const log = options.logger ?? createLogger(config.logLevel, node);
   const apps = new Map(config.apps.map((a) => [a.sdkAppId, { ...a, allowedOrigins: [...a.allowedOrigins] }]));
   const connections = new Set<Connection>();
-  let metrics: Metrics;
-  const registry = new Registry(config.resumeWindowMs, {
-    onKick: (inst, type) => {
-      metrics.kicks.inc({ type });
-      log.info({ sdkAppId: inst.sdkAppId, userID: inst.userID, platform: inst.platform, instId: inst.instId, type }, 'kick');
+  let engine: Engine | undefined;
+  const metrics = new Metrics(node, () => engine?.countByPlatform() ?? new Map());
+  const events: EngineEvents = {
+    onKick: (kick) => {
+      metrics.kicks.inc({ type: kick.type });
+      log.info({ sdkAppId: kick.sdkAppId, userID: kick.userID, platform: kick.platform, instId: kick.instId, type: kick.type }, 'kick');
     },
-    onRelease: (inst, why) => log.debug({ instId: inst.instId, why }, 'instance released'),
-  });
-  metrics = new Metrics(node, () => registry.countByPlatform());
+    onRelease: (instId, why) => log.debug({ instId, why }, 'instance released'),
+  };
   const store = await openStore(config.store);
+  let messages: MessageService | undefined;
+  try {
+    if (config.redis === undefined) {
+      engine = new MemoryEngine(config.resumeWindowMs, events, () => connections.size);
+    } else {
+      const { RedisEngine } = await import('./engine-redis.js');
+      engine = await RedisEngine.start({
+        url: config.redis,
+        prefix: config.redisPrefix,
+        node,
+        resumeWindowMs: config.resumeWindowMs,
+        heartbeatMs: config.nodeHeartbeatMs,
+        nodeTimeoutMs: config.nodeTimeoutMs,
+        apps,
+        log,
+        metrics: metrics.registry,
+        connections: () => connections.size,
+        events: {
+          ...events,
+          onPush: (count) => metrics.messagesDelivered.inc({ via: 'push' }, count),
+          onResync: (instances) => void messages?.resync(instances),
+        },
+      });
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  messages = new MessageService(store, engine, metrics, log);
   const ctx: ServerContext = {
     config,
     apps,
-    registry,
-    auth: new Authenticator(apps, registry, config.rateLimits),
+    engine,
+    registry: engine.local,
+    auth: new Authenticator(apps, engine, config.rateLimits),
     metrics,
     store,
-    messages: new MessageService(store, registry, metrics, log),
+    messages,
     log,
     node,
     connections,
     shuttingDown: false,
+  };
+  const cleanup = async (what: { engine: Engine; store: MessageStore }) => {
+    await what.engine.close().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'engine close failed'));
+    await what.store.close();
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes, perMessageDeflate: false, clientTracking: false });
@@ -139,14 +175,14 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     });
   } catch (err) {
     clearInterval(sweep);
-    await store.close();
+    await cleanup({ engine, store });
     throw err;
   }
   const address = http.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const httpUrl = `http://${hostForUrl}:${port}`;
-  log.info({ port, host: config.host, apps: [...apps.keys()], devUserSig: config.devUserSig, store: store.kind }, 'listening');
+  log.info({ port, host: config.host, apps: [...apps.keys()], devUserSig: config.devUserSig, store: store.kind, engine: engine.kind }, 'listening');
   if (config.devUserSig) log.warn('devUserSig is on: GET /dev/usersig issues UserSigs to anyone. Demo use only.');
 
   let closing: Promise<void> | null = null;
@@ -164,9 +200,8 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
       for (const conn of connections) conn.terminate();
       http.closeAllConnections();
       await listenerClosed;
-      registry.clear();
       wss.close();
-      await store.close();
+      await cleanup({ engine: ctx.engine, store });
       log.info('stopped');
       log.flush?.();
     })();

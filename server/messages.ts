@@ -13,10 +13,11 @@ import {
   type SyncResultData,
   type WireMessage,
 } from '../src/protocol/frames.js';
+import type { Engine } from './engine.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import type { Instance, Registry } from './registry.js';
-import { StoreClosedError, type MessageStore, type StoredMessage } from './store.js';
+import type { Instance } from './registry.js';
+import { StoreClosedError, StoreUnavailableError, type MessageStore, type StoredMessage } from './store.js';
 
 /** A sync page stops growing past this many bytes of text (it always holds at least one message). */
 export const SYNC_PAGE_BYTES = 256 * 1024;
@@ -50,7 +51,7 @@ export function toWire(message: StoredMessage, flow: MessageFlow): WireMessage {
 export class MessageService {
   constructor(
     private readonly store: MessageStore,
-    private readonly registry: Registry,
+    private readonly engine: Engine,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}
@@ -120,23 +121,47 @@ export class MessageService {
     return this.timed('position', () => this.store.acked(sdkAppId, userID));
   }
 
-  /** Push to the recipient's online instances (flow `in`) and the sender's other ones (flow `out`). */
+  /**
+   * Push to the recipient's online instances (flow `in`) and the sender's other ones (flow
+   * `out`), on every node (the engine routes to other nodes). Detached instances catch up
+   * with `sync` when they resume.
+   */
   private deliver(sender: Instance, message: StoredMessage): void {
-    if (message.to !== message.from) {
-      const incoming = toWire(message, 'in');
-      for (const inst of this.registry.instancesOf(message.sdkAppId, message.to)) this.push(inst, incoming);
-    }
-    const outgoing = toWire(message, 'out');
-    for (const inst of this.registry.instancesOf(message.sdkAppId, message.from)) {
-      if (inst !== sender) this.push(inst, outgoing);
-    }
+    let pushed = 0;
+    if (message.to !== message.from) pushed += this.engine.deliver(message.sdkAppId, message.to, toWire(message, 'in'));
+    pushed += this.engine.deliver(message.sdkAppId, message.from, toWire(message, 'out'), sender);
+    if (pushed > 0) this.metrics.messagesDelivered.inc({ via: 'push' }, pushed);
   }
 
-  private push(inst: Instance, message: WireMessage): void {
-    // Detached instances (no owner) catch up with `sync` when they resume.
-    if (!inst.owner?.deliverMessage) return;
-    inst.owner.deliverMessage(inst.instId, message);
-    this.metrics.messagesDelivered.inc({ via: 'push' });
+  /**
+   * Pushes to these (connected, local) instances may have been lost (the cluster's PUB/SUB
+   * was cut): push each the newest entry of its mailbox when it is beyond the instance's
+   * acknowledged position. The client treats it as any push: a gap starts its `sync`, a
+   * message it already has is dropped. Best effort; failures only leave the delay.
+   */
+  async resync(instances: Instance[]): Promise<void> {
+    const byUser = new Map<string, Instance[]>();
+    for (const inst of instances) {
+      const key = `${inst.sdkAppId}\u0000${inst.userID}`;
+      const list = byUser.get(key);
+      if (list) list.push(inst);
+      else byUser.set(key, [inst]);
+    }
+    for (const list of byUser.values()) {
+      const { sdkAppId, userID } = list[0]!;
+      try {
+        const head = await this.store.head(sdkAppId, userID);
+        const behind = list.filter((i) => i.ackedSeq < head && i.owner?.deliverMessage);
+        if (head === 0 || behind.length === 0) continue;
+        const [entry] = (await this.store.read(sdkAppId, userID, head - 1, 1)).entries;
+        if (!entry) continue;
+        const wire = toWire(entry.message, entry.flow);
+        for (const inst of behind) inst.owner?.deliverMessage?.(inst.instId, wire);
+        this.metrics.messagesDelivered.inc({ via: 'push' }, behind.length);
+      } catch (err) {
+        this.log.debug({ userID, err: err instanceof Error ? err.message : String(err) }, 'resync push failed');
+      }
+    }
   }
 
   /** Run a store call, time it, and turn store failures into coded errors. */
@@ -146,6 +171,10 @@ export class MessageService {
       return await fn();
     } catch (err) {
       if (err instanceof StoreClosedError) throw new MessageError(CODE.SERVER_SHUTTING_DOWN);
+      if (err instanceof StoreUnavailableError) {
+        this.log.warn({ op, err: err.message }, 'message store unavailable');
+        throw new MessageError(CODE.STORE_UNAVAILABLE, `the message store is unavailable (${op}); nothing was stored, retry later`);
+      }
       this.log.error({ op, err: err instanceof Error ? err.stack : String(err) }, 'message store failed');
       throw new MessageError(CODE.SERVER_INTERNAL, `message store failed (${op}); retry`);
     } finally {

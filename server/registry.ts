@@ -18,6 +18,12 @@ export interface InstanceOwner {
   forget(instId: number): void;
   /** Push a stored message to the client of this instance (owners that carry no messages may omit it). */
   deliverMessage?(instId: number, message: WireMessage): void;
+  /**
+   * The cluster no longer knows this instance although this node still held it (the node
+   * was taken for dead while cut off from Redis): the client must reconnect, find it gone
+   * (9005) and log in again. Only the Redis engine calls it.
+   */
+  lost?(instId: number): void;
 }
 
 export interface Instance {

@@ -9,6 +9,7 @@ import { isPlatform } from '../src/protocol/frames.js';
 import { AuthError } from './auth.js';
 import { LOGIN_POLICIES, type AppConfig, type LoginPolicy } from './config.js';
 import type { ServerContext } from './context.js';
+import { EngineUnavailableError, type LoginSettings } from './engine.js';
 
 type Body = Record<string, unknown>;
 type Reply = Record<string, unknown>;
@@ -25,20 +26,20 @@ class RestError extends Error {
 /** Most accounts one query_online_status call may name (as the reference). */
 const MAX_QUERY_ACCOUNTS = 500;
 
-type Handler = (ctx: ServerContext, app: AppConfig, body: Body) => Reply;
+type Handler = (ctx: ServerContext, app: AppConfig, body: Body) => Reply | Promise<Reply>;
 
 const COMMANDS: Record<string, Handler> = {
-  'im_open_login_svc/kick': (ctx, app, body) => {
+  'im_open_login_svc/kick': async (ctx, app, body) => {
     const userID = body.UserID;
     if (typeof userID !== 'string' || userID.length === 0 || userID.length > 128) {
       throw new RestError(CODE.REST_INVALID_PARAMS, 'UserID must be a string of 1..128 characters');
     }
-    const kicked = ctx.registry.kickUser(app.sdkAppId, userID, 'REST_API_Kick');
+    const kicked = await ctx.engine.kickUser(app.sdkAppId, userID, 'REST_API_Kick');
     ctx.log.info({ sdkAppId: app.sdkAppId, userID, kicked: kicked.length }, 'REST kick');
     return {};
   },
 
-  'openim/query_online_status': (ctx, app, body) => {
+  'openim/query_online_status': async (ctx, app, body) => {
     const accounts = body.To_Account;
     if (!Array.isArray(accounts) || accounts.length === 0 || accounts.length > MAX_QUERY_ACCOUNTS) {
       throw new RestError(CODE.REST_INVALID_PARAMS, `To_Account must be an array of 1..${MAX_QUERY_ACCOUNTS} userIDs`);
@@ -46,12 +47,15 @@ const COMMANDS: Record<string, Handler> = {
     const needDetail = body.IsNeedDetail === 1 || body.IsNeedDetail === true;
     const QueryResult: Reply[] = [];
     const ErrorList: Reply[] = [];
+    const valid = accounts.filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 128);
+    const online = await ctx.engine.online(app.sdkAppId, valid);
+    let next = 0;
     for (const account of accounts) {
       if (typeof account !== 'string' || account.length === 0 || account.length > 128) {
         ErrorList.push({ To_Account: account, ErrorCode: CODE.REST_ACCOUNT_NOT_STRING });
         continue;
       }
-      const instances = ctx.registry.instancesOf(app.sdkAppId, account);
+      const instances = online[next++] ?? [];
       const entry: Reply = { To_Account: account, Status: instances.length > 0 ? 'Online' : 'Offline' };
       if (needDetail) {
         entry.Detail = instances.map((i) => ({
@@ -59,7 +63,7 @@ const COMMANDS: Record<string, Handler> = {
           Status: 'Online',
           InstId: i.instId,
           LoginTime: Math.floor(i.loginAt / 1000),
-          Connected: i.owner !== null,
+          Connected: i.connected,
         }));
       }
       QueryResult.push(entry);
@@ -67,9 +71,9 @@ const COMMANDS: Record<string, Handler> = {
     return { QueryResult, ErrorList };
   },
 
-  'tabchat_admin/get_login_settings': (_ctx, app) => loginSettings(app),
+  'tabchat_admin/get_login_settings': async (ctx, app) => loginSettings(await ctx.engine.loginSettings(app)),
 
-  'tabchat_admin/set_login_settings': (ctx, app, body) => {
+  'tabchat_admin/set_login_settings': async (ctx, app, body) => {
     const max = body.MaxInstancesPerPlatform;
     const policy = body.LoginPolicy;
     if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > 1000)) {
@@ -78,25 +82,36 @@ const COMMANDS: Record<string, Handler> = {
     if (policy !== undefined && !(LOGIN_POLICIES as readonly unknown[]).includes(policy)) {
       throw new RestError(CODE.REST_INVALID_PARAMS, `LoginPolicy must be one of ${LOGIN_POLICIES.join(', ')}`);
     }
-    if (max !== undefined) app.maxInstancesPerPlatform = max as number;
-    if (policy !== undefined) app.loginPolicy = policy as LoginPolicy;
-    ctx.log.info({ sdkAppId: app.sdkAppId, maxInstancesPerPlatform: app.maxInstancesPerPlatform, loginPolicy: app.loginPolicy }, 'login settings changed');
-    return loginSettings(app);
+    const change: Partial<LoginSettings> = {};
+    if (max !== undefined) change.maxInstancesPerPlatform = max as number;
+    if (policy !== undefined) change.loginPolicy = policy as LoginPolicy;
+    const settings = await ctx.engine.setLoginSettings(app, change);
+    ctx.log.info({ sdkAppId: app.sdkAppId, ...settings }, 'login settings changed');
+    return loginSettings(settings);
   },
 
-  'tabchat_admin/get_stats': (ctx, app) => {
-    const Instances: Record<string, number> = {};
-    let total = 0;
-    for (const [platform, n] of ctx.registry.countByPlatform()) {
-      if (isPlatform(platform)) Instances[platform] = n;
-      total += n;
+  'tabchat_admin/get_stats': async (ctx, app) => {
+    const [stats, settings] = await Promise.all([ctx.engine.stats(), ctx.engine.loginSettings(app)]);
+    const reply: Reply = { Node: ctx.node, Connections: stats.connections, ...instanceCounts(stats.instances), ...loginSettings(settings) };
+    if (stats.nodes) {
+      reply.Nodes = stats.nodes.map((n) => ({ Node: n.node, Connections: n.connections, ...instanceCounts(n.instances) }));
     }
-    return { Node: ctx.node, Connections: ctx.connections.size, InstancesTotal: total, Instances, ...loginSettings(app) };
+    return reply;
   },
 };
 
-function loginSettings(app: AppConfig): Reply {
-  return { MaxInstancesPerPlatform: app.maxInstancesPerPlatform, LoginPolicy: app.loginPolicy };
+function instanceCounts(counts: Map<string, number>): Reply {
+  const Instances: Record<string, number> = {};
+  let total = 0;
+  for (const [platform, n] of counts) {
+    if (isPlatform(platform)) Instances[platform] = n;
+    total += n;
+  }
+  return { InstancesTotal: total, Instances };
+}
+
+function loginSettings(settings: LoginSettings): Reply {
+  return { MaxInstancesPerPlatform: settings.maxInstancesPerPlatform, LoginPolicy: settings.loginPolicy };
 }
 
 function send(res: ServerResponse, code: number, info: string, extra: Reply = {}): void {
@@ -173,12 +188,15 @@ export async function handleRest(ctx: ServerContext, req: IncomingMessage, res: 
       throw new RestError(CODE.REST_JSON_PARSE, 'body is not valid JSON');
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RestError(CODE.REST_JSON_PARSE, 'body must be a JSON object');
-    const reply = handler(ctx, app, body as Body);
+    const reply = await handler(ctx, app, body as Body);
     send(res, 0, '', reply);
   } catch (err) {
     if (err instanceof RestError || err instanceof AuthError) {
       code = err.code;
       send(res, err.code, err.message);
+    } else if (err instanceof EngineUnavailableError) {
+      code = CODE.ENGINE_UNAVAILABLE;
+      send(res, code, err.message);
     } else {
       code = CODE.SERVER_INTERNAL;
       ctx.log.error({ command: label, err: err instanceof Error ? err.stack : String(err) }, 'REST internal error');

@@ -4,10 +4,11 @@
  * recipient's mailbox (flow `in`) and one in the sender's (flow `out`), each with the next
  * seq of that mailbox, so seqs are 1, 2, 3 … per user without gaps.
  *
- * Two implementations behind {@link MessageStore}: `memory` (store-memory.ts) and
- * `sqlite:PATH` (store-sqlite.ts, better-sqlite3). The interface is asynchronous so a
- * networked store (Postgres) fits later; the embedded ones do their work synchronously
- * inside each call, in call order. See docs/protocol.md "Messages" and docs/operations.md.
+ * Three implementations behind {@link MessageStore}: `memory` (store-memory.ts),
+ * `sqlite:PATH` (store-sqlite.ts, better-sqlite3) and `postgres://…` (store-postgres.ts, pg;
+ * shared by every node of a cluster). The embedded ones do their work synchronously inside
+ * each call, in call order. See docs/protocol.md "Messages", docs/operations.md and
+ * docs/scaling.md.
  */
 import type { MessageFlow } from '../src/protocol/frames.js';
 
@@ -49,7 +50,7 @@ export interface NewMessage {
 }
 
 export interface MessageStore {
-  /** `memory` or `sqlite`. */
+  /** `memory`, `sqlite` or `postgres`. */
   readonly kind: string;
   /**
    * Store a message and assign its seqs, atomically; or, when (sdkAppId, from, clientMsgId)
@@ -81,8 +82,23 @@ export class StoreClosedError extends Error {
 }
 
 /**
- * Open the store named by config `store`: `memory`, or `sqlite:PATH` (file created if
- * missing, schema created or migrated). `postgres://` is reserved for a later version.
+ * Thrown by a networked store that cannot reach its database (connection refused or lost,
+ * timeout): nothing was written, or the outcome is unknown and a retry with the same
+ * (sender, clientMsgId) settles it. The client gets 9031.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
+/** A `postgres://` URL with the password hidden. */
+export function redactStoreSpec(spec: string): string {
+  return spec.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/**
+ * Open the store named by config `store`: `memory`, `sqlite:PATH` (file created if missing,
+ * schema created or migrated) or `postgres://…` / `postgresql://…` (schema created or
+ * migrated; fails when the database cannot be reached).
  */
 export async function openStore(spec: string): Promise<MessageStore> {
   if (spec === 'memory') {
@@ -93,5 +109,9 @@ export async function openStore(spec: string): Promise<MessageStore> {
     const { SqliteStore } = await import('./store-sqlite.js');
     return SqliteStore.open(spec.slice('sqlite:'.length));
   }
-  throw new Error(`store ${JSON.stringify(spec.replace(/\/\/[^@]*@/, '//***@'))} is not available in this version of tabchat; use "memory" or "sqlite:PATH"`);
+  if (/^postgres(ql)?:\/\//.test(spec)) {
+    const { PostgresStore } = await import('./store-postgres.js');
+    return PostgresStore.open(spec);
+  }
+  throw new Error(`store ${JSON.stringify(redactStoreSpec(spec))} is not available: use "memory", "sqlite:PATH" or a postgres:// URL`);
 }

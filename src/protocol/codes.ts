@@ -106,22 +106,29 @@ export const CODE = {
   MSG_CANCELLED: 9023,
   /** The outbox could not record the message (e.g. browser storage full); nothing was sent. */
   OUTBOX_ERROR: 9024,
+  /** A tab missed message envelopes of the worker that its buffer no longer held (browser; an ERROR event). */
+  MESSAGES_MISSED: 9025,
+  /** The cluster engine (Redis) cannot be reached: logins, resumes on another node and REST calls that need it fail fast; retry later. */
+  ENGINE_UNAVAILABLE: 9030,
+  /** The message store (Postgres) cannot be reached: nothing was stored; retry later (same clientMsgId). */
+  STORE_UNAVAILABLE: 9031,
   /** A server-side internal failure; the request may be retried. */
   SERVER_INTERNAL: 9099,
 } as const;
 
 export type Code = (typeof CODE)[keyof typeof CODE];
 
-/** Default English texts. The reference SDK downloads its texts at run time; we ship ours. */
-export const CODE_TEXT: Readonly<Record<number, string>> = {
-  [CODE.NO_SDKAPPID]: 'SDKAppID is required',
+/**
+ * Texts of the codes the chat API object and the tab script create themselves (the
+ * not-ready reasons, argument and state refusals, worker failures). Kept apart because they
+ * ship in the drop-in `tabchat.js`, which must stay small; the other texts ({@link CODE_TEXT})
+ * are only in the worker, the Node entry and the server, which produce those codes.
+ */
+export const CLIENT_CODE_TEXT: Readonly<Record<number, string>> = {
   [CODE.USER_NOT_LOGGED_IN]: 'user has not logged in',
   [CODE.REPEAT_LOGIN]: 'a login is already in progress',
-  [CODE.MSG_SEND_FAIL]: 'failed to send the message',
   [CODE.MSG_INSTANCE_REQUIRED]: 'sendMessage needs a message created by create*Message()',
   [CODE.MSG_INVALID_CONV_TYPE]: "conversationType must be 'C2C'",
-  [CODE.NETWORK_ERROR]: 'network error: the connection to the chat server failed',
-  [CODE.NETWORK_TIMEOUT]: 'request timed out',
   [CODE.UNCAUGHT_ERROR]: 'internal error',
   [CODE.SDK_IS_NOT_READY]: 'SDK not ready',
   [CODE.LOGGING_IN]: 'login in progress',
@@ -131,6 +138,23 @@ export const CODE_TEXT: Readonly<Record<number, string>> = {
   [CODE.KICKED_OUT_USERSIG_EXPIRED]: 'kicked out: UserSig expired',
   [CODE.LOGGED_OUT]: 'logged out',
   [CODE.KICKED_OUT_REST_API]: 'kicked out by the REST API',
+  [CODE.WORKER_GONE]: 'the tabchat worker went away',
+  [CODE.DESTROYED]: 'the SDK instance was destroyed',
+  [CODE.WORKER_VERSION_MISMATCH]: 'tabchat.js and tabchat-worker.js come from different builds',
+  [CODE.WORKER_CROSS_ORIGIN]: 'workerUrl must be same-origin with the page',
+  [CODE.TRANSPORT_UNAVAILABLE]: 'the requested transport is not available in this browser',
+};
+
+/**
+ * Default English texts of every code. The reference SDK downloads its texts at run time;
+ * we ship ours. (Built with a pure call so a bundle that only needs {@link CLIENT_CODE_TEXT}
+ * drops it.)
+ */
+export const CODE_TEXT: Readonly<Record<number, string>> = /* @__PURE__ */ Object.assign({}, CLIENT_CODE_TEXT, {
+  [CODE.NO_SDKAPPID]: 'SDKAppID is required',
+  [CODE.MSG_SEND_FAIL]: 'failed to send the message',
+  [CODE.NETWORK_ERROR]: 'network error: the connection to the chat server failed',
+  [CODE.NETWORK_TIMEOUT]: 'request timed out',
   [CODE.SERVICE_DISABLED]: 'the app is disabled (service expired or not purchased)',
   [CODE.USERSIG_EXPIRED]: 'UserSig expired; generate a new one',
   [CODE.USERSIG_EMPTY]: 'UserSig is empty',
@@ -148,24 +172,27 @@ export const CODE_TEXT: Readonly<Record<number, string>> = {
   [CODE.RESUME_FAILED]: 'session could not be resumed',
   [CODE.FRAME_RATE_LIMITED]: 'too many frames; slow down',
   [CODE.SERVER_SHUTTING_DOWN]: 'server is shutting down',
-  [CODE.WORKER_GONE]: 'the tabchat worker went away',
   [CODE.INVALID_PARAMETER]: 'invalid parameter',
-  [CODE.DESTROYED]: 'the SDK instance was destroyed',
-  [CODE.WORKER_VERSION_MISMATCH]: 'tabchat.js and tabchat-worker.js come from different builds',
-  [CODE.WORKER_CROSS_ORIGIN]: 'workerUrl must be same-origin with the page',
-  [CODE.TRANSPORT_UNAVAILABLE]: 'the requested transport is not available in this browser',
   [CODE.MSG_TOO_LONG]: 'the message text is longer than 12 KB (UTF-8)',
   [CODE.MSG_TEXT_EMPTY]: 'the message text is empty',
   [CODE.MSG_INVALID_RECIPIENT]: 'the recipient must be a userID of 1..128 characters',
   [CODE.MSG_SEND_TIMEOUT]: 'the message was not acknowledged in time; it stays queued and is sent when the connection allows',
   [CODE.MSG_CANCELLED]: 'the queued message was dropped before the server stored it',
   [CODE.OUTBOX_ERROR]: 'the outbox could not record the message',
+  [CODE.MESSAGES_MISSED]: 'messages were dropped between the tabchat worker and this tab',
+  [CODE.ENGINE_UNAVAILABLE]: 'the cluster engine (Redis) is unavailable; retry later',
+  [CODE.STORE_UNAVAILABLE]: 'the message store is unavailable; nothing was stored, retry later',
   [CODE.SERVER_INTERNAL]: 'internal server error',
-};
+});
 
 /** Text for a code, or a generic fallback. */
 export function codeText(code: number): string {
   return CODE_TEXT[code] ?? `error ${code}`;
+}
+
+/** Text for a code the client side creates ({@link CLIENT_CODE_TEXT}), or a generic fallback. */
+export function clientCodeText(code: number): string {
+  return CLIENT_CODE_TEXT[code] ?? `error ${code}`;
 }
 
 /**
@@ -187,6 +214,8 @@ export const CLOSE = {
   FRAME_RATE: 4003,
   /** The connection carried no instance for `idleTimeoutMs`. */
   IDLE: 4004,
+  /** A resume needed the cluster engine (Redis), which is unavailable: reconnect with backoff and resume again. */
+  ENGINE_UNAVAILABLE: 4005,
   /** Protocol version mismatch: terminal. */
   PROTOCOL_VERSION: 4500,
   /** Too many malformed frames: terminal. */

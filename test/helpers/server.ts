@@ -10,6 +10,8 @@ import { generateUserSig } from '../../server/usersig.js';
 
 export interface TestAppOptions {
   sdkAppId?: number;
+  /** The app's secret key; default random (cluster nodes of one test must share it). */
+  secretKey?: string;
   maxInstancesPerPlatform?: number;
   loginPolicy?: LoginPolicy;
   enabled?: boolean;
@@ -47,8 +49,17 @@ export interface TestServerOptions {
   logger?: Logger;
   /** pino level for the server log; default "silent" (set TABCHAT_TEST_LOG=debug to see). */
   logLevel?: string;
-  /** Config `store`: "memory" (default) or "sqlite:PATH". */
+  /** Config `store`: "memory" (default), "sqlite:PATH" or a postgres:// URL. */
   store?: string;
+  /** Config `redis`: run as one node of a cluster on this Redis (needs a postgres store). */
+  redis?: string;
+  /** Config `redisPrefix` (give each test its own, so tests sharing a Redis never see each other). */
+  redisPrefix?: string;
+  /** Node id (logs, metrics, cluster stats); default "test". */
+  node?: string;
+  /** Config `nodeHeartbeatMs` / `nodeTimeoutMs` (cluster liveness). */
+  nodeHeartbeatMs?: number;
+  nodeTimeoutMs?: number;
 }
 
 export interface TestServer {
@@ -78,7 +89,7 @@ export interface TestServer {
 
 export async function startTestServer(app: TestAppOptions = {}, opts: TestServerOptions = {}): Promise<TestServer> {
   const sdkAppId = app.sdkAppId ?? 1400000001;
-  const secretKey = randomBytes(32).toString('hex');
+  const secretKey = app.secretKey ?? randomBytes(32).toString('hex');
   const adminIdentifier = 'administrator';
   const config = validateConfig({
     apps: [
@@ -107,10 +118,15 @@ export async function startTestServer(app: TestAppOptions = {}, opts: TestServer
     shutdownGraceMs: opts.shutdownGraceMs ?? 1_000,
     rateLimits: opts.rateLimits ?? {},
     ...(opts.static ? { static: opts.static } : {}),
+    ...(opts.redis !== undefined ? { redis: opts.redis } : {}),
+    ...(opts.redisPrefix !== undefined ? { redisPrefix: opts.redisPrefix } : {}),
+    ...(opts.nodeHeartbeatMs !== undefined ? { nodeHeartbeatMs: opts.nodeHeartbeatMs } : {}),
+    ...(opts.nodeTimeoutMs !== undefined ? { nodeTimeoutMs: opts.nodeTimeoutMs } : {}),
   });
+  const node = opts.node ?? 'test';
   const logLevel = opts.logLevel ?? process.env.TABCHAT_TEST_LOG ?? 'silent';
   const logger = opts.logger ?? createLogger(logLevel, 'test', process.stderr);
-  const server = await createChatServer(config, { logger, node: 'test' });
+  const server = await createChatServer(config, { logger, node });
   const sig: TestServer['sig'] = (userID, o = {}) =>
     generateUserSig({ sdkAppId: o.sdkAppId ?? sdkAppId, key: o.key ?? secretKey, identifier: userID, expire: o.expire ?? 86_400, ...(o.time !== undefined ? { time: o.time } : {}) });
   const rest: TestServer['rest'] = async (command, body, query = {}) => {
@@ -143,7 +159,7 @@ export async function startTestServer(app: TestAppOptions = {}, opts: TestServer
       const port = ts.server.port;
       await ts.server.close();
       await whileDown?.();
-      ts.server = await createChatServer({ ...config, port }, { logger, node: 'test' });
+      ts.server = await createChatServer({ ...config, port }, { logger, node });
     },
     close: () => ts.server.close(),
   };

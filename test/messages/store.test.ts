@@ -145,7 +145,7 @@ describe('sqlite only', () => {
     assert.throws(() => SqliteStore.open(join(dir, 'future.db')), /schema version 2.*upgrade tabchat/);
   });
 
-  test('openStore: "sqlite:" needs a path, postgres is not available yet', async () => {
+  test('openStore: "sqlite:" needs a path; an unreachable postgres fails clearly without leaking the password', async () => {
     await assert.rejects(openStore('sqlite:'), /needs a file path/);
     await assert.rejects(openStore('postgres://user:secret@db/chat'), (err: Error) => /not available/.test(err.message) && !err.message.includes('secret'));
   });

@@ -1,0 +1,158 @@
+/**
+ * Tabs of different browsers (BrowserContexts) on different server nodes of one cluster:
+ * three `tabchat-server` processes (from source) on a private Redis and Postgres, each
+ * serving the harness page, so a tab talks to the node that served it. Limits, kicks and
+ * messages must hold across nodes exactly as on one server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../test/helpers/services.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(here, '..');
+const SDKAPPID = 1400000002;
+
+interface Node {
+  httpUrl: string;
+  child: ChildProcess;
+}
+
+let redis: RedisServer;
+let pg: PostgresServer;
+let dir: string;
+const nodes: Node[] = [];
+
+async function startNode(config: string, name: string): Promise<Node> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'cli.ts'), '--config', config, '--node', name], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const httpUrl = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 20 s: ${out}`)), 20_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1].replace(/\/$/, ''));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code}: ${out}`));
+    });
+  });
+  return { httpUrl, child };
+}
+
+test.describe.configure({ mode: 'serial' });
+
+test.beforeAll(async () => {
+  [redis, pg] = await Promise.all([startRedis(), startPostgres()]);
+  dir = mkdtempSync(join(tmpdir(), 'tabchat-e2e-cluster-'));
+  const config = join(dir, 'config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      apps: [{ sdkAppId: SDKAPPID, secretKey: randomBytes(24).toString('hex'), maxInstancesPerPlatform: 2 }],
+      devUserSig: true,
+      store: await pg.createDatabase('e2e'),
+      redis: redis.url,
+      redisPrefix: 'e2e:',
+      logLevel: 'silent',
+      port: 0,
+      static: { '/e2e/': join(here, 'pages') },
+    }),
+  );
+  for (const name of ['node1', 'node2', 'node3']) nodes.push(await startNode(config, name));
+});
+
+test.afterAll(async () => {
+  await Promise.all(
+    nodes.map(
+      (n) =>
+        new Promise<void>((resolve) => {
+          if (n.child.exitCode !== null || n.child.signalCode !== null) return resolve();
+          n.child.once('exit', () => resolve());
+          n.child.kill('SIGKILL');
+        }),
+    ),
+  );
+  await Promise.allSettled([redis?.close(), pg?.close()]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Tab {
+  page: Page;
+  h<T = any>(method: string, ...args: unknown[]): Promise<T>;
+}
+
+/** A tab of `ctx` on the harness page served by `node`, with a chat created and logged in as `userID`. */
+async function readyTabOn(ctx: BrowserContext, node: Node, userID: string, problems: string[]): Promise<Tab> {
+  const page = await ctx.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error in ${page.url()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error in ${page.url()}: ${e.message}`));
+  await page.goto(`${node.httpUrl}/e2e/index.html`);
+  await page.waitForFunction(() => typeof (window as any).h === 'object');
+  const tab: Tab = {
+    page,
+    h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
+  };
+  expect(await tab.h('create', { SDKAppID: SDKAPPID })).toEqual({ ok: true, value: 'new' });
+  const login = await tab.h('login', SDKAPPID, userID);
+  expect(login.ok, JSON.stringify(login)).toBe(true);
+  await expect.poll(() => tab.h('isReady', SDKAPPID)).toBe(true);
+  return tab;
+}
+
+async function states(tab: Tab): Promise<string[]> {
+  const events = await tab.page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), SDKAPPID);
+  return events.filter((e: any) => e.name !== 'netStateChange').map((e: any) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
+}
+
+test('limit 2 across three browsers on three nodes: a3 on node 3 kicks a1 on node 1; a2 on node 2 stays', async ({ browser }) => {
+  const user = `a-${randomBytes(3).toString('hex')}`;
+  const problems: string[] = [];
+  const contexts = await Promise.all(nodes.map(() => browser.newContext()));
+  try {
+    const a1 = await readyTabOn(contexts[0]!, nodes[0]!, user, problems);
+    const a2 = await readyTabOn(contexts[1]!, nodes[1]!, user, problems);
+    const a3 = await readyTabOn(contexts[2]!, nodes[2]!, user, problems);
+    await expect.poll(() => states(a1)).toEqual(['sdkStateReady', 'kickedOut:multipleAccount', 'sdkStateNotReady']);
+    expect(await states(a2)).toEqual(['sdkStateReady']);
+    expect(await states(a3)).toEqual(['sdkStateReady']);
+    expect(await a2.h('isReady', SDKAPPID)).toBe(true);
+    expect(problems).toEqual([]);
+  } finally {
+    await Promise.all(contexts.map((c) => c.close()));
+  }
+});
+
+test('a message from a tab on node 1 reaches the recipient’s tabs on nodes 2 and 3, once each', async ({ browser }) => {
+  const stem = randomBytes(3).toString('hex');
+  const problems: string[] = [];
+  const contexts = await Promise.all(nodes.map(() => browser.newContext()));
+  try {
+    const alice = await readyTabOn(contexts[0]!, nodes[0]!, `alice-${stem}`, problems);
+    const bob2 = await readyTabOn(contexts[1]!, nodes[1]!, `bob-${stem}`, problems);
+    const bob3 = await readyTabOn(contexts[2]!, nodes[2]!, `bob-${stem}`, problems);
+    for (let i = 0; i < 5; i++) {
+      const sent = await alice.h('send', SDKAPPID, { to: `bob-${stem}`, text: `hello ${i}` });
+      expect(sent.ok, JSON.stringify(sent)).toBe(true);
+    }
+    for (const bob of [bob2, bob3]) {
+      await expect.poll(async () => (await bob.h('received', SDKAPPID)).map((m: { text: string }) => m.text)).toEqual([0, 1, 2, 3, 4].map((i) => `hello ${i}`));
+    }
+    expect(problems).toEqual([]);
+  } finally {
+    await Promise.all(contexts.map((c) => c.close()));
+  }
+});
