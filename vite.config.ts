@@ -11,6 +11,11 @@
  *
  * The tab and worker builds share `__TABCHAT_BUILD__` (package version + a hash of the
  * sources), which names the SharedWorker and is checked on register (code 9012).
+ *
+ * Size: the drop-in `tabchat.js` has a budget of 10 KB gzip. The {@link inlineCodes} plugin
+ * replaces every `CODE.NAME` of src/protocol/codes.ts with its number, so the `CODE` table
+ * itself is not shipped (the minifier does not inline object members), and the code texts a
+ * tab needs are the small `CLIENT_CODE_TEXT` table only.
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -47,11 +52,50 @@ function sourceHash(): string {
 }
 
 const BUILD = `${pkg.version}+${sourceHash()}`;
+
+/** `NAME → number` of the `CODE` table in src/protocol/codes.ts (read as text: plain `NAME: 1234,` lines). */
+function readCodes(): Map<string, number> {
+  const source = readFileSync(join(root, 'src', 'protocol', 'codes.ts'), 'utf8');
+  const block = /export const CODE = \{([\s\S]*?)\n\} as const;/.exec(source);
+  if (!block?.[1]) throw new Error('vite.config.ts: cannot find the CODE table in src/protocol/codes.ts');
+  const codes = new Map<string, number>();
+  for (const match of block[1].matchAll(/^\s*([A-Z][A-Z0-9_]*): (\d+),/gm)) codes.set(match[1]!, Number(match[2]));
+  if (codes.size < 10) throw new Error('vite.config.ts: the CODE table of src/protocol/codes.ts looks empty');
+  return codes;
+}
+
+/**
+ * Replace `CODE.NAME` by its number in our own modules (after TypeScript is stripped), so
+ * the `CODE` object is tree-shaken away. An unknown name fails the build.
+ */
+function inlineCodes(): Plugin {
+  const codes = readCodes();
+  return {
+    name: 'tabchat-inline-codes',
+    transform(code, id) {
+      if (!/\/(src|worker)\/.*\.ts$/.test(id) || !code.includes('CODE.')) return null;
+      const out = code.replace(/\bCODE\.([A-Z][A-Z0-9_]*)\b/g, (_, name: string) => {
+        const value = codes.get(name);
+        if (value === undefined) throw new Error(`${id}: CODE.${name} is not in src/protocol/codes.ts`);
+        return String(value);
+      });
+      return { code: out, map: null };
+    },
+  };
+}
 const define = {
   __TABCHAT_VERSION__: JSON.stringify(pkg.version),
   __TABCHAT_BUILD__: JSON.stringify(BUILD),
 };
 const outDir = resolve(root, 'dist');
+
+/**
+ * Syntax level of the browser bundles. ES2022 keeps class fields and `#private` members
+ * native (lowering them to es2020 adds a define-property helper call per field, about 0.5 KB
+ * gzip); every browser with BroadcastChannel and Web Locks (Safari 15.4+, Chrome 69+,
+ * Firefox 96+) runs ES2022 class syntax.
+ */
+const BROWSER_TARGET = 'es2022';
 
 /** The IIFE builds have no `import.meta`; the tab code falls back to `document.currentScript`. */
 const iifeDefine = { ...define, 'import.meta.url': 'undefined' };
@@ -62,11 +106,12 @@ function classicBuild(entry: string, name: string, fileName: string): InlineConf
     root,
     logLevel: 'warn',
     define: iifeDefine,
+    plugins: [inlineCodes()],
     build: {
       outDir,
       emptyOutDir: false,
       copyPublicDir: false,
-      target: 'es2020',
+      target: BROWSER_TARGET,
       minify: true,
       sourcemap: true,
       lib: { entry: resolve(root, entry), name, formats: ['iife'], fileName: () => fileName },
@@ -96,12 +141,12 @@ function classicBuilds(): Plugin {
 export default defineConfig({
   root,
   define,
-  plugins: [classicBuilds()],
+  plugins: [inlineCodes(), classicBuilds()],
   build: {
     outDir,
     emptyOutDir: false,
     copyPublicDir: false,
-    target: 'es2020',
+    target: BROWSER_TARGET,
     minify: true,
     sourcemap: true,
     lib: {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // npm run build: server + Node entry + types with tsc, then the browser bundles with vite.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,4 +23,12 @@ rmSync(join(root, 'dist'), { recursive: true, force: true });
 run(bin('tsc'), ['-p', 'tsconfig.build.json']);
 run(bin('vite'), ['build', '--logLevel', 'warn']);
 mkdirSync(join(root, 'dist'), { recursive: true });
+// The drop-in script's budget (docs/architecture.md "Builds"): gzip, default level, in bytes.
+const TAB_BUDGET_BYTES = 10_000;
+const tabBytes = gzipSync(readFileSync(join(root, 'dist', 'tabchat.js'))).length;
+console.log(`build: dist/tabchat.js is ${tabBytes} bytes gzip (budget ${TAB_BUDGET_BYTES})`);
+if (tabBytes > TAB_BUDGET_BYTES) {
+  console.error(`build: dist/tabchat.js is over its budget of ${TAB_BUDGET_BYTES} bytes gzip: keep code out of the tab bundle (see docs/architecture.md "Builds")`);
+  process.exit(1);
+}
 writeFileSync(join(root, 'dist', '.build-stamp'), new Date().toISOString() + '\n');

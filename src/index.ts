@@ -8,7 +8,17 @@ import TabChat from './browser/tabchat.js';
 export default TabChat;
 export type { BrowserCreateOptions } from './browser/tabchat.js';
 export type { TabsMode, WorkerState } from './browser/hub-protocol.js';
-export type { Chat, ChatResponse, ChatEventMap, EventData, LoginOptions, LoginResponseData } from './client/chat.js';
+export type {
+  Chat,
+  ChatResponse,
+  ChatEventMap,
+  EventData,
+  LoginOptions,
+  LoginResponseData,
+  SendMessageData,
+  TextMessageOptions,
+} from './client/chat.js';
+export type { Message, MessageStatus } from './client/message.js';
 export type { ChatEvent, ChatEventHandler } from './client/emitter.js';
 export type { ChatError } from './core/errors.js';
 export type { ErrorData, NetState } from './core/types.js';

@@ -11,14 +11,22 @@
  *   logs in again; leaving releases the instance only when its last chat leaves; a kick of
  *   the instance reaches every chat attached to it.
  *
+ * Messages: every instance reports its mailbox to the hub in order (own sends included,
+ * `reportOwn`), and the hub posts them in `messages` envelopes addressed to the instance key,
+ * on the same sequenced channel as kicks, so a tab sees messages and kicks in the order they
+ * happened. Each instance keeps its recent envelopes in a bounded buffer: a tab that saw a
+ * gap in the sequence pulls what it missed with its resync (`register` with `after`).
+ * Sends go through the engine's durable outbox (worker/outbox.ts); when a tab goes away
+ * without logging out, its queued messages stay there for the user's next instance.
+ *
  * One writer per piece of state: the server owns instances, this hub owns the socket and the
  * chat ↔ instance map, each tab owns its API state (and its resume credentials, so a new
  * worker can be rebuilt from the tabs at any moment).
  */
 import { CODE } from '../src/protocol/codes.js';
-import type { KickType } from '../src/protocol/frames.js';
+import type { KickType, WireMessage } from '../src/protocol/frames.js';
 import { ChatError, toErrorData } from '../src/core/errors.js';
-import type { ErrorData, InstanceEvents, LoginParams, LoginResult, Logger, NetState, SessionHandle } from '../src/core/types.js';
+import type { ErrorData, InstanceEvents, LoginParams, LoginResult, Logger, NetState, OutgoingText, SessionHandle } from '../src/core/types.js';
 import {
   BUILD,
   HUB_VERSION,
@@ -30,6 +38,7 @@ import {
   type ChatSpec,
   type Envelope,
   type LoginReply,
+  type MessagesEnvelope,
   type RegisterRequest,
   type Reply,
   type Snapshot,
@@ -48,10 +57,13 @@ export interface HubEngine {
    */
   resume(
     params: LoginParams,
-    instance: { instId: number; token: string },
+    instance: { instId: number; token: string; lastSeq?: number | null },
     events: InstanceEvents,
   ): Promise<{ handle: SessionHandle; result: LoginResult }>;
-  logout(handle: SessionHandle): Promise<void>;
+  /** `keepQueued`: leave the instance's queued messages in the outbox for the user's next instance. */
+  logout(handle: SessionHandle, options?: { keepQueued?: boolean }): Promise<void>;
+  /** Send through the outbox; resolves with the stored message (see `SessionEngineApi.send`). */
+  send(handle: SessionHandle, message: OutgoingText, options?: { timeoutMs?: number }): Promise<WireMessage>;
   getServerTime(): number;
   readonly netState: NetState;
   onNetState(listener: (state: NetState) => void): () => void;
@@ -133,6 +145,26 @@ interface EngineRecord {
   stopNet: () => void;
 }
 
+/** Recent `messages` envelopes of one instance key, for tabs that missed some (see {@link Hub.register}). */
+interface MessageBuffer {
+  envelopes: MessagesEnvelope[];
+  /** Messages and text characters held. */
+  count: number;
+  chars: number;
+  /** Highest envelope seq dropped to stay within the bounds (0: none yet). */
+  droppedThrough: number;
+  /** Removal of the buffer of an instance that ended. */
+  expiry: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Bounds of one instance's message buffer: messages, and characters of text. */
+export const BUFFER_MAX_MESSAGES = 500;
+export const BUFFER_MAX_CHARS = 2_000_000;
+/** How long the buffer of an ended instance stays (a tab resyncing after a kick still gets what preceded it). */
+export const ENDED_BUFFER_TTL_MS = 60_000;
+/** Longest send timeout a tab may ask for (ms). */
+const MAX_SEND_TIMEOUT_MS = 24 * 3_600_000;
+
 const ok = <T>(value: T): Reply<T> => ({ ok: true, value });
 const fail = (err: unknown): Reply<never> => ({ ok: false, error: toErrorData(err) });
 
@@ -143,6 +175,7 @@ export class Hub {
   private readonly instances = new Map<string, InstanceRecord>();
   private readonly engines = new Map<string, EngineRecord>();
   private readonly orphans = new Map<number, Orphan>();
+  private readonly buffers = new Map<string, MessageBuffer>();
 
   constructor(private readonly host: HubHost) {}
 
@@ -208,7 +241,7 @@ export class Hub {
     // These instances are claimed by a live tab: they are not orphans of a dead run.
     for (const chat of req.resume) this.orphans.get(chat.instId)?.done();
     await Promise.all(req.resume.map((chat) => this.takeOver(tab, chat)));
-    return ok(this.snapshotFor(req.tabId));
+    return ok(this.snapshotFor(req.tabId, req.after));
   }
 
   async snapshot(tabId: string): Promise<Reply<Snapshot>> {
@@ -250,6 +283,22 @@ export class Hub {
     }
   }
 
+  async sendText(tabId: string, chatId: string, message: OutgoingText, timeoutMs: number): Promise<Reply<WireMessage>> {
+    const chat = this.chats.get(chatId);
+    const inst = chat && chat.tabId === tabId && chat.phase === 'ready' && chat.key ? this.instances.get(chat.key) : undefined;
+    const engine = inst ? this.engines.get(inst.server)?.engine : undefined;
+    if (!inst || inst.status !== 'live' || !inst.handle || !engine) {
+      return fail(new ChatError(CODE.USER_NOT_LOGGED_IN, 'this chat is not logged in in the tabchat worker'));
+    }
+    if (typeof message !== 'object' || message === null) return fail(new ChatError(CODE.INVALID_PARAMETER, 'sendText needs a message'));
+    const options = typeof timeoutMs === 'number' && timeoutMs > 0 ? { timeoutMs: Math.min(timeoutMs, MAX_SEND_TIMEOUT_MS) } : {};
+    try {
+      return ok(await engine.send(inst.handle, { clientMsgId: message.clientMsgId, to: message.to, text: message.text }, options));
+    } catch (err) {
+      return fail(err);
+    }
+  }
+
   async logout(tabId: string, chatId: string): Promise<Reply<null>> {
     const chat = this.chats.get(chatId);
     if (!chat || chat.tabId !== tabId) return ok(null);
@@ -275,7 +324,8 @@ export class Hub {
     this.host.log.info(`tab ${tabId} gone; releasing ${tab.chats.size} chat(s)`);
     const chats = [...tab.chats].map((id) => this.chats.get(id)).filter((c): c is ChatRecord => c !== undefined);
     for (const chat of chats) this.chats.delete(chat.spec.chatId);
-    await Promise.all(chats.map((chat) => this.detach(chat)));
+    // Nobody asked for these logouts: what the tab queued stays in the outbox.
+    await Promise.all(chats.map((chat) => this.detach(chat, true)));
     if (this.tabs.size === 0) this.closeEngines('last tab left');
   }
 
@@ -335,7 +385,8 @@ export class Hub {
     chat.key = instanceKey(spec, resume.userID);
     const params: LoginParams = { sdkAppId: spec.sdkAppId, userID: resume.userID, userSig: resume.userSig, platform: 'Web' };
     try {
-      const inst = await this.acquire(spec, chat.key, params, { instId: resume.instId, token: resume.token });
+      const saved = { instId: resume.instId, token: resume.token, lastSeq: typeof resume.lastSeq === 'number' ? resume.lastSeq : null };
+      const inst = await this.acquire(spec, chat.key, params, saved);
       if (!this.isCurrent(chat, generation)) {
         await this.release(inst, spec.chatId);
         return;
@@ -358,8 +409,11 @@ export class Hub {
     }
   }
 
-  /** Leave the chat's instance (logout semantics); the chat itself stays known unless forgotten. */
-  private async detach(chat: ChatRecord): Promise<void> {
+  /**
+   * Leave the chat's instance (logout semantics); the chat itself stays known unless forgotten.
+   * @param keepQueued - the tab went away: its instance's queued messages stay in the outbox
+   */
+  private async detach(chat: ChatRecord, keepQueued = false): Promise<void> {
     chat.generation++;
     const key = chat.key;
     chat.phase = 'idle';
@@ -368,7 +422,7 @@ export class Hub {
     delete chat.error;
     if (!key) return;
     const inst = this.instances.get(key);
-    if (inst && inst.status === 'live') await this.release(inst, chat.spec.chatId);
+    if (inst && inst.status === 'live') await this.release(inst, chat.spec.chatId, keepQueued);
   }
 
   // ------------------------------------------------------------------ instances
@@ -381,7 +435,7 @@ export class Hub {
     spec: ChatSpec,
     key: string,
     params: LoginParams,
-    resume: { instId: number; token: string } | null,
+    resume: { instId: number; token: string; lastSeq: number | null } | null,
   ): Promise<InstanceRecord> {
     for (;;) {
       const existing = this.instances.get(key);
@@ -411,6 +465,8 @@ export class Hub {
       onKicked: (type) => this.instanceEnded(inst, { type: 'kicked', kickType: type }),
       onLost: (error) => this.instanceEnded(inst, { type: 'lost', error }),
       onRestored: () => this.instanceRestored(inst),
+      onMessages: (messages) => this.instanceMessages(inst, messages),
+      reportOwn: true,
     };
     const engine = this.engineFor(spec.server);
     try {
@@ -432,8 +488,8 @@ export class Hub {
     }
   }
 
-  /** A chat leaves an instance; the last one out logs it out on the server. */
-  private async release(inst: InstanceRecord, chatId: string): Promise<void> {
+  /** A chat leaves an instance; the last one out logs it out on the server (see {@link detach} for `keepQueued`). */
+  private async release(inst: InstanceRecord, chatId: string, keepQueued = false): Promise<void> {
     inst.members.delete(chatId);
     if (inst.members.size > 0 || inst.status !== 'live') {
       if (inst.status === 'live') this.persist();
@@ -442,14 +498,16 @@ export class Hub {
     inst.status = 'ended';
     if (this.instances.get(inst.key) === inst) this.instances.delete(inst.key);
     this.persist();
+    this.expireBuffer(inst.key);
     const engine = this.engines.get(inst.server)?.engine;
-    if (engine && inst.handle) await engine.logout(inst.handle);
+    if (engine && inst.handle) await engine.logout(inst.handle, { keepQueued });
   }
 
   private instanceEnded(inst: InstanceRecord, why: { type: 'kicked'; kickType: KickType } | { type: 'lost'; error: ErrorData }): void {
     const wasLive = inst.status === 'live';
     inst.status = 'ended';
     if (this.instances.get(inst.key) === inst) this.instances.delete(inst.key);
+    this.expireBuffer(inst.key);
     if (!wasLive) return; // a pending login/resume reports through its own promise
     for (const chatId of inst.members) {
       const chat = this.chats.get(chatId);
@@ -473,6 +531,39 @@ export class Hub {
     this.send({ type: 'restored', target: inst.key, instId: inst.handle.instId, token: inst.token });
   }
 
+  /** The engine reported messages of the instance: post them to its chats, keep them for resyncs. */
+  private instanceMessages(inst: InstanceRecord, messages: WireMessage[]): void {
+    if (inst.status === 'ended' || this.instances.get(inst.key) !== inst) return;
+    const position = inst.handle?.lastSeq ?? messages[messages.length - 1]?.seq ?? 0;
+    const envelope = this.send({ type: 'messages', target: inst.key, messages, position }) as MessagesEnvelope;
+    let buffer = this.buffers.get(inst.key);
+    if (!buffer) {
+      buffer = { envelopes: [], count: 0, chars: 0, droppedThrough: 0, expiry: undefined };
+      this.buffers.set(inst.key, buffer);
+    }
+    clearTimeout(buffer.expiry);
+    buffer.expiry = undefined;
+    buffer.envelopes.push(envelope);
+    buffer.count += messages.length;
+    for (const message of messages) buffer.chars += message.text.length;
+    while (buffer.envelopes.length > 1 && (buffer.count > BUFFER_MAX_MESSAGES || buffer.chars > BUFFER_MAX_CHARS)) {
+      const dropped = buffer.envelopes.shift()!;
+      buffer.count -= dropped.messages.length;
+      for (const message of dropped.messages) buffer.chars -= message.text.length;
+      buffer.droppedThrough = dropped.seq;
+    }
+  }
+
+  /** The instance of `key` ended: forget its buffer soon, unless a new instance of the key uses it. */
+  private expireBuffer(key: string): void {
+    const buffer = this.buffers.get(key);
+    if (!buffer) return;
+    clearTimeout(buffer.expiry);
+    buffer.expiry = setTimeout(() => {
+      if (this.buffers.get(key) === buffer && !this.instances.has(key)) this.buffers.delete(key);
+    }, ENDED_BUFFER_TTL_MS);
+  }
+
   private loginReply(inst: InstanceRecord, chat: ChatRecord): LoginReply {
     const engine = this.engines.get(inst.server)?.engine;
     return {
@@ -482,6 +573,7 @@ export class Hub {
       serverTime: engine ? engine.getServerTime() : Date.now(),
       expireAt: inst.expireAt,
       seq: this.seq,
+      epoch: this.host.epoch,
       generation: chat.generation,
     };
   }
@@ -508,6 +600,7 @@ export class Hub {
     }
     this.engines.clear();
     this.instances.clear();
+    for (const key of this.buffers.keys()) this.expireBuffer(key);
     this.persist();
   }
 
@@ -552,9 +645,10 @@ export class Hub {
     this.host.persist(list);
   }
 
-  private send(event: DistributiveOmit<Envelope, 'v' | 'workerEpoch' | 'seq'>): void {
+  private send(event: DistributiveOmit<Envelope, 'v' | 'workerEpoch' | 'seq'>): Envelope {
     const envelope = { ...event, v: HUB_VERSION, workerEpoch: this.host.epoch, seq: ++this.seq } as Envelope;
     this.host.broadcast(envelope);
+    return envelope;
   }
 
   private chatSnapshot(chat: ChatRecord): ChatSnapshot {
@@ -572,18 +666,37 @@ export class Hub {
     return snap;
   }
 
-  private snapshotFor(tabId: string): Snapshot {
+  /**
+   * @param after - the last envelope the tab applied: add the `messages` envelopes after it
+   *   for the instances of its chats (all of this epoch's when it names another epoch)
+   */
+  private snapshotFor(tabId: string, after?: { epoch: string; seq: number }): Snapshot {
     const tab = this.tabs.get(tabId);
     const chats: Record<string, ChatSnapshot> = {};
+    const keys = new Set<string>();
     for (const id of tab?.chats ?? []) {
       const chat = this.chats.get(id);
-      if (chat) chats[id] = this.chatSnapshot(chat);
+      if (!chat) continue;
+      chats[id] = this.chatSnapshot(chat);
+      if (chat.key) keys.add(chat.key);
+    }
+    const messages: MessagesEnvelope[] = [];
+    const gaps: string[] = [];
+    if (after) {
+      const from = after.epoch === this.host.epoch && typeof after.seq === 'number' ? after.seq : 0;
+      for (const key of keys) {
+        const buffer = this.buffers.get(key);
+        if (!buffer) continue;
+        if (buffer.droppedThrough > from) gaps.push(key);
+        for (const envelope of buffer.envelopes) if (envelope.seq > from) messages.push(envelope);
+      }
+      messages.sort((a, b) => a.seq - b.seq);
     }
     const servers: Snapshot['servers'] = {};
     for (const [server, record] of this.engines) {
       servers[server] = { net: record.engine.netState, serverTime: record.engine.getServerTime() };
     }
-    return { epoch: this.host.epoch, build: BUILD, seq: this.seq, workerLock: this.host.workerLock, chats, servers };
+    return { epoch: this.host.epoch, build: BUILD, seq: this.seq, workerLock: this.host.workerLock, chats, servers, messages, gaps };
   }
 }
 

@@ -198,14 +198,14 @@ export class LeaderElection {
         .catch(() => {}); // aborted by close()
     });
     failed.catch(() => {}); // only raced by the caller
-    const send = (method: RpcMethod, args: unknown[]): Promise<unknown> =>
+    const send = (method: RpcMethod, args: unknown[], timeoutMs = RPC_TIMEOUT_MS): Promise<unknown> =>
       new Promise((resolve, reject) => {
         const id = `${this.tabId}:${this.nextId++}`;
         const timer = setTimeout(() => {
           this.pending.delete(id);
           requests.delete(id);
-          reject(new ChatError(CODE.NETWORK_TIMEOUT, `the leader tab did not answer ${method} within ${RPC_TIMEOUT_MS} ms`));
-        }, RPC_TIMEOUT_MS);
+          reject(new ChatError(CODE.NETWORK_TIMEOUT, `the leader tab did not answer ${method} within ${timeoutMs} ms`));
+        }, timeoutMs);
         this.pending.set(id, {
           resolve: (value) => { requests.delete(id); resolve(value); },
           reject: (error) => { requests.delete(id); reject(error); },
@@ -218,6 +218,9 @@ export class LeaderElection {
       register: (req) => send('register', [req]) as ReturnType<HubApi['register']>,
       snapshot: (tabId) => send('snapshot', [tabId]) as ReturnType<HubApi['snapshot']>,
       login: (tabId, spec, creds) => send('login', [tabId, spec, creds]) as ReturnType<HubApi['login']>,
+      // A send may wait for the server as long as the tab's send timeout allows.
+      sendText: (tabId, chatId, message, timeoutMs) =>
+        send('sendText', [tabId, chatId, message, timeoutMs], Math.max(RPC_TIMEOUT_MS, timeoutMs + RPC_TIMEOUT_MS)) as ReturnType<HubApi['sendText']>,
       logout: (tabId, chatId) => send('logout', [tabId, chatId]) as ReturnType<HubApi['logout']>,
       forget: (tabId, chatId) => send('forget', [tabId, chatId]) as ReturnType<HubApi['forget']>,
       bye: (tabId) => send('bye', [tabId]) as ReturnType<HubApi['bye']>,

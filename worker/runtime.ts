@@ -21,6 +21,7 @@ import {
 } from '../src/browser/hub-protocol.js';
 import { Hub, type HubEngine } from './hub.js';
 import { releaseInstance } from './orphans.js';
+import { createOutbox } from './outbox.js';
 import { RunStore } from './storage.js';
 
 export interface Runtime {
@@ -126,7 +127,8 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     epoch,
     workerLock,
     name,
-    createEngine: (server): HubEngine => new SessionEngine({ url: server, WebSocket: CountedWebSocket, clientName, logger: log }),
+    createEngine: (server): HubEngine =>
+      new SessionEngine({ url: server, WebSocket: CountedWebSocket, clientName, logger: log, outbox: createOutbox(server) }),
     tokenOf: (handle: SessionHandle) => handle.token,
     broadcast: (envelope) => events.postMessage(envelope),
     watchTab,
@@ -164,6 +166,7 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     register: (req) => guarded('register', () => hub.register(req)),
     snapshot: (tabId) => guarded('snapshot', () => hub.snapshot(tabId)),
     login: (tabId, spec, creds) => guarded('login', () => hub.login(tabId, spec, creds)),
+    sendText: (tabId, chatId, message, timeoutMs) => guarded('sendText', () => hub.sendText(tabId, chatId, message, timeoutMs)),
     logout: (tabId, chatId) => guarded('logout', () => hub.logout(tabId, chatId)),
     forget: (tabId, chatId) => guarded('forget', () => hub.forget(tabId, chatId)),
     bye: async (tabId) => {

@@ -71,10 +71,99 @@
       }
     },
     workerState: function () { return wrap(TabChat.getWorkerState()); },
+    /** Sends started with startSend: {done, ok, code, message, value, msg}; `msg` is the Message object. */
+    sends: [],
+    /** createTextMessage({to, conversationType (default 'C2C'), payload: {text}}) + sendMessage; plain result. */
+    send: function (sdkAppId, options) {
+      try {
+        var message = makeMessage(sdkAppId, options);
+        return chats[sdkAppId].sendMessage(message).then(function (res) {
+          return { ok: true, value: summary(res.data.message) };
+        }, function (err) {
+          var out = fail(err);
+          out.data = err && err.data && err.data.message ? { message: summary(err.data.message) } : out.data;
+          return out;
+        });
+      } catch (err) {
+        return fail(err);
+      }
+    },
+    /** Like send, without waiting: returns the index of the entry in h.sends. */
+    startSend: function (sdkAppId, options) {
+      var entry = { done: false, sdkAppId: sdkAppId };
+      h.sends.push(entry);
+      try {
+        entry.msg = makeMessage(sdkAppId, options);
+        track(entry, chats[sdkAppId].sendMessage(entry.msg));
+      } catch (err) {
+        Object.assign(entry, fail(err), { done: true });
+      }
+      return h.sends.length - 1;
+    },
+    /** startSend for each text, in one task (a burst); returns the indexes. */
+    startSendMany: function (sdkAppId, to, texts) {
+      return texts.map(function (text) { return h.startSend(sdkAppId, { to: to, text: text }); });
+    },
+    /** sendMessage() again with the Message object of h.sends[index]; returns the index of the new entry. */
+    resend: function (index) {
+      var first = h.sends[index];
+      var entry = { done: false, sdkAppId: first.sdkAppId, msg: first.msg };
+      h.sends.push(entry);
+      track(entry, chats[first.sdkAppId].sendMessage(first.msg));
+      return h.sends.length - 1;
+    },
+    /** Plain view of h.sends (without the Message objects). */
+    sendResults: function () {
+      return h.sends.map(function (e) {
+        return { done: e.done, ok: e.ok, code: e.code, error: e.ok === false ? e.message : undefined, value: e.value, status: e.msg ? e.msg.status : null, isResend: e.msg ? e.msg.isResend : null };
+      });
+    },
+    /** Every message MESSAGE_RECEIVED delivered to chat sdkAppId, in order. */
+    received: function (sdkAppId) {
+      var out = [];
+      h.events.forEach(function (e) {
+        if (e.sdkAppId === sdkAppId && e.name === TabChat.EVENT.MESSAGE_RECEIVED) {
+          e.data.forEach(function (m) { out.push({ ID: m.ID, text: m.payload.text, flow: m.flow, from: m.from, to: m.to, sequence: m.sequence, conversationID: m.conversationID, status: m.status, time: m.time }); });
+        }
+      });
+      return out;
+    },
+    /** The worker's durable outbox (IndexedDB tabchat-outbox), read-only: [{clientMsgId, from, to, text}]. */
+    outbox: function () {
+      return new Promise(function (resolve, reject) {
+        var open = indexedDB.open('tabchat-outbox');
+        open.onerror = function () { reject(open.error); };
+        open.onsuccess = function () {
+          var db = open.result;
+          if (!db.objectStoreNames.contains('outbox')) { db.close(); resolve([]); return; }
+          var request = db.transaction('outbox', 'readonly').objectStore('outbox').getAll();
+          request.onerror = function () { db.close(); reject(request.error); };
+          request.onsuccess = function () {
+            db.close();
+            resolve(request.result.map(function (e) { return { clientMsgId: e.clientMsgId, from: e.from, to: e.to, text: e.text }; }));
+          };
+        };
+        // First open in this profile: nothing was ever queued. Do not create the store here.
+        open.onupgradeneeded = function () { open.transaction.abort(); };
+      }).catch(function (err) { return err && err.name === 'AbortError' ? [] : Promise.reject(err); });
+    },
     names: function (sdkAppId) {
       return h.events.filter(function (e) { return e.sdkAppId === sdkAppId; }).map(function (e) { return e.name; });
     },
   };
+  function makeMessage(sdkAppId, options) {
+    return chats[sdkAppId].createTextMessage({ to: options.to, conversationType: options.conversationType || 'C2C', payload: { text: options.text } });
+  }
+  function summary(m) {
+    return { ID: m.ID, text: m.payload.text, flow: m.flow, from: m.from, to: m.to, sequence: m.sequence, status: m.status, isResend: m.isResend, conversationID: m.conversationID };
+  }
+  function track(entry, promise) {
+    promise.then(function (res) {
+      Object.assign(entry, { done: true, ok: true, value: summary(res.data.message) });
+    }, function (err) {
+      Object.assign(entry, fail(err), { done: true, data: null });
+    });
+  }
   function fail(err) {
     return { ok: false, code: err && err.code, message: err && err.message, data: err && err.data, isError: err instanceof Error };
   }

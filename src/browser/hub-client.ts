@@ -10,7 +10,11 @@
  *   rejected with 9008 when the hub is detected dead (comlink never rejects by itself: #601).
  * - Events arrive on a BroadcastChannel in sequenced envelopes; a tab applies only those
  *   addressed to its chats, and pulls a snapshot on register, on a sequence gap, on a new
- *   hub epoch and on `pageshow` from the bfcache.
+ *   hub epoch and on `pageshow` from the bfcache. Messages come the same way (`messages`
+ *   envelopes, in order with kicks); a snapshot pulled after a gap carries the message
+ *   envelopes the tab missed, from the hub's per-instance buffer.
+ * - Sends go to the hub's durable outbox; a send interrupted by the death of the worker is
+ *   asked again of the new one with the same clientMsgId (stored once whatever happens).
  * - Liveness: the tab holds `tabchat:tab:<tabId>` for its life (the hub waits on it); the
  *   tab waits on the hub's life lock, and when it is released it starts a new hub and
  *   re-registers its logged-in chats with their instId + token, which the hub resumes
@@ -18,9 +22,9 @@
  */
 import * as Comlink from 'comlink';
 import { CODE } from '../protocol/codes.js';
-import type { KickType } from '../protocol/frames.js';
+import type { KickType, WireMessage } from '../protocol/frames.js';
 import { ChatError, asChatError, fromErrorData } from '../core/errors.js';
-import type { ErrorData, LoginResult, Logger, NetState } from '../core/types.js';
+import type { ErrorData, LoginResult, Logger, NetState, OutgoingText } from '../core/types.js';
 import type { BackendEvents, ChatBackend } from '../client/backend.js';
 import {
   BUILD,
@@ -39,6 +43,8 @@ import {
   type Envelope,
   type HubApi,
   type LeaderHostFactory,
+  type MessagesEnvelope,
+  type RegisterRequest,
   type Reply,
   type Snapshot,
   type WorkerState,
@@ -50,8 +56,10 @@ export const LOGIN_TIMEOUT_MS = 15_000;
 export const REGISTER_TIMEOUT_MS = 15_000;
 /** Timeout of `logout`/`forget` (one server round trip, bounded by the engine's 10 s). */
 export const LOGOUT_TIMEOUT_MS = 12_000;
-/** Timeout of the other commands (answered by the worker alone). */
+/** Timeout of the other commands (answered by the worker alone); also the margin of `sendText` over its own timeout. */
 export const COMMAND_TIMEOUT_MS = 5_000;
+/** Ids (message ids and own clientMsgIds) a chat remembers to drop duplicates. */
+const SEEN_LIMIT = 1_000;
 
 function randomId(): string {
   if (typeof crypto !== 'undefined' && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
@@ -158,45 +166,52 @@ const TAKEOVER_ATTEMPTS = 3;
 
 /** The page's link to one hub (one per worker URL and transport). */
 export class HubConnection {
-  private state: HubState = { name: 'idle' };
-  /** Last envelope sequence number applied (of the connected epoch). */
-  private lastSeq = 0;
+  #state: HubState = { name: 'idle' };
+  /** Last envelope sequence number applied, and the epoch it belongs to (null before the first snapshot). */
+  #lastSeq = 0;
+  #lastEpoch: string | null = null;
   /** While a snapshot is being pulled, envelopes wait in it (they may be newer than the snapshot). */
-  private sync: Sync | null = null;
+  #sync: Sync | null = null;
   /** Epochs of workers this tab saw die; their late envelopes are ignored. */
-  private readonly deadEpochs = new Set<string>();
-  private readonly pending = new Set<Abort>();
-  private readonly backends = new Set<WorkerBackend>();
-  private channel: BroadcastChannel | null = null;
-  private nextChat = 1;
+  readonly #deadEpochs = new Set<string>();
+  readonly #pending = new Set<Abort>();
+  readonly #backends = new Set<WorkerBackend>();
+  #channel: BroadcastChannel | null = null;
+  #nextChat = 1;
   /**
    * Every comlink root proxy this page created, kept referenced for the page's life: a
    * proxy collected by GC sends RELEASE, which closes the tab's connection (comlink #692).
    */
-  private readonly proxies: Array<Comlink.Remote<HubApi>> = [];
+  readonly #proxies: Array<Comlink.Remote<HubApi>> = [];
+
+  readonly #log: Logger;
 
   constructor(
     readonly workerUrl: string,
     readonly transport: Transport,
-    private readonly log: Logger,
+    log: Logger,
   ) {
+    this.#log = log;
     if (typeof addEventListener === 'function') {
-      addEventListener('pagehide', (event) => this.pageOnHide(event as PageTransitionEvent));
-      addEventListener('pageshow', (event) => this.pageOnShow(event as PageTransitionEvent));
+      addEventListener('pagehide', (event) => this.#pageOnHide(event as PageTransitionEvent));
+      addEventListener('pageshow', (event) => this.#pageOnShow(event as PageTransitionEvent));
     }
   }
 
-  /** A new backend for one chat instance. */
-  createBackend(server: string, sdkAppId: number, tabs: ChatSpec['tabs']): WorkerBackend {
-    const spec: ChatSpec = { chatId: `${TAB_ID}/${this.nextChat++}`, server, sdkAppId, tabs };
-    const backend = new WorkerBackend(this, spec, this.log);
-    this.backends.add(backend);
+  /**
+   * A new backend for one chat instance.
+   * @param sendTimeoutMs - how long a send waits for the server before rejecting 9022
+   */
+  createBackend(server: string, sdkAppId: number, tabs: ChatSpec['tabs'], sendTimeoutMs: number): WorkerBackend {
+    const spec: ChatSpec = { chatId: `${TAB_ID}/${this.#nextChat++}`, server, sdkAppId, tabs };
+    const backend = new WorkerBackend(this, spec, this.#log, sendTimeoutMs);
+    this.#backends.add(backend);
     return backend;
   }
 
   /** @internal called by a destroyed backend */
   dropBackend(backend: WorkerBackend): void {
-    this.backends.delete(backend);
+    this.#backends.delete(backend);
   }
 
   /** The worker's diagnostic state (connects if needed). */
@@ -216,18 +231,18 @@ export class HubConnection {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.pending.delete(abort);
+        this.#pending.delete(abort);
         fn();
       };
       const abort: Abort = (error) => settle(() => reject(error));
       const timer = setTimeout(() => {
         abort(new ChatError(CODE.NETWORK_TIMEOUT, `the tabchat worker did not answer ${name} within ${timeoutMs} ms`));
         // Without Web Locks a silent worker is the only sign of its death: start a new one.
-        const state = this.state;
-        if (!locks() && state.name === 'connected') this.workerOnGone(state.epoch, `no answer to ${name} within ${timeoutMs} ms`);
+        const state = this.#state;
+        if (!locks() && state.name === 'connected') this.#workerOnGone(state.epoch, `no answer to ${name} within ${timeoutMs} ms`);
       }, timeoutMs);
-      this.pending.add(abort);
-      this.connect()
+      this.#pending.add(abort);
+      this.#connect()
         .then((api) => invoke(api))
         .then(
           (reply) => settle(() => (reply.ok ? resolve(reply.value) : reject(fromErrorData(reply.error)))),
@@ -238,8 +253,8 @@ export class HubConnection {
 
   // ------------------------------------------------------------------ connection
 
-  private connect(): Promise<HubApi> {
-    const state = this.state;
+  #connect(): Promise<HubApi> {
+    const state = this.#state;
     switch (state.name) {
       case 'connected':
         return Promise.resolve(state.api);
@@ -248,13 +263,13 @@ export class HubConnection {
       case 'failed':
         return Promise.reject(state.error);
       case 'idle': {
-        const attempt = this.open();
-        this.state = { name: 'connecting', attempt };
+        const attempt = this.#open();
+        this.#state = { name: 'connecting', attempt };
         attempt.catch((err: unknown) => {
-          if (this.state.name === 'connecting' && this.state.attempt === attempt) {
+          if (this.#state.name === 'connecting' && this.#state.attempt === attempt) {
             const error = asChatError(err);
             // A build mismatch does not heal by retrying; anything else may.
-            this.state = error.code === CODE.WORKER_VERSION_MISMATCH ? { name: 'failed', error } : { name: 'idle' };
+            this.#state = error.code === CODE.WORKER_VERSION_MISMATCH ? { name: 'failed', error } : { name: 'idle' };
           }
         });
         return attempt;
@@ -263,43 +278,43 @@ export class HubConnection {
   }
 
   /** Start (or join) the hub, register, apply the snapshot, watch the hub's life lock. */
-  private async open(): Promise<HubApi> {
+  async #open(): Promise<HubApi> {
     await holdTabLock();
-    this.listen();
-    const sync = this.beginSync();
+    this.#listen();
+    const sync = this.#beginSync();
     let endpoint: Endpoint;
     try {
-      endpoint = await withTimeout(this.openEndpoint(), REGISTER_TIMEOUT_MS, 'start');
+      endpoint = await withTimeout(this.#openEndpoint(), REGISTER_TIMEOUT_MS, 'start');
     } catch (err) {
-      this.endSync(sync);
+      this.#endSync(sync);
       throw err;
     }
     const api = endpoint.api;
-    const offered = this.resumeList();
+    const offered = this.#resumeList();
     let snapshot: Snapshot;
     try {
       const reply = await withTimeout(
-        Promise.race([api.register({ tabId: TAB_ID, build: BUILD, hubVersion: HUB_VERSION, resume: offered }), endpoint.failed]),
+        Promise.race([api.register(this.#registerRequest(offered)), endpoint.failed]),
         REGISTER_TIMEOUT_MS,
         'register',
       );
       if (!reply.ok) throw fromErrorData(reply.error);
       snapshot = reply.value;
     } catch (err) {
-      this.endSync(sync);
+      this.#endSync(sync);
       endpoint.close();
       throw err;
     }
-    this.state = { name: 'connected', api, endpoint, epoch: snapshot.epoch };
-    this.watchWorker(snapshot.epoch, snapshot.workerLock);
-    this.endSync(sync, snapshot, offered);
-    this.log.debug(`connected to worker epoch ${snapshot.epoch}`);
+    this.#state = { name: 'connected', api, endpoint, epoch: snapshot.epoch };
+    this.#watchWorker(snapshot.epoch, snapshot.workerLock);
+    this.#endSync(sync, snapshot, offered);
+    this.#log.debug(`connected to worker epoch ${snapshot.epoch}`);
     return api;
   }
 
-  private openEndpoint(): Promise<Endpoint> {
+  #openEndpoint(): Promise<Endpoint> {
     if (this.transport === 'leader') {
-      return loadLeaderHost(this.workerUrl).then((host) => host.endpoint(TAB_ID, this.deadEpochs, this.log));
+      return loadLeaderHost(this.workerUrl).then((host) => host.endpoint(TAB_ID, this.#deadEpochs, this.#log));
     }
     let worker: SharedWorker;
     try {
@@ -308,7 +323,7 @@ export class HubConnection {
       return Promise.reject(new ChatError(CODE.WORKER_GONE, `cannot start the tabchat worker ${this.workerUrl}: ${asChatError(err).message}`));
     }
     const proxy = Comlink.wrap<HubApi>(worker.port);
-    this.proxies.push(proxy);
+    this.#proxies.push(proxy);
     const failed = new Promise<never>((_, reject) => {
       worker.addEventListener('error', () =>
         reject(new ChatError(CODE.WORKER_GONE, `the tabchat worker ${this.workerUrl} could not be started (script failed to load or threw)`)));
@@ -318,92 +333,99 @@ export class HubConnection {
     return Promise.resolve({ api: proxy as unknown as HubApi, failed, close: () => worker.port.close() });
   }
 
-  private listen(): void {
-    if (this.channel) return;
-    this.channel = new BroadcastChannel(EVENTS_CHANNEL);
-    this.channel.onmessage = (event: MessageEvent) => this.channelOnMessage(event.data);
+  #listen(): void {
+    if (this.#channel) return;
+    this.#channel = new BroadcastChannel(EVENTS_CHANNEL);
+    this.#channel.onmessage = (event: MessageEvent) => this.#channelOnMessage(event.data);
   }
 
   /** Wait on the worker's life lock: granted means the worker is dead. */
-  private watchWorker(epoch: string, lockName: string): void {
+  #watchWorker(epoch: string, lockName: string): void {
     const manager = locks();
     if (!manager) return;
-    manager.request(lockName, { mode: 'shared' }, () => this.workerOnGone(epoch, 'its life lock was released'))
-      .catch((err: unknown) => this.log.warn('cannot watch the worker lock:', asChatError(err).message));
+    manager.request(lockName, { mode: 'shared' }, () => this.#workerOnGone(epoch, 'its life lock was released'))
+      .catch((err: unknown) => this.#log.warn('cannot watch the worker lock:', asChatError(err).message));
   }
 
-  private workerOnGone(epoch: string, why: string): void {
-    const state = this.state;
+  #workerOnGone(epoch: string, why: string): void {
+    const state = this.#state;
     if (state.name !== 'connected' || state.epoch !== epoch) return;
-    this.deadEpochs.add(epoch);
-    this.state = { name: 'idle' };
-    this.sync = null;
+    this.#deadEpochs.add(epoch);
+    this.#state = { name: 'idle' };
+    this.#sync = null;
     state.endpoint.close();
-    this.log.info(`tabchat hub ${epoch} went away (${why}); starting a new one`);
+    this.#log.info(`tabchat hub ${epoch} went away (${why}); starting a new one`);
     const error = new ChatError(CODE.WORKER_GONE, `the tabchat worker went away (${why})`);
-    for (const abort of [...this.pending]) abort(error);
-    const sessions = [...this.backends].filter((b) => b.hasSession());
+    for (const abort of [...this.#pending]) abort(error);
+    const sessions = [...this.#backends].filter((b) => b.hasSession());
     for (const backend of sessions) backend.workerDown();
-    if (sessions.length > 0) void this.takeOver(sessions);
+    if (sessions.length > 0) void this.#takeOver(sessions);
   }
 
   /** Offer the sessions to a new hub, within the server's resume window; a few attempts. */
-  private async takeOver(sessions: WorkerBackend[]): Promise<void> {
+  async #takeOver(sessions: WorkerBackend[]): Promise<void> {
     let last: ChatError | null = null;
     for (let attempt = 1; attempt <= TAKEOVER_ATTEMPTS; attempt++) {
       try {
-        await this.connect();
+        await this.#connect();
         return;
       } catch (err) {
         last = asChatError(err);
-        this.log.warn(`take-over attempt ${attempt} failed: ${last.code} ${last.message}`);
+        this.#log.warn(`take-over attempt ${attempt} failed: ${last.code} ${last.message}`);
         if (last.code === CODE.WORKER_VERSION_MISMATCH) break;
       }
     }
     if (!last) return;
-    this.log.error(`could not restore the sessions in a new tabchat hub: ${last.code} ${last.message}`);
+    this.#log.error(`could not restore the sessions in a new tabchat hub: ${last.code} ${last.message}`);
     for (const backend of sessions) backend.applyLost({ code: last.code, message: last.message, data: last.data });
   }
 
   /** Ask the worker again (new epoch, gap in the sequence): register is idempotent. */
-  private resync(why: string): void {
-    const state = this.state;
-    if (state.name !== 'connected' || this.sync) return;
-    this.log.debug(`resync: ${why}`);
-    const sync = this.beginSync();
+  #resync(why: string): void {
+    const state = this.#state;
+    if (state.name !== 'connected' || this.#sync) return;
+    this.#log.debug(`resync: ${why}`);
+    const sync = this.#beginSync();
     const epoch = state.epoch;
-    const offered = this.resumeList();
-    withTimeout(state.api.register({ tabId: TAB_ID, build: BUILD, hubVersion: HUB_VERSION, resume: offered }), REGISTER_TIMEOUT_MS, 'register')
+    const offered = this.#resumeList();
+    withTimeout(state.api.register(this.#registerRequest(offered)), REGISTER_TIMEOUT_MS, 'register')
       .then((reply) => {
         if (!reply.ok) throw fromErrorData(reply.error);
-        const now = this.state;
-        if (now.name !== 'connected' || now.epoch !== epoch || this.sync !== sync) return;
+        const now = this.#state;
+        if (now.name !== 'connected' || now.epoch !== epoch || this.#sync !== sync) return;
         if (reply.value.epoch !== epoch) {
           // Same port, new worker run (Safari re-runs a worker on its old ports).
-          this.state = { ...now, epoch: reply.value.epoch };
-          this.deadEpochs.add(epoch);
-          this.watchWorker(reply.value.epoch, reply.value.workerLock);
+          this.#state = { ...now, epoch: reply.value.epoch };
+          this.#deadEpochs.add(epoch);
+          this.#watchWorker(reply.value.epoch, reply.value.workerLock);
         }
-        this.endSync(sync, reply.value, offered);
+        this.#endSync(sync, reply.value, offered);
       })
       .catch((err: unknown) => {
-        this.endSync(sync);
-        this.log.warn('resync failed:', asChatError(err).message);
+        this.#endSync(sync);
+        this.#log.warn('resync failed:', asChatError(err).message);
       });
   }
 
-  private resumeList(): ChatResume[] {
+  /** `after`: where this tab's envelope stream stopped, so the snapshot brings the messages it missed. */
+  #registerRequest(resume: ChatResume[]): RegisterRequest {
+    const req: RegisterRequest = { tabId: TAB_ID, build: BUILD, hubVersion: HUB_VERSION, resume };
+    if (this.#lastEpoch !== null) req.after = { epoch: this.#lastEpoch, seq: this.#lastSeq };
+    return req;
+  }
+
+  #resumeList(): ChatResume[] {
     const list: ChatResume[] = [];
-    for (const backend of this.backends) {
+    for (const backend of this.#backends) {
       const resume = backend.resumeSpec();
       if (resume) list.push(resume);
     }
     return list;
   }
 
-  private beginSync(): Sync {
+  #beginSync(): Sync {
     const sync: Sync = { envelopes: [] };
-    this.sync = sync;
+    this.#sync = sync;
     return sync;
   }
 
@@ -413,54 +435,58 @@ export class HubConnection {
    * by their sequence number).
    * @param offered - the sessions this tab offered for take-over in the register that answered
    */
-  private endSync(sync: Sync, snapshot?: Snapshot, offered: ChatResume[] = []): void {
-    if (this.sync !== sync) return;
-    this.sync = null;
+  #endSync(sync: Sync, snapshot?: Snapshot, offered: ChatResume[] = []): void {
+    if (this.#sync !== sync) return;
+    this.#sync = null;
     if (!snapshot) return;
-    this.lastSeq = snapshot.seq;
+    this.#lastSeq = snapshot.seq;
+    this.#lastEpoch = snapshot.epoch;
+    // What the tab missed comes before the state it led to (messages before a kick).
+    for (const envelope of snapshot.messages) for (const backend of this.#backends) backend.applyEnvelope(envelope);
+    for (const key of snapshot.gaps) for (const backend of this.#backends) backend.applyGap(key);
     const offeredIds = new Set(offered.map((resume) => resume.chatId));
-    for (const backend of this.backends) {
+    for (const backend of this.#backends) {
       const chatId = backend.spec.chatId;
       backend.applySnapshot(snapshot.chats[chatId], snapshot.servers[backend.spec.server], offeredIds.has(chatId));
     }
-    for (const envelope of sync.envelopes) this.channelOnMessage(envelope);
+    for (const envelope of sync.envelopes) this.#channelOnMessage(envelope);
   }
 
   // ------------------------------------------------------------------ events
 
-  private channelOnMessage(data: unknown): void {
+  #channelOnMessage(data: unknown): void {
     if (!isEnvelope(data)) return;
-    if (this.sync) {
-      this.sync.envelopes.push(data);
+    if (this.#sync) {
+      this.#sync.envelopes.push(data);
       return;
     }
-    const state = this.state;
-    if (state.name !== 'connected' || this.deadEpochs.has(data.workerEpoch)) return;
+    const state = this.#state;
+    if (state.name !== 'connected' || this.#deadEpochs.has(data.workerEpoch)) return;
     if (data.workerEpoch !== state.epoch) {
-      this.resync(`envelope from worker epoch ${data.workerEpoch}`);
+      this.#resync(`envelope from worker epoch ${data.workerEpoch}`);
       return;
     }
-    if (data.seq <= this.lastSeq) return; // already reflected in the snapshot
-    if (data.seq > this.lastSeq + 1) {
-      this.resync(`sequence gap ${this.lastSeq} → ${data.seq}`);
+    if (data.seq <= this.#lastSeq) return; // already reflected in the snapshot
+    if (data.seq > this.#lastSeq + 1) {
+      this.#resync(`sequence gap ${this.#lastSeq} → ${data.seq}`);
       return;
     }
-    this.lastSeq = data.seq;
-    for (const backend of this.backends) backend.applyEnvelope(data);
+    this.#lastSeq = data.seq;
+    for (const backend of this.#backends) backend.applyEnvelope(data);
   }
 
-  private pageOnHide(event: PageTransitionEvent): void {
-    const state = this.state;
+  #pageOnHide(event: PageTransitionEvent): void {
+    const state = this.#state;
     if (event.persisted || state.name !== 'connected') return;
     // Best effort: the tab lock release tells the worker anyway, this only speeds it up.
     state.api.bye(TAB_ID).catch(() => {});
   }
 
-  private pageOnShow(event: PageTransitionEvent): void {
-    if (!event.persisted || this.state.name !== 'connected') return;
+  #pageOnShow(event: PageTransitionEvent): void {
+    if (!event.persisted || this.#state.name !== 'connected') return;
     reclaimTabLock()
-      .then(() => this.resync('back from the bfcache'))
-      .catch((err: unknown) => this.log.warn('pageshow resync failed:', asChatError(err).message));
+      .then(() => this.#resync('back from the bfcache'))
+      .catch((err: unknown) => this.#log.warn('pageshow resync failed:', asChatError(err).message));
   }
 }
 
@@ -473,45 +499,66 @@ interface Session {
   token: string;
   /** The chat's generation in the worker when this session began or was last confirmed. */
   generation: number;
+  /** The login reply's envelope position: envelopes of that epoch up to it predate the session. */
+  sinceEpoch: string;
+  sinceSeq: number;
+  /** Mailbox position of the last `messages` envelope applied (offered to a new worker). */
+  position?: number;
+  /** Ids of messages delivered and clientMsgIds sent by this chat, newest last (bounded). */
+  seen: Set<string>;
+}
+
+/** Remember an id, forgetting the oldest beyond {@link SEEN_LIMIT}. */
+function remember(seen: Set<string>, id: string): void {
+  seen.delete(id);
+  seen.add(id);
+  if (seen.size > SEEN_LIMIT) seen.delete(seen.values().next().value as string);
 }
 
 /** {@link ChatBackend} of one chat instance, carried by the SharedWorker. */
 export class WorkerBackend implements ChatBackend {
-  private events: BackendEvents | null = null;
-  private session: Session | null = null;
+  #events: BackendEvents | null = null;
+  #session: Session | null = null;
   /** Set while a login is in flight: envelopes for its instance wait here for the reply. */
-  private loginWait: { key: string; envelopes: Envelope[] } | null = null;
+  #loginWait: { key: string; envelopes: Envelope[] } | null = null;
   /** serverTime − Date.now(), ms. */
-  private clockOffset = 0;
-  private net: NetState = 'disconnected';
-  private destroyed = false;
+  #clockOffset = 0;
+  #net: NetState = 'disconnected';
+  #destroyed = false;
 
-  constructor(
-    private readonly hub: HubConnection,
-    readonly spec: ChatSpec,
-    private readonly log: Logger,
-  ) {}
+  readonly #hub: HubConnection;
+  readonly #log: Logger;
+  readonly #sendTimeoutMs: number;
+
+  constructor(hub: HubConnection, readonly spec: ChatSpec, log: Logger, sendTimeoutMs: number) {
+    this.#hub = hub;
+    this.#log = log;
+    this.#sendTimeoutMs = sendTimeoutMs;
+  }
 
   setEvents(events: BackendEvents): void {
-    this.events = events;
+    this.#events = events;
   }
 
   async login(params: { userID: string; userSig: string }): Promise<LoginResult> {
-    if (this.destroyed) throw new ChatError(CODE.DESTROYED);
+    if (this.#destroyed) throw new ChatError(CODE.DESTROYED);
     const key = instanceKey(this.spec, params.userID);
     const wait = { key, envelopes: [] as Envelope[] };
-    this.loginWait = wait;
+    this.#loginWait = wait;
     try {
-      const reply = await this.hub.call('login', LOGIN_TIMEOUT_MS, (api) => api.login(TAB_ID, this.spec, params));
-      this.session = {
+      const reply = await this.#hub.call('login', LOGIN_TIMEOUT_MS, (api) => api.login(TAB_ID, this.spec, params));
+      this.#session = {
         userID: params.userID,
         userSig: params.userSig,
         key,
         instId: reply.instId,
         token: reply.token,
         generation: reply.generation,
+        sinceEpoch: reply.epoch,
+        sinceSeq: reply.seq,
+        seen: new Set(),
       };
-      this.clockOffset = reply.serverTime - Date.now();
+      this.#clockOffset = reply.serverTime - Date.now();
       const late = wait.envelopes.filter((envelope) => envelope.seq > reply.seq);
       if (late.length > 0) {
         // After the chat has seen the login resolve (a kick between login and SDK_READY).
@@ -519,37 +566,58 @@ export class WorkerBackend implements ChatBackend {
       }
       return { instId: reply.instId, userID: reply.userID, serverTime: reply.serverTime, expireAt: reply.expireAt };
     } finally {
-      if (this.loginWait === wait) this.loginWait = null;
+      if (this.#loginWait === wait) this.#loginWait = null;
     }
   }
 
   async logout(): Promise<void> {
-    const session = this.session;
-    this.session = null;
+    const session = this.#session;
+    this.#session = null;
     if (!session) return;
     try {
-      await this.hub.call('logout', LOGOUT_TIMEOUT_MS, (api) => api.logout(TAB_ID, this.spec.chatId));
+      await this.#hub.call('logout', LOGOUT_TIMEOUT_MS, (api) => api.logout(TAB_ID, this.spec.chatId));
     } catch (err) {
       // Released locally; a dead or new worker does not hold the instance, the server
       // releases it when this tab's lock or the old socket goes.
-      this.log.info('logout not confirmed by the worker:', asChatError(err).message);
+      this.#log.info('logout not confirmed by the worker:', asChatError(err).message);
     }
   }
 
   getServerTime(): number {
-    return Date.now() + this.clockOffset;
+    return Date.now() + this.#clockOffset;
+  }
+
+  async sendText(message: OutgoingText): Promise<WireMessage> {
+    const session = this.#session;
+    if (!session) throw new ChatError(CODE.USER_NOT_LOGGED_IN, 'not logged in');
+    // Its echo on the messages stream (flow out) is not for this chat.
+    remember(session.seen, message.clientMsgId);
+    const deadline = Date.now() + this.#sendTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = Math.max(1, deadline - Date.now());
+      try {
+        return await this.#hub.call('sendText', remaining + COMMAND_TIMEOUT_MS, (api) => api.sendText(TAB_ID, this.spec.chatId, message, remaining));
+      } catch (err) {
+        const error = asChatError(err);
+        // The worker died, maybe holding the message in its durable outbox. The new worker
+        // took the session over; ask it again with the same clientMsgId: it waits for that
+        // message (or returns it, stored), and never stores a second one.
+        if (error.code !== CODE.WORKER_GONE || this.#session !== session || Date.now() >= deadline || attempt >= TAKEOVER_ATTEMPTS) throw error;
+        this.#log.info(`send of ${message.clientMsgId} continues in the new tabchat worker`);
+      }
+    }
   }
 
   async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    this.session = null;
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#session = null;
     try {
-      await this.hub.call('forget', LOGOUT_TIMEOUT_MS, (api) => api.forget(TAB_ID, this.spec.chatId));
+      await this.#hub.call('forget', LOGOUT_TIMEOUT_MS, (api) => api.forget(TAB_ID, this.spec.chatId));
     } catch (err) {
-      this.log.info('destroy not confirmed by the worker:', asChatError(err).message);
+      this.#log.info('destroy not confirmed by the worker:', asChatError(err).message);
     } finally {
-      this.hub.dropBackend(this);
+      this.#hub.dropBackend(this);
     }
   }
 
@@ -557,26 +625,28 @@ export class WorkerBackend implements ChatBackend {
 
   /** @internal */
   hasSession(): boolean {
-    return this.session !== null;
+    return this.#session !== null;
   }
 
   /** @internal what a new worker needs to take this chat over silently */
   resumeSpec(): ChatResume | null {
-    const session = this.session;
+    const session = this.#session;
     if (!session) return null;
-    return { ...this.spec, userID: session.userID, userSig: session.userSig, instId: session.instId, token: session.token };
+    const resume: ChatResume = { ...this.spec, userID: session.userID, userSig: session.userSig, instId: session.instId, token: session.token };
+    if (session.position !== undefined) resume.lastSeq = session.position;
+    return resume;
   }
 
   /** @internal the worker died; its replacement is being started */
   workerDown(): void {
-    this.setNet('connecting');
+    this.#setNet('connecting');
   }
 
   /** @internal the sessions could not be restored in a new worker */
   applyLost(error: ErrorData): void {
-    if (!this.session) return;
-    this.session = null;
-    this.events?.lost(error);
+    if (!this.#session) return;
+    this.#session = null;
+    this.#events?.lost(error);
   }
 
   /**
@@ -586,11 +656,11 @@ export class WorkerBackend implements ChatBackend {
    */
   applySnapshot(chat: ChatSnapshot | undefined, server: { net: NetState; serverTime: number } | undefined, offered: boolean): void {
     if (server) {
-      this.clockOffset = server.serverTime - Date.now();
-      if (this.session) this.setNet(server.net);
+      this.#clockOffset = server.serverTime - Date.now();
+      if (this.#session) this.#setNet(server.net);
     }
-    const session = this.session;
-    if (!session || this.loginWait) return;
+    const session = this.#session;
+    if (!session || this.#loginWait) return;
     if (chat && chat.generation < session.generation) return; // older than this session
     switch (chat?.phase) {
       case 'ready':
@@ -601,7 +671,7 @@ export class WorkerBackend implements ChatBackend {
         }
         return;
       case 'kicked':
-        this.applyKick(chat.kickType ?? 'multipleAccount');
+        this.#applyKick(chat.kickType ?? 'multipleAccount');
         return;
       case 'lost':
         this.applyLost(chat.error ?? { code: CODE.WORKER_GONE, message: 'the session was lost by the worker' });
@@ -617,18 +687,18 @@ export class WorkerBackend implements ChatBackend {
   /** @internal an envelope of the current worker, in sequence */
   applyEnvelope(envelope: Envelope): void {
     if (envelope.type === 'net') {
-      if (envelope.target === serverKey(this.spec.server) && (this.session || this.loginWait)) this.setNet(envelope.state);
+      if (envelope.target === serverKey(this.spec.server) && (this.#session || this.#loginWait)) this.#setNet(envelope.state);
       return;
     }
-    if (this.loginWait && this.loginWait.key === envelope.target) {
-      this.loginWait.envelopes.push(envelope);
+    if (this.#loginWait && this.#loginWait.key === envelope.target) {
+      this.#loginWait.envelopes.push(envelope);
       return;
     }
-    const session = this.session;
+    const session = this.#session;
     if (!session || session.key !== envelope.target) return;
     switch (envelope.type) {
       case 'kicked':
-        this.applyKick(envelope.kickType);
+        this.#applyKick(envelope.kickType);
         return;
       case 'lost':
         this.applyLost(envelope.error);
@@ -637,19 +707,44 @@ export class WorkerBackend implements ChatBackend {
         session.instId = envelope.instId;
         session.token = envelope.token;
         return;
+      case 'messages':
+        this.#applyMessages(session, envelope);
+        return;
     }
   }
 
-  private applyKick(type: KickType): void {
-    if (!this.session) return;
-    this.session = null;
-    this.events?.kicked(type);
+  /** @internal the worker's buffer could not supply every message envelope this tab missed for `key` */
+  applyGap(key: string): void {
+    if (this.#session?.key !== key) return;
+    const message = 'messages for this instance were dropped between the tabchat worker and this tab; they are in the server mailbox';
+    this.#log.warn(message);
+    this.#events?.error({ code: CODE.MESSAGES_MISSED, message });
   }
 
-  private setNet(state: NetState): void {
-    if (state === this.net) return;
-    this.net = state;
-    this.events?.netState(state);
+  /** Deliver each message once: not those predating the session, seen already, or sent by this chat. */
+  #applyMessages(session: Session, envelope: MessagesEnvelope): void {
+    if (envelope.workerEpoch === session.sinceEpoch && envelope.seq <= session.sinceSeq) return;
+    session.position = envelope.position;
+    const fresh: WireMessage[] = [];
+    for (const message of envelope.messages) {
+      const own = message.clientMsgId !== undefined && session.seen.has(message.clientMsgId);
+      if (own || session.seen.has(message.id)) continue;
+      remember(session.seen, message.id);
+      fresh.push(message);
+    }
+    if (fresh.length > 0) this.#events?.messages(fresh);
+  }
+
+  #applyKick(type: KickType): void {
+    if (!this.#session) return;
+    this.#session = null;
+    this.#events?.kicked(type);
+  }
+
+  #setNet(state: NetState): void {
+    if (state === this.#net) return;
+    this.#net = state;
+    this.#events?.netState(state);
   }
 }
 

@@ -6,8 +6,8 @@
  */
 import { CODE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
-import type { KickType } from '../protocol/frames.js';
-import type { ErrorData, Logger, NetState } from '../core/types.js';
+import type { KickType, WireMessage } from '../protocol/frames.js';
+import type { ErrorData, Logger, NetState, OutgoingText } from '../core/types.js';
 
 declare const __TABCHAT_VERSION__: string;
 declare const __TABCHAT_BUILD__: string;
@@ -117,6 +117,11 @@ export interface ChatResume extends ChatSpec {
   userSig: string;
   instId: number;
   token: string;
+  /**
+   * Mailbox position the tab has seen (from the last `messages` envelope it applied), so the
+   * new worker reads on from there: nothing delivered twice, nothing the tab missed skipped.
+   */
+  lastSeq?: number;
 }
 
 /**
@@ -167,6 +172,13 @@ export interface Snapshot {
   chats: Record<string, ChatSnapshot>;
   /** Per server URL: the socket's net state and the server clock (ms) as the worker knows it. */
   servers: Record<string, { net: NetState; serverTime: number }>;
+  /**
+   * `messages` envelopes of this epoch, after the `after` position of the register, for the
+   * instances of the tab's chats (from the worker's bounded per-instance buffer), in order.
+   */
+  messages: MessagesEnvelope[];
+  /** Instance keys whose buffer no longer reaches back to `after`: messages were lost for them. */
+  gaps: string[];
 }
 
 export interface RegisterRequest {
@@ -175,6 +187,12 @@ export interface RegisterRequest {
   hubVersion: number;
   /** Logged-in chats to take over silently (worker restart, new epoch, bfcache return). */
   resume: ChatResume[];
+  /**
+   * The last envelope the tab applied (a resync after a sequence gap): the snapshot then
+   * carries the `messages` envelopes it missed. Another epoch than the worker's: all of
+   * them (the tab was on a worker that died).
+   */
+  after?: { epoch: string; seq: number };
 }
 
 export interface LoginReply {
@@ -185,6 +203,8 @@ export interface LoginReply {
   expireAt: number;
   /** Envelope sequence number when the reply was made: envelopes up to it predate this login. */
   seq: number;
+  /** Worker run that made the reply (the epoch of {@link seq}). */
+  epoch: string;
   /** The chat's generation in the worker (see {@link ChatSnapshot.generation}). */
   generation: number;
 }
@@ -210,6 +230,12 @@ export interface HubApi {
   snapshot(tabId: string): Promise<Reply<Snapshot>>;
   login(tabId: string, spec: ChatSpec, params: { userID: string; userSig: string }): Promise<Reply<LoginReply>>;
   logout(tabId: string, chatId: string): Promise<Reply<null>>;
+  /**
+   * Send a C2C text message as the chat's instance (through the durable outbox); resolves
+   * with the stored message, rejects like `SessionEngineApi.send` (9022 after `timeoutMs`,
+   * the message staying queued).
+   */
+  sendText(tabId: string, chatId: string, message: OutgoingText, timeoutMs: number): Promise<Reply<WireMessage>>;
   /** The chat is destroyed: logs it out if needed and forgets it. */
   forget(tabId: string, chatId: string): Promise<Reply<null>>;
   /** Best-effort goodbye on `pagehide`: same as the tab's lock being released. */
@@ -251,9 +277,19 @@ export interface NetEnvelope extends EnvelopeBase {
   type: 'net';
   state: NetState;
 }
-export type Envelope = KickedEnvelope | LostEnvelope | RestoredEnvelope | NetEnvelope;
+/**
+ * Messages for the instance, in mailbox order, each once: what the engine reports, own
+ * sends included (a chat drops those it sent itself, by `clientMsgId`).
+ */
+export interface MessagesEnvelope extends EnvelopeBase {
+  type: 'messages';
+  messages: WireMessage[];
+  /** The instance's mailbox position after these messages (see {@link ChatResume.lastSeq}). */
+  position: number;
+}
+export type Envelope = KickedEnvelope | LostEnvelope | RestoredEnvelope | NetEnvelope | MessagesEnvelope;
 
-const ENVELOPE_TYPES: ReadonlySet<string> = new Set(['kicked', 'lost', 'restored', 'net']);
+const ENVELOPE_TYPES: ReadonlySet<string> = new Set(['kicked', 'lost', 'restored', 'net', 'messages']);
 
 /** Runtime guard for envelopes read from the channel (another build may share the origin). */
 export function isEnvelope(value: unknown): value is Envelope {

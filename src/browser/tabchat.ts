@@ -27,7 +27,15 @@ export interface BrowserCreateOptions {
    * Web Locks. `'shared-worker'`, `'leader'`: force one.
    */
   transport?: 'auto' | 'shared-worker' | 'leader';
+  /**
+   * How long `sendMessage()` waits for the server's acknowledgement before it rejects with
+   * 9022 (the message stays queued in the worker's outbox and is still sent). Default 30 000 ms.
+   */
+  sendTimeoutMs?: number;
 }
+
+/** Default of {@link BrowserCreateOptions.sendTimeoutMs} (the engine's default). */
+const DEFAULT_SEND_TIMEOUT_MS = 30_000;
 
 /**
  * URL of the script that defined this module, captured at load: `document.currentScript`
@@ -135,11 +143,12 @@ function create(options: BrowserCreateOptions): Chat | null {
   }
   const existing = instances.get(sdkAppId);
   if (existing) return existing;
-  const { tabs = 'separate' } = options;
+  const { tabs = 'separate', sendTimeoutMs = DEFAULT_SEND_TIMEOUT_MS } = options;
   if (tabs !== 'separate' && tabs !== 'shared') throw paramsError();
+  if (typeof sendTimeoutMs !== 'number' || !(sendTimeoutMs > 0) || sendTimeoutMs === Infinity) throw paramsError();
   const server = resolveServer(options.server);
   const workerUrl = resolveWorkerUrl(options.workerUrl);
-  const backend = hubFor(workerUrl, resolveTransport(options.transport)).createBackend(server, sdkAppId, tabs);
+  const backend = hubFor(workerUrl, resolveTransport(options.transport)).createBackend(server, sdkAppId, tabs, sendTimeoutMs);
   const chat: Chat = new Chat(backend, {
     logger,
     onDestroy: () => {

@@ -23,6 +23,11 @@ export interface BackendEvents {
    * instance sent itself. Emitted as MESSAGE_RECEIVED.
    */
   messages(list: WireMessage[]): void;
+  /**
+   * A problem the application should hear about although no call failed (emitted as
+   * ERROR), e.g. 9025 when a tab could not get messages the worker delivered.
+   */
+  error(error: ErrorData): void;
 }
 
 export interface ChatBackend {
@@ -40,9 +45,6 @@ export interface ChatBackend {
    * (flow `out`) once the server has stored it, with the semantics and codes of
    * `SessionEngineApi.send` (9022 after the send timeout while the message stays queued;
    * 9023 dropped; 9021/9020/80002 invalid; 2024 not logged in).
-   *
-   * Optional only until every backend implements it: without it `sendMessage()` rejects
-   * with 2100.
    */
-  sendText?(message: OutgoingText): Promise<WireMessage>;
+  sendText(message: OutgoingText): Promise<WireMessage>;
 }

@@ -8,7 +8,7 @@
  * method itself.
  */
 import { textMessageError, type KickType, type WireMessage } from '../protocol/frames.js';
-import { CODE, codeText } from '../protocol/codes.js';
+import { CODE, clientCodeText } from '../protocol/codes.js';
 import { ChatError, KICK_REASON_CODE, asChatError } from '../core/errors.js';
 import { isLogLevel, type LeveledLogger } from '../core/log.js';
 import { newClientMsgId } from '../core/outbox.js';
@@ -78,7 +78,7 @@ export interface ChatOptions {
 }
 
 /**
- * API state of one chat instance; written only by {@link Chat.transition}.
+ * API state of one chat instance; written only by `Chat#transition`.
  * `reason` is the not-ready reason a gated call is refused with.
  */
 type ApiState =
@@ -115,30 +115,31 @@ function sendFailure(message: Message, code: number, text: string, data: Record<
 
 /** One chat instance. Create it with `TabChat.create()`, not with `new`. */
 export class Chat {
-  private state: ApiState = { name: 'loggedOut', reason: CODE.USER_NOT_LOGGED_IN };
+  #state: ApiState = { name: 'loggedOut', reason: CODE.USER_NOT_LOGGED_IN };
   /** Last network state announced with NET_STATE_CHANGE. */
-  private netState: NetState = 'disconnected';
-  private readonly backend: ChatBackend;
-  private readonly emitter: Emitter;
-  private readonly log: LeveledLogger;
-  private readonly onDestroy: (() => void) | undefined;
+  #netState: NetState = 'disconnected';
+  readonly #backend: ChatBackend;
+  readonly #emitter: Emitter;
+  readonly #log: LeveledLogger;
+  readonly #onDestroy: (() => void) | undefined;
   /** Messages that arrived between the login and SDK_READY; emitted right after SDK_READY. */
-  private early: Message[] = [];
+  #early: Message[] = [];
 
   /**
    * @param backend - carries the session; this object calls `setEvents` on it
    * @param options - logger and destroy hook
    */
   constructor(backend: ChatBackend, options: ChatOptions) {
-    this.backend = backend;
-    this.log = options.logger;
-    this.onDestroy = options.onDestroy;
-    this.emitter = new Emitter(this.log);
+    this.#backend = backend;
+    this.#log = options.logger;
+    this.#onDestroy = options.onDestroy;
+    this.#emitter = new Emitter(this.#log);
     const events: BackendEvents = {
-      kicked: (type) => this.backendOnKicked(type),
-      lost: (error) => this.backendOnLost(error),
-      netState: (state) => this.backendOnNetState(state),
-      messages: (list) => this.backendOnMessages(list),
+      kicked: (type) => this.#backendOnKicked(type),
+      lost: (error) => this.#backendOnLost(error),
+      netState: (state) => this.#backendOnNetState(state),
+      messages: (list) => this.#backendOnMessages(list),
+      error: (error) => this.#emitter.emit(EVENT.ERROR, { code: error.code, message: error.message }),
     };
     backend.setEvents(events);
   }
@@ -156,7 +157,7 @@ export class Chat {
     if (typeof options !== 'object' || options === null) throw paramsError();
     const { userID, userSig } = options;
     if (!isNonEmptyString(userID) || !isNonEmptyString(userSig)) throw paramsError();
-    const state = this.state;
+    const state = this.#state;
     switch (state.name) {
       case 'destroyed':
         return Promise.reject(new ChatError(CODE.DESTROYED));
@@ -167,11 +168,11 @@ export class Chat {
       case 'loggedIn':
       case 'ready': {
         const errorInfo = `${state.userID} is already logged in on this instance; the repeated login was ignored`;
-        this.log.warn(errorInfo);
+        this.#log.warn(errorInfo);
         return Promise.resolve({ code: 0, data: { actionStatus: 'OK', errorCode: 0, errorInfo, repeatLogin: true } });
       }
       case 'loggedOut':
-        return this.startLogin(userID, userSig);
+        return this.#startLogin(userID, userSig);
     }
   }
 
@@ -181,29 +182,29 @@ export class Chat {
    * Rejects 2024 when not logged in (no events).
    */
   logout(): Promise<ChatResponse<Record<string, never>>> {
-    const state = this.state;
+    const state = this.#state;
     if (state.name === 'loggingOut') return state.done.then(() => ({ code: 0, data: {} }));
     if (state.name !== 'loggedIn' && state.name !== 'ready') {
       return Promise.reject(new ChatError(CODE.USER_NOT_LOGGED_IN));
     }
     // The backend call starts after the transition, so nothing it reports precedes it.
     const done = Promise.resolve()
-      .then(() => this.backend.logout())
-      .catch((err: unknown) => this.log.warn('logout was not confirmed by the server:', asChatError(err).message))
-      .then(() => this.finishLogout());
-    this.transition({ name: 'loggingOut', reason: CODE.LOGGED_OUT, userID: state.userID, done });
+      .then(() => this.#backend.logout())
+      .catch((err: unknown) => this.#log.warn('logout was not confirmed by the server:', asChatError(err).message))
+      .then(() => this.#finishLogout());
+    this.#transition({ name: 'loggingOut', reason: CODE.LOGGED_OUT, userID: state.userID, done });
     return done.then(() => ({ code: 0, data: {} }));
   }
 
   /** The logged-in userID, or `''`. */
   getLoginUser(): string {
-    const state = this.state;
+    const state = this.#state;
     return state.name === 'loggedIn' || state.name === 'ready' || state.name === 'loggingOut' ? state.userID : '';
   }
 
   /** True between SDK_READY and SDK_NOT_READY. */
   isReady(): boolean {
-    return this.state.name === 'ready';
+    return this.#state.name === 'ready';
   }
 
   /**
@@ -211,9 +212,9 @@ export class Chat {
    * Promise (code = not-ready reason) and emits ERROR, like the reference SDK.
    */
   getServerTime(): number {
-    const refused = this.gate('getServerTime');
+    const refused = this.#gate('getServerTime');
     if (refused) return refused as unknown as number;
-    return this.backend.getServerTime();
+    return this.#backend.getServerTime();
   }
 
   /**
@@ -222,7 +223,7 @@ export class Chat {
    * cleans up all the same. The instance cannot log in again afterwards (9011).
    */
   destroy(): Promise<ChatResponse<Record<string, never>>> {
-    return this.logout().finally(() => this.release());
+    return this.logout().finally(() => this.#release());
   }
 
   /**
@@ -232,7 +233,7 @@ export class Chat {
    */
   on<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
     validateHandlerArgs(eventName, handler);
-    this.emitter.on(eventName, handler, context, false);
+    this.#emitter.on(eventName, handler, context, false);
   }
 
   /**
@@ -242,7 +243,7 @@ export class Chat {
    */
   off<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
     validateHandlerArgs(eventName, handler);
-    this.emitter.off(eventName, handler, context);
+    this.#emitter.off(eventName, handler, context);
   }
 
   /**
@@ -251,10 +252,10 @@ export class Chat {
    * @throws Error('Params validate failed.') on a non-string name or non-function handler (when ready)
    */
   once<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
-    const refused = this.gate('once');
+    const refused = this.#gate('once');
     if (refused) return refused as unknown as void;
     validateHandlerArgs(eventName, handler);
-    this.emitter.on(eventName, handler, context, true);
+    this.#emitter.on(eventName, handler, context, true);
   }
 
   /**
@@ -265,7 +266,7 @@ export class Chat {
    *   `conversationType` not a non-empty string, or `payload.text` not a string
    */
   createTextMessage(options: TextMessageOptions): Message {
-    const refused = this.gate('createTextMessage');
+    const refused = this.#gate('createTextMessage');
     if (refused) return refused as unknown as Message;
     if (!isRecord(options)) throw paramsError();
     const { to, conversationType, payload } = options;
@@ -278,7 +279,7 @@ export class Chat {
       to,
       conversationType,
       text: payload.text,
-      serverTime: this.backend.getServerTime(),
+      serverTime: this.#backend.getServerTime(),
     });
   }
 
@@ -296,20 +297,18 @@ export class Chat {
    * instance gets no MESSAGE_RECEIVED for its own message; the user's other instances do.
    */
   sendMessage(message: Message, _options?: unknown): Promise<ChatResponse<SendMessageData>> {
-    const refused = this.gate('sendMessage');
+    const refused = this.#gate('sendMessage');
     if (refused) return refused;
     if (!(message instanceof Message)) return Promise.reject(new ChatError(CODE.MSG_INSTANCE_REQUIRED));
     if (message.conversationType !== TYPES.CONV_C2C) {
-      return Promise.reject(sendFailure(message, CODE.MSG_INVALID_CONV_TYPE, codeText(CODE.MSG_INVALID_CONV_TYPE)));
+      return Promise.reject(sendFailure(message, CODE.MSG_INVALID_CONV_TYPE, clientCodeText(CODE.MSG_INVALID_CONV_TYPE)));
     }
     const invalid = textMessageError(message.to, message.payload.text);
     if (invalid) return Promise.reject(sendFailure(message, invalid.code, invalid.message));
-    const sendText = this.backend.sendText?.bind(this.backend);
-    if (!sendText) return Promise.reject(sendFailure(message, CODE.MSG_SEND_FAIL, 'this build cannot send messages through its worker yet'));
     message.isResend = message.status === 'fail';
     message.status = 'unSend';
     message.from = this.getLoginUser();
-    return sendText({ clientMsgId: message.clientMsgId, to: message.to, text: message.payload.text }).then(
+    return this.#backend.sendText({ clientMsgId: message.clientMsgId, to: message.to, text: message.payload.text }).then(
       (wire) => {
         message.markSent(wire);
         return { code: 0 as const, data: { message } };
@@ -327,18 +326,18 @@ export class Chat {
    */
   setLogLevel(level: number): void {
     if (!isLogLevel(level)) throw paramsError();
-    this.log.level = level;
+    this.#log.level = level;
   }
 
   // ------------------------------------------------------------------ internals
 
   /** The only writer of {@link state}. */
-  private transition(next: ApiState): void {
-    const old = this.state;
+  #transition(next: ApiState): void {
+    const old = this.#state;
     if (old.name === 'loggedIn' && next.name !== 'loggedIn') clearTimeout(old.readyTimer);
-    if (next.name !== 'loggingIn' && next.name !== 'loggedIn' && next.name !== 'ready') this.early = [];
-    this.state = next;
-    this.log.debug(`api state ${old.name} → ${next.name}`);
+    if (next.name !== 'loggingIn' && next.name !== 'loggedIn' && next.name !== 'ready') this.#early = [];
+    this.#state = next;
+    this.#log.debug(`api state ${old.name} → ${next.name}`);
   }
 
   /**
@@ -346,79 +345,79 @@ export class Chat {
    * the current reason as code and `"<reason text> | <api> | SDK not ready"` as message;
    * emits ERROR with the same `{code, message}`.
    */
-  private gate(api: string): Promise<never> | null {
-    const state = this.state;
+  #gate(api: string): Promise<never> | null {
+    const state = this.#state;
     if (state.name === 'ready') return null;
     const code = state.reason;
-    const message = `${codeText(code)} | ${api} | ${codeText(CODE.SDK_IS_NOT_READY)}`;
-    this.emitter.emit(EVENT.ERROR, { code, message });
+    const message = `${clientCodeText(code)} | ${api} | ${clientCodeText(CODE.SDK_IS_NOT_READY)}`;
+    this.#emitter.emit(EVENT.ERROR, { code, message });
     return Promise.reject(new ChatError(code, message));
   }
 
-  private async startLogin(userID: string, userSig: string): Promise<ChatResponse<LoginResponseData>> {
-    this.transition({ name: 'loggingIn', reason: CODE.LOGGING_IN });
+  async #startLogin(userID: string, userSig: string): Promise<ChatResponse<LoginResponseData>> {
+    this.#transition({ name: 'loggingIn', reason: CODE.LOGGING_IN });
     let result: LoginResult;
     try {
-      result = await this.backend.login({ userID, userSig });
+      result = await this.#backend.login({ userID, userSig });
     } catch (err) {
-      if (this.state.name === 'loggingIn') this.transition({ name: 'loggedOut', reason: CODE.LOGIN_FAILED });
+      if (this.#state.name === 'loggingIn') this.#transition({ name: 'loggedOut', reason: CODE.LOGIN_FAILED });
       throw asChatError(err);
     }
-    if (this.state.name !== 'loggingIn') {
+    if (this.#state.name !== 'loggingIn') {
       // Destroyed while the login was in flight.
-      await this.backend.logout();
+      await this.#backend.logout();
       throw new ChatError(CODE.DESTROYED);
     }
-    const readyTimer = setTimeout(() => this.becomeReady(), 1);
-    this.transition({ name: 'loggedIn', reason: CODE.LOGGING_IN, userID: result.userID, readyTimer });
+    const readyTimer = setTimeout(() => this.#becomeReady(), 1);
+    this.#transition({ name: 'loggedIn', reason: CODE.LOGGING_IN, userID: result.userID, readyTimer });
     return { code: 0, data: { actionStatus: 'OK', errorCode: 0, errorInfo: '', instanceID: result.instId } };
   }
 
-  private becomeReady(): void {
-    const state = this.state;
+  #becomeReady(): void {
+    const state = this.#state;
     if (state.name !== 'loggedIn') return;
-    this.transition({ name: 'ready', userID: state.userID });
-    this.emitter.emit(EVENT.SDK_READY);
-    const early = this.early;
-    this.early = [];
-    if (early.length > 0 && this.state.name === 'ready') this.emitter.emit(EVENT.MESSAGE_RECEIVED, early);
+    this.#transition({ name: 'ready', userID: state.userID });
+    this.#emitter.emit(EVENT.SDK_READY);
+    const early = this.#early;
+    this.#early = [];
+    if (early.length > 0 && this.#state.name === 'ready') this.#emitter.emit(EVENT.MESSAGE_RECEIVED, early);
   }
 
-  private finishLogout(): void {
-    if (this.state.name !== 'loggingOut') return;
-    this.transition({ name: 'loggedOut', reason: CODE.LOGGED_OUT });
-    this.emitter.emit(EVENT.SDK_NOT_READY);
+  #finishLogout(): void {
+    if (this.#state.name !== 'loggingOut') return;
+    this.#transition({ name: 'loggedOut', reason: CODE.LOGGED_OUT });
+    this.#emitter.emit(EVENT.SDK_NOT_READY);
   }
 
-  private async release(): Promise<void> {
-    const state = this.state;
+  async #release(): Promise<void> {
+    const state = this.#state;
     if (state.name === 'destroyed') return;
-    this.transition({ name: 'destroyed', reason: state.name === 'loggedOut' ? state.reason : CODE.LOGGED_OUT });
+    this.#transition({ name: 'destroyed', reason: state.name === 'loggedOut' ? state.reason : CODE.LOGGED_OUT });
     try {
-      await this.backend.destroy();
+      await this.#backend.destroy();
     } catch (err) {
-      this.log.warn('destroy: the backend did not release cleanly:', asChatError(err).message);
+      this.#log.warn('destroy: the backend did not release cleanly:', asChatError(err).message);
     }
-    this.emitter.removeAll();
-    this.onDestroy?.();
+    this.#emitter.removeAll();
+    this.#onDestroy?.();
   }
 
-  private isLoggedIn(): boolean {
-    return this.state.name === 'loggedIn' || this.state.name === 'ready';
+  #isLoggedIn(): boolean {
+    return this.#state.name === 'loggedIn' || this.#state.name === 'ready';
   }
 
-  private backendOnKicked(type: KickType): void {
-    if (!this.isLoggedIn()) return;
-    this.transition({ name: 'loggedOut', reason: KICK_REASON_CODE[type] });
-    this.emitter.emit(EVENT.KICKED_OUT, { type });
-    this.emitter.emit(EVENT.SDK_NOT_READY);
+  #backendOnKicked(type: KickType): void {
+    if (!this.#isLoggedIn()) return;
+    this.#transition({ name: 'loggedOut', reason: KICK_REASON_CODE[type] });
+    this.#emitter.emit(EVENT.KICKED_OUT, { type });
+    this.#emitter.emit(EVENT.SDK_NOT_READY);
   }
 
-  private backendOnLost(error: ErrorData): void {
-    if (!this.isLoggedIn()) return;
-    this.transition({ name: 'loggedOut', reason: CODE.LOGIN_FAILED });
-    this.emitter.emit(EVENT.ERROR, { code: error.code, message: error.message });
-    this.emitter.emit(EVENT.SDK_NOT_READY);
+  #backendOnLost(error: ErrorData): void {
+    if (!this.#isLoggedIn()) return;
+    this.#transition({ name: 'loggedOut', reason: CODE.LOGIN_FAILED });
+    this.#emitter.emit(EVENT.ERROR, { code: error.code, message: error.message });
+    this.#emitter.emit(EVENT.SDK_NOT_READY);
   }
 
   /**
@@ -426,25 +425,25 @@ export class Chat {
    * acknowledged them); held from login to SDK_READY; dropped otherwise (no backend reports
    * messages after its instance ended).
    */
-  private backendOnMessages(list: WireMessage[]): void {
+  #backendOnMessages(list: WireMessage[]): void {
     const messages = list.map((wire) => Message.fromWire(wire));
-    switch (this.state.name) {
+    switch (this.#state.name) {
       case 'ready':
       case 'loggingOut':
-        this.emitter.emit(EVENT.MESSAGE_RECEIVED, messages);
+        this.#emitter.emit(EVENT.MESSAGE_RECEIVED, messages);
         return;
       case 'loggingIn':
       case 'loggedIn':
-        this.early.push(...messages);
+        this.#early.push(...messages);
         return;
       default:
-        this.log.debug(`${messages.length} message(s) dropped: not logged in (state ${this.state.name})`);
+        this.#log.debug(`${messages.length} message(s) dropped: not logged in (state ${this.#state.name})`);
     }
   }
 
-  private backendOnNetState(state: NetState): void {
-    if (state === this.netState) return;
-    this.netState = state;
-    this.emitter.emit(EVENT.NET_STATE_CHANGE, { state });
+  #backendOnNetState(state: NetState): void {
+    if (state === this.#netState) return;
+    this.#netState = state;
+    this.#emitter.emit(EVENT.NET_STATE_CHANGE, { state });
   }
 }

@@ -22,53 +22,53 @@ interface Registration {
 }
 
 export class Emitter {
-  private readonly registrations = new Map<string, Registration[]>();
-  private readonly log: Logger;
+  readonly #registrations = new Map<string, Registration[]>();
+  readonly #log: Logger;
 
   constructor(log: Logger) {
-    this.log = log;
+    this.#log = log;
   }
 
   on(name: string, handler: ChatEventHandler<never>, context: unknown, once: boolean): void {
-    const list = this.registrations.get(name) ?? [];
+    const list = this.#registrations.get(name) ?? [];
     list.push({ handler, context, once });
-    this.registrations.set(name, list);
+    this.#registrations.set(name, list);
   }
 
   /** Remove every registration of `handler` (restricted to `context` when given). */
   off(name: string, handler: ChatEventHandler<never>, context?: unknown): void {
-    const list = this.registrations.get(name) ?? [];
+    const list = this.#registrations.get(name) ?? [];
     const kept = list.filter((r) => r.handler !== handler || (context !== undefined && r.context !== context));
     if (kept.length === list.length) {
-      this.log.warn(`off(${JSON.stringify(name)}): handler was not registered`);
+      this.#log.warn(`off(${JSON.stringify(name)}): handler was not registered`);
       return;
     }
-    if (kept.length > 0) this.registrations.set(name, kept);
-    else this.registrations.delete(name);
+    if (kept.length > 0) this.#registrations.set(name, kept);
+    else this.#registrations.delete(name);
   }
 
   emit(name: string, data?: unknown): void {
-    const list = this.registrations.get(name);
+    const list = this.#registrations.get(name);
     if (!list) return;
     for (const registration of [...list]) {
-      if (registration.once) this.remove(name, registration);
+      if (registration.once) this.#remove(name, registration);
       try {
         (registration.handler as ChatEventHandler).call(registration.context, { name, data });
       } catch (err) {
-        this.log.error(`CallbackError in a ${JSON.stringify(name)} handler:`, err);
+        this.#log.error(`CallbackError in a ${JSON.stringify(name)} handler:`, err);
       }
     }
   }
 
   removeAll(): void {
-    this.registrations.clear();
+    this.#registrations.clear();
   }
 
-  private remove(name: string, registration: Registration): void {
-    const list = this.registrations.get(name);
+  #remove(name: string, registration: Registration): void {
+    const list = this.#registrations.get(name);
     if (!list) return;
     const kept = list.filter((r) => r !== registration);
-    if (kept.length > 0) this.registrations.set(name, kept);
-    else this.registrations.delete(name);
+    if (kept.length > 0) this.#registrations.set(name, kept);
+    else this.#registrations.delete(name);
   }
 }

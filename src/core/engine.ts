@@ -93,7 +93,8 @@ const CLOSE_MESSAGE_TOO_BIG = 1009;
 /**
  * Send failures that are worth another try (on the next connection, or after a delay);
  * any other code fails the send for good. 2024/9004: the server does not see the instance
- * on this connection yet (a restore is under way).
+ * on this connection yet (a restore is under way). 9030/9031: the cluster engine or the
+ * store is down for a while; the same clientMsgId is sent again until the send timeout.
  */
 const RETRYABLE_SEND_CODES: ReadonlySet<number> = new Set([
   CODE.NETWORK_ERROR,
@@ -104,6 +105,8 @@ const RETRYABLE_SEND_CODES: ReadonlySet<number> = new Set([
   CODE.FRAME_RATE_LIMITED,
   CODE.SERVER_SHUTTING_DOWN,
   CODE.SERVER_INTERNAL,
+  CODE.ENGINE_UNAVAILABLE,
+  CODE.STORE_UNAVAILABLE,
 ]);
 
 /** `WebSocket.OPEN` (the constant is not on every injected constructor). */
@@ -198,8 +201,11 @@ class Instance implements SessionHandle {
   ackTimer: Timer | undefined;
   /** Messages sent by this instance, oldest first, until the server acknowledges them. */
   readonly queue: QueuedSend[] = [];
-  /** This instance's own acknowledged sends beyond lastSeq: seq → message id (never reported as received). */
-  readonly own = new Map<number, string>();
+  /**
+   * This instance's own acknowledged sends beyond lastSeq: seq → the stored message (never
+   * reported as received, unless the host asked for them with `reportOwn`).
+   */
+  readonly own = new Map<number, WireMessage>();
   /** Pushed messages beyond lastSeq + 1, or that came while a sync ran: applied in order once the gap is filled. */
   readonly buffered = new Map<number, WireMessage>();
 
@@ -343,12 +349,14 @@ export class SessionEngine implements SessionEngineApi {
     });
   }
 
-  async logout(handle: SessionHandle): Promise<void> {
+  async logout(handle: SessionHandle, options: { keepQueued?: boolean } = {}): Promise<void> {
     if (!(handle instanceof Instance) || !this.owns(handle)) return;
     // The position goes to the server first, so the user's next login starts after it.
     this.ackNow(handle);
     this.instances.delete(handle.instId);
-    this.dropMessageState(handle, new ChatError(CODE.MSG_CANCELLED, 'logged out before the server stored the message', { cause: CODE.LOGGED_OUT }));
+    const keep = options.keepQueued === true;
+    const why = keep ? 'logged out before the server stored the message; it stays in the outbox for the next instance of the user' : 'logged out before the server stored the message';
+    this.dropMessageState(handle, new ChatError(CODE.MSG_CANCELLED, why, { cause: CODE.LOGGED_OUT }), !keep);
     try {
       // A restoring instance is logged out when its resume answers (see restore);
       // a detached one is released by the server when the resume window ends.
@@ -773,9 +781,11 @@ export class SessionEngine implements SessionEngineApi {
     this.log.info(relogin ? `instance logged in again as ${data.instId} (resume window passed)` : `instance ${data.instId} resumed`);
     this.safely(() => instance.events.onRestored?.({ instId: instance.instId, relogin }));
     if (!this.owns(instance)) return;
-    // Catch up on what arrived while we were away, and send what waited.
+    // Catch up on what arrived while we were away, and send what waited (including what an
+    // instance of the user that left meanwhile kept in the outbox).
     this.startSync(instance);
     this.flush();
+    void this.adoptOutbox(instance);
   }
 
   private async loginRequest(params: LoginParams, timeoutMs?: number): Promise<LoginResultData> {
@@ -918,6 +928,7 @@ export class SessionEngine implements SessionEngineApi {
         if (!isWireMessage(message)) throw new ChatError(CODE.UNCAUGHT_ERROR, 'malformed send result from the server');
         item.inFlight = false;
         if (instance.queue.includes(item)) this.completeSend(instance, item, message);
+        else if (!this.isQueued(entry.clientMsgId)) this.outboxDelete(entry.clientMsgId); // stored after its instance left
         if (this.owns(instance)) this.noteOwn(instance, message);
       })
       .catch((err: unknown) => this.sendFailed(instance, item, asChatError(err)));
@@ -996,7 +1007,18 @@ export class SessionEngine implements SessionEngineApi {
     this.failSend(instance, item, new ChatError(CODE.MSG_TOO_LONG, `the server closed the connection on a ${item.frameBytes}-byte frame (1009): the message is too big for it`));
   }
 
-  /** Queue the user's outbox entries no queue of this engine holds (left by an earlier engine), oldest first. */
+  /** Whether a queue of this engine holds the message. */
+  private isQueued(clientMsgId: string): boolean {
+    for (const instance of this.instances.values()) {
+      if (instance.queue.some((item) => item.entry.clientMsgId === clientMsgId)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Queue the user's outbox entries no queue of this engine holds (left by an earlier engine,
+   * or by an instance of the user that logged out with `keepQueued`), oldest first.
+   */
   private async adoptOutbox(instance: Instance): Promise<void> {
     let entries: OutboxEntry[];
     try {
@@ -1135,25 +1157,26 @@ export class SessionEngine implements SessionEngineApi {
    */
   private apply(instance: Instance, messages: WireMessage[]): void {
     const fresh: WireMessage[] = [];
+    const ownOut = instance.events.reportOwn === true ? fresh : undefined;
     for (const message of messages) {
-      this.advanceOverOwn(instance);
+      this.advanceOverOwn(instance, ownOut);
       const last = instance.lastSeq ?? 0;
       if (message.seq <= last) continue;
       if (message.seq !== last + 1) this.log.warn(`mailbox of instance ${instance.instId} jumps from seq ${last} to ${message.seq}`);
       instance.lastSeq = message.seq;
-      if (!this.isOwn(instance, message)) fresh.push(message);
+      if (!this.isOwn(instance, message) || ownOut) fresh.push(message);
     }
-    this.advanceOverOwn(instance);
+    this.advanceOverOwn(instance, ownOut);
     if (fresh.length > 0) this.safely(() => instance.events.onMessages?.(fresh));
     this.scheduleAck(instance);
   }
 
   /** Whether a mailbox message is one this instance sent (settling its queued send if it was still waiting). */
   private isOwn(instance: Instance, message: WireMessage): boolean {
-    const ownId = instance.own.get(message.seq);
-    if (ownId !== undefined) {
+    const own = instance.own.get(message.seq);
+    if (own !== undefined) {
       instance.own.delete(message.seq);
-      if (ownId === message.id) return true;
+      if (own.id === message.id) return true;
     }
     if (message.flow !== 'out' || message.clientMsgId === undefined) return false;
     const item = instance.queue.find((q) => q.entry.clientMsgId === message.clientMsgId);
@@ -1163,12 +1186,13 @@ export class SessionEngine implements SessionEngineApi {
     return true;
   }
 
-  /** Own sends fill their seqs: move the position over them. */
-  private advanceOverOwn(instance: Instance): void {
+  /** Own sends fill their seqs: move the position over them (collecting them in `report`, when given). */
+  private advanceOverOwn(instance: Instance, report?: WireMessage[]): void {
     if (instance.lastSeq === null || instance.own.size === 0) return;
-    while (instance.own.has(instance.lastSeq + 1)) {
-      instance.own.delete(instance.lastSeq + 1);
-      instance.lastSeq++;
+    for (let own = instance.own.get(instance.lastSeq + 1); own !== undefined; own = instance.own.get(instance.lastSeq + 1)) {
+      instance.own.delete(own.seq);
+      instance.lastSeq = own.seq;
+      report?.push(own);
     }
     for (const seq of instance.own.keys()) if (seq <= instance.lastSeq) instance.own.delete(seq);
   }
@@ -1178,12 +1202,11 @@ export class SessionEngine implements SessionEngineApi {
     if (!instance.events.onMessages) return; // this instance does not track its mailbox
     const last = instance.lastSeq;
     if (last !== null && message.seq <= last) return;
-    instance.own.set(message.seq, message.id);
+    instance.own.set(message.seq, message);
     if (last === null || instance.syncing) return; // the running sync accounts for it
     if (message.seq === last + 1) {
-      this.advanceOverOwn(instance);
+      this.apply(instance, []); // moves over it (and reports it with `reportOwn`)
       this.applyBuffered(instance);
-      this.scheduleAck(instance);
       return;
     }
     this.startSync(instance); // messages between lastSeq and this seq did not reach us

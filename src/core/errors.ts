@@ -3,7 +3,7 @@
  * (comlink, BroadcastChannel): `toErrorData()` before sending, `fromErrorData()` on arrival,
  * so `instanceof ChatError` and `.code` work on both sides.
  */
-import { CODE, codeText } from '../protocol/codes.js';
+import { CODE, clientCodeText } from '../protocol/codes.js';
 import type { ErrorData } from './types.js';
 
 export { KICK_REASON_CODE } from '../protocol/frames.js';
@@ -18,10 +18,10 @@ export class ChatError extends Error {
 
   /**
    * @param code - error code
-   * @param message - default: the code's text from `CODE_TEXT`
+   * @param message - default: the code's text from `CLIENT_CODE_TEXT` (`error <code>` for others)
    * @param data - default `{}`
    */
-  constructor(code: number, message: string = codeText(code), data: Record<string, unknown> = {}) {
+  constructor(code: number, message: string = clientCodeText(code), data: Record<string, unknown> = {}) {
     super(message);
     this.code = code;
     this.data = data;
@@ -47,7 +47,7 @@ export function toErrorData(err: unknown): ErrorData {
     return { code: err.code, message: err.message, data };
   }
   const message = err instanceof Error ? err.message : String(err);
-  return { code: CODE.UNCAUGHT_ERROR, message: `${codeText(CODE.UNCAUGHT_ERROR)}: ${message}`, data: {} };
+  return { code: CODE.UNCAUGHT_ERROR, message: `${clientCodeText(CODE.UNCAUGHT_ERROR)}: ${message}`, data: {} };
 }
 
 /** A ChatError again from its plain-data form. */

@@ -84,6 +84,14 @@ export interface InstanceEvents {
    * messages wait on the server for an instance that takes them.
    */
   onMessages?(messages: WireMessage[]): void;
+  /**
+   * Also report, through {@link onMessages} and in mailbox order, the messages this
+   * instance sent itself (flow `out`, with their `clientMsgId`), including those it sent
+   * for an earlier instance of the user (adopted outbox entries). For hosts that carry
+   * several chats on one instance (the SharedWorker): the host tells its chats apart.
+   * Default false.
+   */
+  reportOwn?: boolean;
 }
 
 /** A C2C text message for {@link SessionEngineApi.send}. */
@@ -115,7 +123,8 @@ export interface OutboxEntry {
  * so a host can make them survive its own restart (the SharedWorker backs it with
  * IndexedDB). The engine writes an entry before the message first goes out, deletes it
  * when the server stored it or the send failed for good, and, when an instance of a user
- * logs in or is taken over, adopts that user's entries it does not already hold and sends
+ * logs in, is taken over or is restored after a reconnect, adopts that user's entries it
+ * does not already hold and sends
  * them (exactly once, thanks to the server's idempotency). Use one outbox per engine
  * (i.e. per server URL). A rejected promise fails the send with 9024 (put) or is logged
  * (delete, list).
@@ -212,8 +221,12 @@ export interface SessionEngineApi {
   /**
    * Logs the instance out; releases it locally even when the server cannot be reached.
    * Messages still queued for it are dropped: their `send()` rejects with 9023.
+   * @param options.keepQueued - keep their outbox entries instead (default false): the
+   *   next instance of the user on this outbox (a login, a take-over or a restore after a
+   *   reconnect) adopts and sends them. For an instance that goes away without its user
+   *   asking (the SharedWorker when a tab closes).
    */
-  logout(handle: SessionHandle): Promise<void>;
+  logout(handle: SessionHandle, options?: { keepQueued?: boolean }): Promise<void>;
   /**
    * Send a C2C text message as this instance. The message goes to the outbox first, then
    * out when the connection is open (at once, or after a reconnect); resolves with the

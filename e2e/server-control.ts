@@ -1,0 +1,140 @@
+/**
+ * A chat server the test can stop and start again on the same port (same origin, so the
+ * pages, their IndexedDB and their SharedWorker stay valid), for what Playwright cannot do
+ * to a SharedWorker: cut its network. `context.setOffline()` and `routeWebSocket()` do not
+ * touch the worker's socket; stopping the server does.
+ *
+ * One server per test (the worker-scoped server of fixtures.ts is shared by every test of a
+ * Playwright worker and must not restart). Messages are stored in sqlite, so what the server
+ * acknowledged survives its restarts, as in production.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, type BrowserContext, type Page } from '@playwright/test';
+import { generateUserSig } from '../server/usersig.js';
+import type { Tab } from './fixtures.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CLI = join(here, '..', 'dist', 'node', 'server', 'cli.js');
+
+/** The one app of a restartable server: 20 instances per platform, policy multi. */
+export const RESTART_APP = 1400000101;
+
+export interface RestartableServer {
+  httpUrl: string;
+  /** Stop the process (SIGTERM, or SIGKILL: no goodbye to the clients) and wait for it to exit. */
+  stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Start it again on the same port, with the same config and sqlite file. */
+  start(): Promise<void>;
+  /** `Detail[]` (online only) of query_online_status for one user. */
+  onlineInstances(userID: string): Promise<Array<{ Platform: string; Status: string; InstId: number }>>;
+  /** Stop for good and remove its files. */
+  close(): Promise<void>;
+}
+
+const SECRET = randomBytes(24).toString('hex');
+const ADMIN = 'administrator';
+
+function run(args: string[]): Promise<{ child: ChildProcess; httpUrl: string }> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: join(here, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within 15 s:\n${output}`)), 15_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/[^\s]+)/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve({ child, httpUrl: match[1].replace(/\/$/, '') });
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${output}`));
+    });
+  });
+}
+
+async function kill(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const force = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(force);
+}
+
+/** Start a restartable server (free port, sqlite store, the e2e pages under `/e2e/`). */
+export async function startRestartableServer(): Promise<RestartableServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'tabchat-e2e-restart-'));
+  const config = {
+    apps: [{ sdkAppId: RESTART_APP, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform: 20, loginPolicy: 'multi', allowedOrigins: ['*'] }],
+    devUserSig: true,
+    resumeWindowMs: 10_000,
+    store: `sqlite:${join(dir, 'messages.db')}`,
+    static: { '/e2e/': join(here, 'pages') },
+  };
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify(config));
+  let { child, httpUrl } = await run(['--config', configPath, '--port', '0']);
+  const port = new URL(httpUrl).port;
+  const rest = async (command: string, body: unknown) => {
+    const usersig = generateUserSig({ sdkAppId: RESTART_APP, key: SECRET, identifier: ADMIN });
+    const query = new URLSearchParams({ sdkappid: String(RESTART_APP), identifier: ADMIN, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
+    const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
+    return res.json() as Promise<any>;
+  };
+  return {
+    httpUrl,
+    stop: (signal = 'SIGTERM') => kill(child, signal),
+    async start() {
+      if (child.exitCode === null && child.signalCode === null) throw new Error('the server is still running');
+      ({ child } = await run(['--config', configPath, '--port', port]));
+    },
+    async onlineInstances(userID) {
+      const body = await rest('openim/query_online_status', { To_Account: [userID], IsNeedDetail: 1 });
+      if (body.ErrorCode !== 0) throw new Error(`query_online_status failed: ${JSON.stringify(body)}`);
+      return (body.QueryResult?.[0]?.Detail ?? []).filter((d: { Status: string }) => d.Status !== 'Offline');
+    },
+    async close() {
+      await kill(child, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Open harness tabs on `server` (the fixture's `openTab` only knows its own server), and
+ * collect their console errors and page errors: `problems` must be empty at the end.
+ */
+export function tabOpener(server: { httpUrl: string }, defaultContext: BrowserContext, allow: RegExp[] = []) {
+  const problems: string[] = [];
+  const watch = (page: Page) => {
+    page.on('console', (message) => {
+      if (message.type() !== 'error') return;
+      const text = message.text();
+      if (!allow.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
+    });
+    page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
+  };
+  const openTab = async (options: { ctx?: BrowserContext } = {}): Promise<Tab> => {
+    const page = await (options.ctx ?? defaultContext).newPage();
+    watch(page);
+    await page.goto(`${server.httpUrl}/e2e/index.html`);
+    await page.waitForFunction(() => typeof (window as any).h === 'object');
+    return {
+      page,
+      h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
+      names: (sdkAppId) => page.evaluate((id) => (window as any).h.names(id), sdkAppId),
+      events: (sdkAppId) => page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), sdkAppId),
+    };
+  };
+  const assertNoProblems = () => expect(problems, 'console errors / page errors during the test').toEqual([]);
+  return { openTab, problems, assertNoProblems };
+}
