@@ -81,9 +81,13 @@ test('logout with keepQueued leaves the queued messages to the next instance of 
   await until(() => bob.received.length === 2, 5000, 'bob got the kept message');
   assert.deepEqual(bob.received.map((m) => m.text), ['first', 'kept']);
   await until(() => outbox.size === 0, 5000, 'the outbox emptied');
-  // Reported to the adopting instance (nobody else on alice's side would show it).
-  await until(() => adopter.received.length === 1, 5000, 'the adopted send reported');
-  assert.equal(adopter.received[0]?.text, 'kept');
+  // Reported to the adopting instance (nobody else on alice's side would show it), once.
+  // 'first' may be reported too: whether the first instance's acknowledgement of it reached
+  // the server before its logout depends on timing, and an unacknowledged message is, by the
+  // position rule, delivered to the user's next instance.
+  await until(() => adopter.received.some((m) => m.text === 'kept'), 5000, 'the adopted send reported');
+  assert.equal(adopter.received.filter((m) => m.text === 'kept').length, 1);
+  assert.ok(adopter.received.every((m) => m.text === 'kept' || m.text === 'first'), JSON.stringify(adopter.received.map((m) => m.text)));
 
   // A plain logout drops what is queued.
   await alice.send(next, { clientMsgId: newClientMsgId(), to: 'bob', text: 'goes' }).catch(() => {});
