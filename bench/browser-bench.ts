@@ -1,0 +1,902 @@
+/**
+ * Browser benchmark: real tabs (pages of one Chromium BrowserContext) against the built
+ * server CLI, for 1, 5 and 20 tabs, each figure next to its baseline from the same run:
+ *
+ *  - worker: the real drop-in build (`dist/tabchat.js` + `dist/tabchat-worker.js`), one
+ *    SharedWorker per profile holding ONE WebSocket for every tab;
+ *  - direct (baseline): the same chat object (`src/client/chat.ts`) over a direct
+ *    `SessionEngine` + `DirectBackend` with the page's own `WebSocket` (bench/pages/
+ *    direct-entry.ts, built here with vite), i.e. one socket per tab, no worker.
+ *
+ * Measured per tab count N (fresh BrowserContext per mode and N, so a fresh worker):
+ *  1. sockets on the server (`tabchat_connections`) with all N tabs logged in;
+ *  2. login() → SDK_READY in a NEW tab while the N tabs are logged in (warm worker);
+ *  3. REST kick → KICKED_OUT in the kicked tab;
+ *  4. REST kick of one user logged in in all N tabs (`tabs: 'shared'` for the worker; N
+ *     instances of the user for the baseline) → the LAST tab's KICKED_OUT;
+ *  5. JS heap per tab (CDP `HeapProfiler.collectGarbage` + `Runtime.getHeapUsage` per
+ *     page; the SharedWorker's heap is read the same way and reported separately);
+ *  6. dead tab released: `page.close()` (and a renderer crash, CDP `Page.crash`) → the
+ *     instance leaves `query_online_status` (polled from Node).
+ *
+ * dist/ is copied to bench/.build/dist first and everything runs from the copy (the working
+ * tree is shared; a concurrent build empties dist/ for a while).
+ *
+ * Clock: pages timestamp events with `performance.timeOrigin + performance.now()` and Node
+ * reads the same expression, so both are Unix-epoch milliseconds from one machine clock;
+ * the offset between the two is estimated per page (NTP-style, smallest evaluate round
+ * trip) and reported, not subtracted.
+ *
+ * Env: BENCH_TABS (default "1,5,20"), BENCH_NEWTAB (30 new tabs per row, after
+ * BENCH_WARMUP = 2 uncounted ones), BENCH_NEWTAB_SETTLE_MS (0: log in right after load),
+ * BENCH_ATTACH (10 more new tabs per worker row for the attach/login breakdown),
+ * BENCH_KICKS_BROWSER (30), BENCH_FANOUT (15), BENCH_DEAD (10 closed + 10 crashed tabs per
+ * row), BENCH_BROWSER=0 skips this benchmark, CHROMIUM_PATH (default /usr/bin/chromium).
+ * With the defaults it takes about 2–2.5 minutes on the 2-core machine.
+ * `npx tsx bench/browser-bench.ts` runs it alone (needs `npm run build` first).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { build } from 'vite';
+import { generateUserSig } from '../server/usersig.js';
+import { stats, type Stats } from './server-bench.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(here, '..');
+const DIST = join(ROOT, 'dist');
+/** Bench-time files (gitignored): the direct bundle and a snapshot of dist/ (see snapshotDist). */
+const BUILD_DIR = join(here, '.build');
+const SNAPSHOT = join(BUILD_DIR, 'dist');
+const CLI = join(SNAPSHOT, 'node', 'server', 'cli.js');
+
+const envInt = (name: string, dflt: number) => {
+  const v = Number(process.env[name] ?? dflt);
+  return Number.isFinite(v) && v >= 0 ? Math.floor(v) : dflt;
+};
+const TABS = (process.env.BENCH_TABS ?? '1,5,20').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const NEWTAB = envInt('BENCH_NEWTAB', 30);
+const WARMUP = envInt('BENCH_WARMUP', 2);
+/** Wait this long after a new tab's load before its login (default 0: login right after load). */
+const SETTLE_MS = envInt('BENCH_NEWTAB_SETTLE_MS', 0);
+/** Worker rows: extra new tabs that attach first (getWorkerState) and log in after, for the breakdown. */
+const ATTACH = envInt('BENCH_ATTACH', 10);
+const KICKS = envInt('BENCH_KICKS_BROWSER', 30);
+const FANOUT = envInt('BENCH_FANOUT', 15);
+const DEAD = envInt('BENCH_DEAD', 10);
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** Same flags as playwright.config.ts. */
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Separate-mode logins (every tab its own instance); limit high enough that nobody is kicked. */
+const APP_SEPARATE = 1400000011;
+/** The user-wide kick: one user in every tab (worker: `tabs: 'shared'`; direct: N instances). */
+const APP_SHARED = 1400000012;
+/** A second chat in the new tab: a login from a page that is already warm (and attached to the worker). */
+const APP_SECOND = 1400000013;
+const SECRET = randomBytes(24).toString('hex');
+const ADMIN = 'administrator';
+/** Server default; a dropped direct socket's instance stays online this long. */
+const RESUME_WINDOW_MS = 10_000;
+
+export type Mode = 'worker' | 'direct';
+
+export interface ModeResult {
+  mode: Mode;
+  tabs: number;
+  /** `tabchat_connections` with all tabs logged in (and the hub's own count, worker only). */
+  sockets: number;
+  workerSockets: number | null;
+  /** The worker's build id (`getWorkerState().build`), worker only. */
+  workerBuild: string | null;
+  /** login() → SDK_READY in a new tab (ms); `resolved`: login() → its promise resolved. */
+  newTabReady: Stats;
+  newTabResolved: Stats;
+  /** Worker only: a new tab's attach to the worker (getWorkerState: connect + tab lock + register + getState), then its login() → SDK_READY. */
+  attach: Stats | null;
+  loginAfterAttach: Stats | null;
+  /** login() → SDK_READY of a second chat (another SDKAppID) in the same new tab, right after the first: warm page, tab already attached. */
+  secondChatReady: Stats;
+  /** REST POST (Node, just before fetch) → KICKED_OUT in the tab (ms). */
+  kick: Stats;
+  /** REST kick of a user in every tab → last tab's KICKED_OUT (ms); `first`: the first tab's. */
+  fanoutLast: Stats;
+  fanoutFirst: Stats;
+  /** JS heap used per tab after forced GC (bytes): median over the N tabs, and the sum. */
+  heapPerTab: number;
+  heapTabs: number[];
+  /** The SharedWorker's JS heap after forced GC (worker only; null when it could not be read). */
+  heapWorker: number | null;
+  /** Renderer processes of the browser with the N tabs open (CDP SystemInfo.getProcessInfo); null if unavailable. */
+  rendererProcesses: number | null;
+  /** page.close() → the instance left query_online_status (ms); null samples timed out. */
+  deadClose: Stats;
+  /** CDP Page.crash → left query_online_status (ms). */
+  deadCrash: Stats;
+  deadTimedOut: number;
+  /** Page-minus-Node clock offset estimates (ms) and the smallest evaluate round trip. */
+  clockOffset: { median: number; maxAbs: number; minRtt: number };
+  errors: string[];
+  seconds: number;
+  /** 1-minute load average at the end of this row (the machine is shared). */
+  loadAvg: number;
+  /** Every sample behind the stats above (ms, 0.01 ms resolution), in measurement order. */
+  samples: Record<string, number[]>;
+  /** Set when the run threw; its figures are then NaN. */
+  failed?: string;
+}
+
+export interface BrowserBenchResult {
+  chromium: string;
+  config: { tabs: number[]; newTab: number; warmup: number; settleMs: number; attach: number; kicks: number; fanout: number; dead: number; resumeWindowMs: number };
+  /** 1-minute load average when the browser part started and ended (the machine is shared). */
+  loadAvg: { start: number; end: number };
+  /** The direct baseline's page bundle (bench-only, never shipped). */
+  directBundle: { raw: number; gzip: number };
+  /** A blank page's JS heap after forced GC (bytes): the floor of every tab. */
+  heapBlankPage: number;
+  runs: ModeResult[];
+  seconds: number;
+  skipped?: string;
+}
+
+/** Node's clock, the same expression as the pages'. */
+const nodeNow = () => performance.timeOrigin + performance.now();
+
+// ------------------------------------------------------------------ the direct bundle
+
+/**
+ * Copy the built server (dist/node) and the drop-in builds (dist/tabchat.js,
+ * dist/tabchat-worker.js) to bench/.build/dist and run everything from that copy: the
+ * working tree is shared, and a concurrent `npm run build` empties dist/ for a while.
+ * The copy resolves package.json and node_modules from the repository root as dist/ does.
+ */
+function snapshotDist(): void {
+  rmSync(BUILD_DIR, { recursive: true, force: true });
+  mkdirSync(SNAPSHOT, { recursive: true });
+  cpSync(join(DIST, 'node'), join(SNAPSHOT, 'node'), { recursive: true });
+  for (const file of ['tabchat.js', 'tabchat-worker.js']) copyFileSync(join(DIST, file), join(SNAPSHOT, file));
+}
+
+async function buildDirectBundle(): Promise<void> {
+  await build({
+    configFile: false,
+    root: ROOT,
+    logLevel: 'warn',
+    define: { 'import.meta.url': 'undefined' },
+    build: {
+      outDir: join(BUILD_DIR, 'direct'),
+      emptyOutDir: true,
+      copyPublicDir: false,
+      target: 'es2020',
+      minify: true,
+      sourcemap: false,
+      lib: { entry: join(here, 'pages', 'direct-entry.ts'), name: 'TabChat', formats: ['iife'], fileName: () => 'tabchat-direct.js' },
+    },
+  });
+}
+
+// ------------------------------------------------------------------ the server
+
+interface Server {
+  httpUrl: string;
+  /** POST /v4/<command> as the admin; `sent` receives Node's clock just before the request goes out. */
+  rest(sdkAppId: number, command: string, body: unknown, sent?: (at: number) => void): Promise<any>;
+  connections(): Promise<number>;
+  /** userID → number of online instances, one REST call for all. */
+  online(sdkAppId: number, userIDs: string[]): Promise<Map<string, number>>;
+  sig(sdkAppId: number, userID: string): string;
+  stop(): Promise<void>;
+}
+
+async function startServer(): Promise<Server> {
+  const dir = mkdtempSync(join(tmpdir(), 'tabchat-browser-bench-'));
+  const app = (sdkAppId: number) => ({
+    sdkAppId, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform: 1000, loginPolicy: 'multi', allowedOrigins: ['*'],
+  });
+  const config = {
+    apps: [app(APP_SEPARATE), app(APP_SHARED), app(APP_SECOND)],
+    store: 'memory',
+    logLevel: 'warn',
+    resumeWindowMs: RESUME_WINDOW_MS,
+    rateLimits: { loginFailuresPerIp: 1e9, loginFailuresPerUser: 1e9, framesPerSecond: 1e6 },
+    static: { '/bench/': join(here, 'pages'), '/bench-build/': BUILD_DIR },
+  };
+  const configPath = join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify(config));
+  const child: ChildProcess = spawn(process.execPath, [CLI, '--config', configPath, '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const httpUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within 15 s:\n${output}`)), 15_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/[^\s]+)/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1].replace(/\/$/, ''));
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${output}`));
+    });
+  });
+  child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[server] ${chunk.toString()}`));
+  const adminSigs = new Map<number, string>();
+  const rest = async (sdkAppId: number, command: string, body: unknown, sent?: (at: number) => void) => {
+    let usersig = adminSigs.get(sdkAppId);
+    if (usersig === undefined) adminSigs.set(sdkAppId, (usersig = generateUserSig({ sdkAppId, key: SECRET, identifier: ADMIN })));
+    const query = new URLSearchParams({ sdkappid: String(sdkAppId), identifier: ADMIN, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
+    const url = `${httpUrl}/v4/${command}?${query}`;
+    const init = { method: 'POST', body: JSON.stringify(body) };
+    sent?.(nodeNow());
+    const res = await fetch(url, init);
+    const reply = (await res.json()) as { ErrorCode: number } & Record<string, any>;
+    if (reply.ErrorCode !== 0) throw new Error(`REST ${command}: ${JSON.stringify(reply)}`);
+    return reply;
+  };
+  return {
+    httpUrl,
+    rest,
+    async connections() {
+      const text = await (await fetch(`${httpUrl}/metrics`)).text();
+      const match = /^tabchat_connections(?:\{[^}]*\})? (\d+)/m.exec(text);
+      if (!match?.[1]) throw new Error('tabchat_connections not found in /metrics');
+      return Number(match[1]);
+    },
+    async online(sdkAppId, userIDs) {
+      const reply = await rest(sdkAppId, 'openim/query_online_status', { To_Account: userIDs, IsNeedDetail: 1 });
+      const out = new Map<string, number>();
+      for (const r of reply.QueryResult as Array<{ To_Account: string; Detail?: unknown[] }>) out.set(r.To_Account, r.Detail?.length ?? 0);
+      return out;
+    },
+    sig: (sdkAppId, userID) => generateUserSig({ sdkAppId, key: SECRET, identifier: userID }),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGTERM');
+        const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(killTimer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ------------------------------------------------------------------ tabs
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `promise`, or an error after `ms` (nothing in the bench may wait forever). */
+function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+interface LoginTiming {
+  t0: number;
+  resolved: number;
+  ready: number;
+  error?: { code: number; message: string };
+}
+
+class Tabs {
+  readonly pages: Page[] = [];
+  readonly errors: string[] = [];
+  private seq = 0;
+  readonly stem = randomBytes(3).toString('hex');
+
+  constructor(
+    readonly mode: Mode,
+    readonly ctx: BrowserContext,
+    readonly server: Server,
+  ) {}
+
+  uid(prefix: string): string {
+    return `${this.mode}-${prefix}-${this.stem}-${this.seq++}`;
+  }
+
+  /** A new page on the mode's bench page, harness loaded; console errors are collected. */
+  async open(): Promise<Page> {
+    const page = await this.ctx.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error') this.errors.push(`console: ${message.text()}`);
+    });
+    page.on('pageerror', (error) => this.errors.push(`pageerror: ${error.message}`));
+    await page.goto(`${this.server.httpUrl}/bench/${this.mode}.html`);
+    await page.waitForFunction(() => typeof (window as any).b === 'object');
+    return page;
+  }
+
+  /** `b.login` in `page` (creating the chat first when `create` is given); throws on failure. */
+  async login(page: Page, sdkAppId: number, userID: string, create?: Record<string, unknown>): Promise<LoginTiming> {
+    const sig = this.server.sig(sdkAppId, userID);
+    const timing = await within(
+      `${this.mode} login ${userID}`,
+      20_000,
+      page.evaluate(([id, u, s, c]) => (window as any).b.login(id, u, s, c) as Promise<LoginTiming>, [sdkAppId, userID, sig, create ?? null] as const),
+    );
+    if (timing.error) throw new Error(`${this.mode} login ${userID} failed: ${JSON.stringify(timing.error)}`);
+    return timing;
+  }
+
+  /** Time (page clock) of the KICKED_OUT of chat `sdkAppId` in `page` since its last login. */
+  kicked(page: Page, sdkAppId: number): Promise<number> {
+    return within(`${this.mode} KICKED_OUT`, 10_000, page.evaluate((id) => (window as any).b.kicked(id) as Promise<number>, sdkAppId));
+  }
+
+  async pageErrors(page: Page): Promise<void> {
+    const errs = await page.evaluate(() => (window as any).b.errors.splice(0) as unknown[]).catch(() => []);
+    for (const e of errs) this.errors.push(`chat: ${JSON.stringify(e)}`);
+  }
+}
+
+/** Page-minus-Node clock offset, NTP-style: the sample with the smallest round trip. */
+async function clockOffset(page: Page): Promise<{ offset: number; rtt: number }> {
+  let best = { offset: NaN, rtt: Infinity };
+  for (let i = 0; i < 15; i++) {
+    const t1 = nodeNow();
+    const p = await page.evaluate(() => performance.timeOrigin + performance.now());
+    const t2 = nodeNow();
+    if (t2 - t1 < best.rtt) best = { offset: p - (t1 + t2) / 2, rtt: t2 - t1 };
+  }
+  return best;
+}
+
+/** JS heap used of `page` after forced GC (CDP on the page target). */
+async function pageHeap(page: Page): Promise<number> {
+  const session = await page.context().newCDPSession(page);
+  try {
+    await session.send('HeapProfiler.collectGarbage');
+    await session.send('HeapProfiler.collectGarbage');
+    const usage = (await session.send('Runtime.getHeapUsage')) as { usedSize: number };
+    return usage.usedSize;
+  } finally {
+    await session.detach().catch(() => {});
+  }
+}
+
+/**
+ * JS heap of the SharedWorker of `page`'s context. Playwright does not attach to
+ * shared_worker targets, so this attaches from a browser-level CDP session (non-flat
+ * session, messages through `Target.sendMessageToTarget`). Null when that fails.
+ */
+async function workerHeap(browser: Browser, page: Page): Promise<number | null> {
+  const pageSession = await page.context().newCDPSession(page);
+  const { targetInfo } = (await pageSession.send('Target.getTargetInfo')) as { targetInfo: { browserContextId: string } };
+  await pageSession.detach();
+  const session = await browser.newBrowserCDPSession();
+  try {
+    const { targetInfos } = (await session.send('Target.getTargets')) as {
+      targetInfos: Array<{ targetId: string; type: string; browserContextId: string }>;
+    };
+    const worker = targetInfos.find((t) => t.type === 'shared_worker' && t.browserContextId === targetInfo.browserContextId);
+    if (!worker) return null;
+    const { sessionId } = (await session.send('Target.attachToTarget', { targetId: worker.targetId, flatten: false })) as { sessionId: string };
+    let nextId = 1;
+    const pending = new Map<number, (msg: any) => void>();
+    session.on('Target.receivedMessageFromTarget', (event: { sessionId: string; message: string }) => {
+      if (event.sessionId !== sessionId) return;
+      const msg = JSON.parse(event.message) as { id?: number };
+      if (msg.id !== undefined) pending.get(msg.id)?.(msg);
+    });
+    const call = async (method: string, params: object = {}): Promise<any> => {
+      const id = nextId++;
+      const reply = new Promise<any>((resolve) => pending.set(id, resolve));
+      await session.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) });
+      const msg = await within(`worker CDP ${method}`, 10_000, reply);
+      if (msg.error) throw new Error(`${method}: ${msg.error.message}`);
+      return msg.result;
+    };
+    await call('HeapProfiler.collectGarbage');
+    await call('HeapProfiler.collectGarbage');
+    const usage = (await call('Runtime.getHeapUsage')) as { usedSize: number };
+    await session.send('Target.detachFromTarget', { sessionId }).catch(() => {});
+    return usage.usedSize;
+  } catch {
+    return null;
+  } finally {
+    await session.detach().catch(() => {});
+  }
+}
+
+/** Renderer processes of the browser (to check that tabs do not share a V8 isolate). */
+async function renderers(browser: Browser): Promise<number | null> {
+  const session = await browser.newBrowserCDPSession();
+  try {
+    const info = (await session.send('SystemInfo.getProcessInfo')) as { processInfo: Array<{ type: string }> };
+    return info.processInfo.filter((p) => p.type === 'renderer').length;
+  } catch {
+    return null;
+  } finally {
+    await session.detach().catch(() => {});
+  }
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(v)})`);
+    await sleep(everyMs);
+  }
+}
+
+// ------------------------------------------------------------------ one mode, one tab count
+
+async function runMode(browser: Browser, server: Server, mode: Mode, n: number): Promise<ModeResult> {
+  const started = performance.now();
+  // Nothing of an earlier context may be counted.
+  await waitFor('0 server connections before the run', () => server.connections(), (c) => c === 0, 20_000, 100);
+  const ctx = await browser.newContext();
+  const tabs = new Tabs(mode, ctx, server);
+  try {
+    // --- N tabs, each its own login instance (separate mode).
+    const users: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const page = await tabs.open();
+      tabs.pages.push(page);
+      users.push(tabs.uid(`t${i}`));
+      await tabs.login(page, APP_SEPARATE, users[i]!, {});
+    }
+
+    // 1. sockets.
+    await sleep(200);
+    const sockets = await server.connections();
+    const state = mode === 'worker'
+      ? ((await tabs.pages[0]!.evaluate(() => (window as any).b.workerState())) as { sockets: number; build: string } | null)
+      : null;
+    const workerSockets = state?.sockets ?? null;
+    const workerBuild = state?.build ?? null;
+
+    // 5. heap per tab (and the worker's).
+    const heapTabs: number[] = [];
+    for (const page of tabs.pages) heapTabs.push(await pageHeap(page));
+    const heapWorker = mode === 'worker' ? await workerHeap(browser, tabs.pages[0]!) : null;
+    const rendererProcesses = await renderers(browser);
+
+    // Clock offset of each page against Node.
+    const offsets: number[] = [];
+    let minRtt = Infinity;
+    for (const page of tabs.pages) {
+      const o = await clockOffset(page);
+      offsets.push(o.offset);
+      minRtt = Math.min(minRtt, o.rtt);
+    }
+
+    // 3. REST kick → KICKED_OUT, round-robin over the tabs; the kicked tab logs in again.
+    const kickSamples: number[] = [];
+    for (let k = 0; k < KICKS; k++) {
+      const i = k % n;
+      const page = tabs.pages[i]!;
+      let t0 = NaN;
+      await server.rest(APP_SEPARATE, 'im_open_login_svc/kick', { UserID: users[i] }, (at) => (t0 = at));
+      const at = await tabs.kicked(page, APP_SEPARATE);
+      kickSamples.push(at - t0);
+      await tabs.login(page, APP_SEPARATE, users[i]!);
+    }
+
+    // 4. one user in every tab; REST kick → the last tab's KICKED_OUT.
+    const fanUser = tabs.uid('fan');
+    const fanCreate = mode === 'worker' ? { tabs: 'shared' } : {};
+    await Promise.all(tabs.pages.map((page) => tabs.login(page, APP_SHARED, fanUser, fanCreate)));
+    const fanLast: number[] = [];
+    const fanFirst: number[] = [];
+    for (let k = 0; k < FANOUT; k++) {
+      let t0 = NaN;
+      await server.rest(APP_SHARED, 'im_open_login_svc/kick', { UserID: fanUser }, (at) => (t0 = at));
+      const ats = await Promise.all(tabs.pages.map((page) => tabs.kicked(page, APP_SHARED)));
+      fanLast.push(Math.max(...ats) - t0);
+      fanFirst.push(Math.min(...ats) - t0);
+      if (k + 1 < FANOUT) await Promise.all(tabs.pages.map((page) => tabs.login(page, APP_SHARED, fanUser)));
+    }
+
+    // 2. login() → SDK_READY in a new tab while the N tabs are logged in (warm worker): the
+    // page's first call (create + login in one task, right after load). Then a second chat
+    // in the same tab: the same login from a warm page (attached to the worker).
+    const newReady: number[] = [];
+    const newResolved: number[] = [];
+    const secondReady: number[] = [];
+    for (let k = 0; k < WARMUP + NEWTAB; k++) {
+      const page = await tabs.open();
+      if (SETTLE_MS > 0) await sleep(SETTLE_MS);
+      const t = await tabs.login(page, APP_SEPARATE, tabs.uid('new'), {});
+      const t2 = await tabs.login(page, APP_SECOND, tabs.uid('new2'), {});
+      if (k >= WARMUP) {
+        newReady.push(t.ready - t.t0);
+        newResolved.push(t.resolved - t.t0);
+        secondReady.push(t2.ready - t2.t0);
+      }
+      await tabs.pageErrors(page);
+      await page.close();
+    }
+
+    // Breakdown (worker only): the attach alone, then the login of an attached new tab.
+    let attach: Stats | null = null;
+    let loginAfterAttach: Stats | null = null;
+    const attachSamples: number[] = [];
+    const afterAttachSamples: number[] = [];
+    if (mode === 'worker' && ATTACH > 0) {
+      const a = attachSamples;
+      const l = afterAttachSamples;
+      for (let k = 0; k < ATTACH; k++) {
+        const page = await tabs.open();
+        a.push(await within('attach', 20_000, page.evaluate(() => (window as any).b.attach() as Promise<number>)));
+        const t = await tabs.login(page, APP_SEPARATE, tabs.uid('att'), {});
+        l.push(t.ready - t.t0);
+        await tabs.pageErrors(page);
+        await page.close();
+      }
+      attach = stats(a);
+      loginAfterAttach = stats(l);
+    }
+
+    // 6. dead tab → released on the server.
+    const dead = await deadTabs(tabs, DEAD);
+
+    for (const page of tabs.pages) await tabs.pageErrors(page);
+    const raw = (xs: number[]) => xs.map((x) => Math.round(x * 100) / 100);
+    return {
+      mode,
+      tabs: n,
+      sockets,
+      workerSockets,
+      workerBuild,
+      newTabReady: stats(newReady),
+      newTabResolved: stats(newResolved),
+      secondChatReady: stats(secondReady),
+      attach,
+      loginAfterAttach,
+      kick: stats(kickSamples),
+      fanoutLast: stats(fanLast),
+      fanoutFirst: stats(fanFirst),
+      heapPerTab: median(heapTabs),
+      heapTabs,
+      heapWorker,
+      rendererProcesses,
+      deadClose: stats(dead.close),
+      deadCrash: stats(dead.crash),
+      deadTimedOut: dead.timedOut,
+      clockOffset: { median: median(offsets), maxAbs: Math.max(...offsets.map(Math.abs)), minRtt },
+      errors: tabs.errors,
+      seconds: (performance.now() - started) / 1000,
+      loadAvg: loadavg()[0]!,
+      samples: {
+        newTabReady: raw(newReady),
+        newTabResolved: raw(newResolved),
+        secondChatReady: raw(secondReady),
+        attach: raw(attachSamples),
+        loginAfterAttach: raw(afterAttachSamples),
+        kick: raw(kickSamples),
+        fanoutLast: raw(fanLast),
+        fanoutFirst: raw(fanFirst),
+        deadClose: raw(dead.close),
+        deadCrash: raw(dead.crash),
+      },
+    };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const none = stats([]);
+    return {
+      mode, tabs: n, sockets: NaN, workerSockets: null, workerBuild: null, newTabReady: none, newTabResolved: none, secondChatReady: none, attach: null, loginAfterAttach: null, kick: none,
+      fanoutLast: none, fanoutFirst: none, heapPerTab: NaN, heapTabs: [], heapWorker: null, rendererProcesses: null, deadClose: none, deadCrash: none,
+      deadTimedOut: 0, clockOffset: { median: NaN, maxAbs: NaN, minRtt: NaN }, errors: tabs.errors,
+      seconds: (performance.now() - started) / 1000, loadAvg: loadavg()[0]!, samples: {}, failed: message,
+    };
+  } finally {
+    await ctx.close().catch(() => {});
+  }
+}
+
+/**
+ * `count` tabs closed (page.close) and `count` crashed (CDP Page.crash), each with its own
+ * user; Node polls query_online_status until each instance is gone. The worker tabs are
+ * measured one at a time (they go within ~0.1 s); the direct tabs all at once (their
+ * instances stay for the server's resume window, ~10 s).
+ */
+async function deadTabs(tabs: Tabs, count: number): Promise<{ close: number[]; crash: number[]; timedOut: number }> {
+  const close: number[] = [];
+  const crash: number[] = [];
+  let timedOut = 0;
+  if (count === 0) return { close, crash, timedOut };
+  const timeoutMs = RESUME_WINDOW_MS + 10_000;
+  const batch = tabs.mode === 'direct' ? 2 * count : 2;
+  for (let done = 0; done < 2 * count; done += batch) {
+    const victims: Array<{ page: Page; user: string; how: 'close' | 'crash'; at: number; gone: number | null }> = [];
+    for (let i = 0; i < batch; i++) {
+      const page = await tabs.open();
+      const user = tabs.uid('dead');
+      await tabs.login(page, APP_SEPARATE, user, {});
+      await tabs.pageErrors(page);
+      victims.push({ page, user, how: (done + i) % 2 === 0 ? 'close' : 'crash', at: 0, gone: null });
+    }
+    const online = await tabs.server.online(APP_SEPARATE, victims.map((v) => v.user));
+    if (victims.some((v) => online.get(v.user) !== 1)) throw new Error(`dead-tab victims not online: ${JSON.stringify([...online])}`);
+    for (const v of victims) {
+      if (v.how === 'close') {
+        v.at = nodeNow();
+        await v.page.close();
+      } else {
+        const session = await tabs.ctx.newCDPSession(v.page);
+        v.at = nodeNow();
+        session.send('Page.crash').catch(() => {});
+      }
+    }
+    const until = nodeNow() + timeoutMs;
+    while (victims.some((v) => v.gone === null) && nodeNow() < until) {
+      const now = await tabs.server.online(APP_SEPARATE, victims.filter((v) => v.gone === null).map((v) => v.user));
+      const t = nodeNow();
+      for (const v of victims) if (v.gone === null && now.get(v.user) === 0) v.gone = t;
+      await sleep(10);
+    }
+    for (const v of victims) {
+      if (v.gone === null) timedOut++;
+      else (v.how === 'close' ? close : crash).push(v.gone - v.at);
+      if (v.how === 'crash') await v.page.close().catch(() => {});
+    }
+  }
+  return { close, crash, timedOut };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+// ------------------------------------------------------------------ entry
+
+/** What {@link prepareBrowserBench} leaves for the run: the direct bundle's size, or why the run is skipped. */
+export type Prepared = { directBundle: { raw: number; gzip: number } } | { skipped: string };
+
+/**
+ * Copy dist/ (snapshotDist) and build the direct bundle. `npm run bench` calls this right
+ * after its build, before the server benchmark, so the browser part measures that build
+ * even if someone rebuilds meanwhile; `runBrowserBench()` calls it itself otherwise.
+ */
+export async function prepareBrowserBench(): Promise<Prepared> {
+  if (process.env.BENCH_BROWSER === '0') return { skipped: 'BENCH_BROWSER=0' };
+  if (!existsSync(CHROMIUM)) return { skipped: `no Chromium at ${CHROMIUM}` };
+  const needed = ['tabchat.js', 'tabchat-worker.js', 'node/server/cli.js'].map((f) => join(DIST, f));
+  if (!needed.every((f) => existsSync(f))) return { skipped: `dist/ is not built (${needed.join(', ')}): run "npm run build"` };
+  snapshotDist();
+  await buildDirectBundle();
+  const bundle = readFileSync(join(BUILD_DIR, 'direct', 'tabchat-direct.js'));
+  return { directBundle: { raw: bundle.length, gzip: gzipSync(bundle).length } };
+}
+
+export async function runBrowserBench(prepared?: Prepared): Promise<BrowserBenchResult> {
+  const started = performance.now();
+  const config = { tabs: TABS, newTab: NEWTAB, warmup: WARMUP, settleMs: SETTLE_MS, attach: ATTACH, kicks: KICKS, fanout: FANOUT, dead: DEAD, resumeWindowMs: RESUME_WINDOW_MS };
+  const load0 = loadavg()[0]!;
+  const ready = prepared ?? (await prepareBrowserBench());
+  if ('skipped' in ready) {
+    return {
+      chromium: '', config, loadAvg: { start: load0, end: loadavg()[0]! }, directBundle: { raw: NaN, gzip: NaN }, heapBlankPage: NaN, runs: [], seconds: 0,
+      skipped: ready.skipped,
+    };
+  }
+  const { directBundle } = ready;
+  const server = await startServer();
+  let browser: Browser | null = null;
+  const onSignal = () => {
+    void (async () => {
+      await browser?.close().catch(() => {});
+      await server.stop();
+      process.exit(130);
+    })();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    // Warm the REST path (first fetch opens the keep-alive connection).
+    await server.online(APP_SEPARATE, ['warmup']);
+    const blankCtx = await browser.newContext();
+    const blank = await blankCtx.newPage();
+    await blank.goto(`${server.httpUrl}/bench/blank.html`);
+    const heapBlankPage = await pageHeap(blank);
+    await blankCtx.close();
+
+    const runs: ModeResult[] = [];
+    for (const [i, n] of TABS.entries()) {
+      // Alternate which mode goes first, so neither always gets the colder browser.
+      const order: Mode[] = i % 2 === 0 ? ['direct', 'worker'] : ['worker', 'direct'];
+      for (const mode of order) {
+        const r = await runMode(browser, server, mode, n);
+        if (r.failed) console.log(`browser bench: ${mode} ${n} tab(s) FAILED: ${r.failed}`);
+        else console.log(
+          `browser bench: ${mode} ${n} tab(s): sockets ${r.sockets}, new tab p50 ${r.newTabReady.p50.toFixed(1)} ms, ` +
+            `kick p50 ${r.kick.p50.toFixed(1)} ms, fan-out p50 ${r.fanoutLast.p50.toFixed(1)} ms, dead p50 ${r.deadClose.p50.toFixed(0)} ms ` +
+            `(${r.seconds.toFixed(1)} s${r.errors.length ? `, ${r.errors.length} errors` : ''})`,
+        );
+        runs.push(r);
+      }
+    }
+    return {
+      chromium: browser.version(), config, loadAvg: { start: load0, end: loadavg()[0]! }, directBundle, heapBlankPage, runs, seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await browser?.close().catch(() => {});
+    await server.stop();
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+/** The design targets this benchmark reports on (it never fails on them). */
+export const TARGETS = {
+  socketsPerProfile: 1,
+  newTabP50Ms: 10,
+  kickP50Ms: 15,
+  deadTabMs: 1000,
+};
+
+export interface TargetVerdict {
+  target: string;
+  met: boolean;
+  detail: string;
+}
+
+const fmt = (v: number | null | undefined, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
+
+/** Which targets the worker build met, at every measured tab count. */
+export function browserTargets(r: BrowserBenchResult): TargetVerdict[] {
+  const ws = r.runs.filter((x) => x.mode === 'worker');
+  const all = (ok: (x: ModeResult) => boolean) => ws.length > 0 && ws.every((x) => !x.failed && ok(x));
+  const list = (get: (x: ModeResult) => string) => ws.map((x) => `${x.tabs} tab${x.tabs === 1 ? '' : 's'}: ${get(x)}`).join(', ');
+  return [
+    {
+      target: '1 socket per browser profile at any tab count',
+      met: all((x) => x.sockets === TARGETS.socketsPerProfile),
+      detail: list((x) => `${fmt(x.sockets, 0)} socket(s)`),
+    },
+    {
+      target: `new-tab login→SDK_READY p50 < ${TARGETS.newTabP50Ms} ms with a warm worker`,
+      met: all((x) => x.newTabReady.p50 < TARGETS.newTabP50Ms),
+      detail: list((x) => `${fmt(x.newTabReady.p50)} ms`),
+    },
+    {
+      target: `REST kick→KICKED_OUT p50 < ${TARGETS.kickP50Ms} ms`,
+      met: all((x) => x.kick.p50 < TARGETS.kickP50Ms),
+      detail: list((x) => `${fmt(x.kick.p50)} ms`),
+    },
+    {
+      target: 'dead tab released within 1 s (p50 of closed and of crashed tabs, none timed out)',
+      met: all((x) => x.deadTimedOut === 0 && x.deadClose.p50 < TARGETS.deadTabMs && x.deadCrash.p50 < TARGETS.deadTabMs),
+      detail: list((x) => `close ${fmt(x.deadClose.p50, 0)} ms, crash ${fmt(x.deadCrash.p50, 0)} ms`),
+    },
+  ];
+}
+
+export function browserTables(r: BrowserBenchResult): string {
+  if (r.skipped) return `Skipped: ${r.skipped}.`;
+  const f = fmt;
+  const kb = (v: number | null) => (v === null || !Number.isFinite(v) ? 'n/a' : (v / 1024).toFixed(0));
+  const ratio = (w: number | null, d: number | null) => {
+    if (w === null || d === null || !Number.isFinite(w) || !Number.isFinite(d) || d === 0) return 'n/a';
+    const q = w / d;
+    return q >= 0.1 ? `${q.toFixed(2)}×` : `${q.toPrecision(2)}× (1/${(1 / q).toFixed(0)})`;
+  };
+  const pp = (s: Stats) => `${f(s.p50)} / ${f(s.p99)}`;
+  const pp0 = (s: Stats) => `${f(s.p50, 0)} / ${f(s.p99, 0)}`;
+  const pairs = r.config.tabs.map((n) => ({
+    n,
+    w: r.runs.find((x) => x.tabs === n && x.mode === 'worker'),
+    d: r.runs.find((x) => x.tabs === n && x.mode === 'direct'),
+  })).filter((p): p is { n: number; w: ModeResult; d: ModeResult } => !!p.w && !!p.d);
+  const c = r.config;
+  const lines: string[] = [];
+  const p = (...xs: string[]) => lines.push(...xs);
+
+  p(
+    `**worker** = the real \`dist/tabchat.js\` + \`dist/tabchat-worker.js\` (build ${r.runs.find((x) => x.workerBuild)?.workerBuild ?? 'n/a'}; one SharedWorker per profile holds the socket). ` +
+      `**direct** (baseline, same run) = the same chat object (\`src/client/chat.ts\`) over \`SessionEngine\` + \`DirectBackend\` with the page's own WebSocket, ` +
+      `one socket per tab, no worker (bench/pages/direct-entry.ts, built with vite at bench time: ${r.directBundle.gzip} B gzip, not shipped). ` +
+      `Chromium ${r.chromium} headless; tabs = pages of one BrowserContext (a fresh context, hence a fresh worker, per row and mode); the built server CLI on this machine. ` +
+      `Latencies: p50 / p99 in ms (p99 of ${c.newTab} / ${c.kicks} / ${c.fanout} samples is about their maximum); ratio = worker ÷ direct (of the p50). ` +
+      `1-min load average ${f(r.loadAvg.start, 1)} at the start, ${f(r.loadAvg.end, 1)} at the end, at most ${f(Math.max(r.loadAvg.end, ...r.runs.map((x) => x.loadAvg)), 1)} after a row ` +
+      `(2 cores, shared with other work: absolute times are noisy, compare within a row).`,
+    '',
+    '| tabs | server sockets worker | direct | ratio | new tab login→SDK_READY worker | direct | ratio | REST kick→KICKED_OUT worker | direct | ratio | user kick → last of N tabs worker | direct | ratio |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const { n, w, d } of pairs) {
+    p(
+      `| ${n} | ${f(w.sockets, 0)} | ${f(d.sockets, 0)} | ${ratio(w.sockets, d.sockets)} | ${pp(w.newTabReady)} | ${pp(d.newTabReady)} | ${ratio(w.newTabReady.p50, d.newTabReady.p50)} | ` +
+        `${pp(w.kick)} | ${pp(d.kick)} | ${ratio(w.kick.p50, d.kick.p50)} | ${pp(w.fanoutLast)} | ${pp(d.fanoutLast)} | ${ratio(w.fanoutLast.p50, d.fanoutLast.p50)} |`,
+    );
+  }
+  p(
+    '',
+    `- *sockets*: \`tabchat_connections\` from /metrics with all N tabs logged in (each tab its own instance, \`tabs: 'separate'\`).`,
+    `- *new tab*: a page opened while the N tabs are logged in; its first call, \`create()\` + \`login()\` in one task ${c.settleMs > 0 ? `${c.settleMs} ms after load` : 'right after load'}; from just before \`login()\` to the SDK_READY handler (so it includes attaching the tab to the worker, or opening the tab's own socket). ${c.newTab} tabs per row after ${c.warmup} uncounted ones, fresh userIDs, each closed after.`,
+    `- *REST kick*: Node timestamp just before the \`im_open_login_svc/kick\` POST → KICKED_OUT handler in the tab, round-robin over the N tabs (the kicked tab logs in again).`,
+    `- *user kick*: one user logged in in all N tabs (worker: \`tabs: 'shared'\`, one server instance; direct: N instances of the user); REST kick → the LAST tab's KICKED_OUT.`,
+    '',
+    `Breakdown of the new-tab figure: *resolved* = \`login()\` → its promise resolved (SDK_READY follows on a later macrotask, a \`setTimeout(…, 1)\` as in the reference SDK). ` +
+      `*attach* (worker only, ${c.attach} other new tabs per row) = \`TabChat.getWorkerState()\` as the page's first call: SharedWorker connect + tab Web Lock + \`register\` + one command; then *login after attach* = \`login()\` → SDK_READY in that attached tab. ` +
+      `*second chat* = right after the new-tab login, a second chat (another SDKAppID, fresh user) in the same tab: the same login from a warm page already attached to the worker (direct: the page opens a second socket).`,
+    '',
+    '| tabs | new tab login→resolved worker | direct | attach (worker) | login after attach (worker) | second chat login→SDK_READY worker | direct | ratio | user kick → first of N tabs worker | direct |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const { n, w, d } of pairs) {
+    p(
+      `| ${n} | ${pp(w.newTabResolved)} | ${pp(d.newTabResolved)} | ${w.attach ? pp(w.attach) : 'n/a'} | ${w.loginAfterAttach ? pp(w.loginAfterAttach) : 'n/a'} | ` +
+        `${pp(w.secondChatReady)} | ${pp(d.secondChatReady)} | ${ratio(w.secondChatReady.p50, d.secondChatReady.p50)} | ${pp(w.fanoutFirst)} | ${pp(d.fanoutFirst)} |`,
+    );
+  }
+  p(
+    '',
+    `JS heap used after forced GC (CDP \`HeapProfiler.collectGarbage\` ×2 + \`Runtime.getHeapUsage\` on each page target; the SharedWorker's through a browser-level CDP session), KB. ` +
+      `Median over the N tabs with all of them logged in; each tab has its own renderer process, hence its own V8 heap (renderer processes counted with CDP \`SystemInfo.getProcessInfo\`). A blank page of the same server: ${kb(r.heapBlankPage)} KB. ` +
+      `*worker incl. share* = tab heap + SharedWorker heap ÷ N.`,
+    '',
+    '| tabs | heap per tab worker | direct | ratio | SharedWorker heap | worker incl. share | direct | ratio | all N tabs worker (+ SharedWorker) | direct | renderer processes worker / direct |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const { n, w, d } of pairs) {
+    const incl = w.heapWorker === null ? NaN : w.heapPerTab + w.heapWorker / n;
+    const sumW = w.heapTabs.reduce((a, b) => a + b, 0) + (w.heapWorker ?? NaN);
+    const sumD = d.heapTabs.reduce((a, b) => a + b, 0);
+    p(
+      `| ${n} | ${kb(w.heapPerTab)} | ${kb(d.heapPerTab)} | ${ratio(w.heapPerTab, d.heapPerTab)} | ${kb(w.heapWorker)} | ${kb(incl)} | ${kb(d.heapPerTab)} | ${ratio(incl, d.heapPerTab)} | ` +
+        `${kb(sumW)} | ${kb(sumD)} | ${w.rendererProcesses ?? 'n/a'} / ${d.rendererProcesses ?? 'n/a'} |`,
+    );
+  }
+  p(
+    '',
+    `Dead tab → its instance leaves \`query_online_status\` (polled from Node every ~10 ms), ms, p50 / p99 over ${c.dead} closed and ${c.dead} crashed tabs per row (each its own user, opened while the N tabs are logged in): ` +
+      `\`page.close()\` (pagehide fires; the worker build sends \`bye\`) and a renderer crash (CDP \`Page.crash\`: no pagehide; the worker learns it from the tab's Web Lock). ` +
+      `The direct baseline has no liveness of its own: the server keeps a dropped socket's instance for its resume window (${c.resumeWindowMs} ms, the default).`,
+    '',
+    '| tabs | closed tab worker | direct | ratio | crashed tab worker | direct | ratio | timed out (worker / direct) |',
+    '|---|---|---|---|---|---|---|---|',
+  );
+  for (const { n, w, d } of pairs) {
+    p(
+      `| ${n} | ${pp0(w.deadClose)} | ${pp0(d.deadClose)} | ${ratio(w.deadClose.p50, d.deadClose.p50)} | ${pp0(w.deadCrash)} | ${pp0(d.deadCrash)} | ${ratio(w.deadCrash.p50, d.deadCrash.p50)} | ${w.deadTimedOut} / ${d.deadTimedOut} |`,
+    );
+  }
+  p('', 'Targets (worker build, at every tab count; reported, never enforced):', '');
+  for (const t of browserTargets(r)) p(`- ${t.target}: ${t.met ? '**met**' : '**NOT met**'} (${t.detail}).`);
+  const failed = r.runs.filter((x) => x.failed);
+  if (failed.length) {
+    p('', 'Failed runs (their figures are n/a):', '');
+    for (const x of failed) p(`- ${x.mode}, ${x.tabs} tab(s): ${x.failed}`);
+  }
+  const offs = r.runs.filter((x) => !x.failed).map((x) => x.clockOffset);
+  const errs = r.runs.flatMap((x) => x.errors);
+  p(
+    '',
+    `Clock: the pages timestamp with \`performance.timeOrigin + performance.now()\`; Node takes the same expression just before the REST call (both are Unix-epoch ms from this machine's clock). ` +
+      `The page − Node offset, estimated NTP-style per page (the smallest of 15 \`page.evaluate\` round trips), had median ${f(median(offs.map((o) => o.median)), 2)} ms and largest |offset| ${f(Math.max(...offs.map((o) => o.maxAbs)), 2)} ms ` +
+      `(smallest round trip ${f(Math.min(...offs.map((o) => o.minRtt)), 2)} ms); it is not subtracted. ` +
+      `Console / chat / worker errors during the run: ${errs.length}${errs.length ? ` (first: ${errs[0]!.slice(0, 200)})` : ''}. The browser part took ${f(r.seconds, 0)} s.`,
+  );
+  return lines.join('\n');
+}
+
+// `tsx bench/browser-bench.ts` runs only this benchmark.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const r = await runBrowserBench();
+  console.log(JSON.stringify(r, null, 2));
+  console.log(browserTables(r));
+}
