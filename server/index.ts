@@ -203,7 +203,9 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
       wss.close();
       await cleanup({ engine: ctx.engine, store });
       log.info('stopped');
-      log.flush?.();
+      // The destination is asynchronous: wait until the last lines are written, so a
+      // process.exit() right after close() loses nothing.
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
     })();
     return closing;
   };
