@@ -5,6 +5,9 @@
  */
 import { defineConfig } from '@playwright/test';
 
+/** e2e/soak.spec.ts runs only when TABCHAT_SOAK_MS is set (scripts/test.mjs sets it in CI). */
+const SOAK_IGNORE = process.env.TABCHAT_SOAK_MS ? [] : ['**/soak.spec.ts'];
+
 export default defineConfig({
   testDir: 'e2e',
   testMatch: '**/*.spec.ts',
@@ -24,4 +27,24 @@ export default defineConfig({
     },
     trace: 'retain-on-failure',
   },
+  projects: [
+    // The common path: one SharedWorker per browser profile.
+    { name: 'sharedworker', testIgnore: SOAK_IGNORE },
+    {
+      // The fallback path: SharedWorker deleted by an init script in every context the tests'
+      // fixtures create (e2e/fixtures.ts `noSharedWorker`), so a leader tab hosts the hub.
+      // The coordinator specs run again here. Not here: worker.spec.ts and the tests tagged
+      // @sharedworker-only (sockets per context in multitab.spec.ts; worker kill and "next
+      // worker of the profile" in messages.spec.ts), which drive the SharedWorker itself
+      // through CDP `shared_worker` targets — their leader counterparts are in
+      // leader.spec.ts —; specs whose contexts are not made by the fixtures (demo, cluster);
+      // leader.spec.ts, which deletes SharedWorker itself and need not run twice; and the soak
+      // (CI runs it once, on the SharedWorker path).
+      name: 'leader',
+      use: { noSharedWorker: true } as Record<string, unknown>,
+      testMatch: ['login.spec.ts', 'multitab.spec.ts', 'shared.spec.ts', 'messages.spec.ts', 'restart.spec.ts', 'skew.spec.ts'],
+      testIgnore: SOAK_IGNORE,
+      grepInvert: /@sharedworker-only/,
+    },
+  ],
 });

@@ -18,9 +18,13 @@ const test = base.extend<{ demo: DemoServer; consoleErrors: string[] }>({
     await stop();
   },
   consoleErrors: [
-    async ({ context }, use) => {
+    // Depends on `demo` so the server outlives this teardown: the pages are closed while it
+    // still answers (else their polling logs ERR_CONNECTION_REFUSED once it stops).
+    async ({ context, demo }, use) => {
+      void demo;
       const problems = watchConsoleErrors(context);
       await use(problems);
+      for (const page of context.pages()) await page.close();
       expect(problems, 'console errors / page errors in the demo tabs').toEqual([]);
     },
     { auto: true },

@@ -145,8 +145,15 @@ export interface Tab {
   events(sdkAppId: number): Promise<Array<{ name: string; data: any; at: number; ready: boolean }>>;
 }
 
-interface Fixtures {
+export interface Fixtures {
+  /**
+   * Option: delete `SharedWorker` in every page of the test's context before any script runs
+   * (the `leader` project sets it), so the SDK takes its leader-tab fallback.
+   */
+  noSharedWorker: boolean;
   server: ChatServerProcess;
+  /** A new BrowserContext (another browser profile) that honours `noSharedWorker`; the caller closes it. */
+  newContext: () => Promise<BrowserContext>;
   /** Open a tab (new page) in `ctx` (default: the test's context) on the harness page. */
   openTab: (options?: { ctx?: BrowserContext; path?: string }) => Promise<Tab>;
   /** Console error texts that this test expects (regexps); anything else fails the test. */
@@ -155,7 +162,17 @@ interface Fixtures {
   uid: (prefix?: string) => string;
 }
 
+/** Make `ctx` a browser without SharedWorker (an init script; call before opening pages). */
+export async function withoutSharedWorker(ctx: BrowserContext): Promise<void> {
+  await ctx.addInitScript(() => { delete (globalThis as { SharedWorker?: unknown }).SharedWorker; });
+}
+
 export const test = base.extend<Fixtures, { serverProcess: ChatServerProcess }>({
+  noSharedWorker: [false, { option: true }],
+  context: async ({ context, noSharedWorker }, use) => {
+    if (noSharedWorker) await withoutSharedWorker(context);
+    await use(context);
+  },
   serverProcess: [
     async ({}, use) => {
       const { server, stop } = await startServer();
@@ -164,6 +181,13 @@ export const test = base.extend<Fixtures, { serverProcess: ChatServerProcess }>(
     },
     { scope: 'worker' },
   ],
+  newContext: async ({ browser, noSharedWorker }, use) => {
+    await use(async () => {
+      const ctx = await browser.newContext();
+      if (noSharedWorker) await withoutSharedWorker(ctx);
+      return ctx;
+    });
+  },
   server: async ({ serverProcess }, use) => {
     await use(serverProcess);
   },

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP, ROOT, expect, readyTab, test } from './fixtures.js';
 
-test('login resolves before SDK_READY, then the tab is ready on one shared socket', async ({ openTab, server, uid }) => {
+test('login resolves before SDK_READY, then the tab is ready on one shared socket', async ({ openTab, server, uid, noSharedWorker }) => {
   const user = uid();
   const tab = await openTab();
   expect(await tab.h('create', { SDKAppID: APP.limit1 })).toEqual({ ok: true, value: 'new' });
@@ -31,7 +31,7 @@ test('login resolves before SDK_READY, then the tab is ready on one shared socke
   expect(state.ok).toBe(true);
   expect(state.value).toMatchObject({ sockets: 1, socketsOpened: 1 });
   expect(state.value.instances).toHaveLength(1);
-  expect(state.value.name).toMatch(/^tabchat:p1:/);
+  expect(state.value.name).toMatch(noSharedWorker ? /^leader:tabchat:p1:/ : /^tabchat:p1:/);
 });
 
 test('a second login while logged in resolves repeatLogin without a new SDK_READY', async ({ openTab, uid }) => {
@@ -127,4 +127,22 @@ test('the ESM build works and derives the server from import.meta.url', async ({
   expect((await tab.h('login', APP.limit1, user)).ok).toBe(true);
   await expect.poll(() => tab.h('isReady', APP.limit1)).toBe(true);
   expect(await server.onlineInstances(APP.limit1, user)).toHaveLength(1);
+});
+
+test('a tab that logs in on a socket another tab already connected learns the net state once', async ({ openTab, uid }) => {
+  const first = await readyTab(openTab, APP.many, uid());
+  await expect.poll(async () => (await first.events(APP.many)).filter((e) => e.name === 'netStateChange').map((e) => e.data.state).pop())
+    .toBe('connected');
+  // Same profile, socket already open: no transition happens on it, yet the chat must learn
+  // `connected` once, before its login resolves (docs/client-api.md, "Order").
+  const second = await readyTab(openTab, APP.many, uid());
+  const events = await second.events(APP.many);
+  expect(events.filter((e) => e.name === 'netStateChange').map((e) => e.data.state)).toEqual(['connected']);
+  expect(events.map((e) => e.name)).toEqual(['netStateChange', 'sdkStateReady']);
+  // A re-login after a logout announces nothing new: the last state this chat announced is
+  // still `connected`.
+  expect((await second.h('logout', APP.many)).ok).toBe(true);
+  expect((await second.h('login', APP.many, uid())).ok).toBe(true);
+  await expect.poll(() => second.h('isReady', APP.many)).toBe(true);
+  expect((await second.events(APP.many)).filter((e) => e.name === 'netStateChange').map((e) => e.data.state)).toEqual(['connected']);
 });

@@ -99,8 +99,8 @@ test('a login on another platform kicks the tab with multipleDevice (policy sing
   }
 });
 
-test('two browser contexts are two workers and two sockets', async ({ browser, openTab, server, uid }) => {
-  const other = await browser.newContext();
+test('two browser contexts are two workers and two sockets', { tag: '@sharedworker-only' }, async ({ newContext, openTab, server, uid }) => {
+  const other = await newContext();
   try {
     const t1 = await readyTab(openTab, APP.limit1, uid());
     const t2 = await readyTab(openTab, APP.limit1, uid(), { ctx: other });
@@ -115,7 +115,7 @@ test('two browser contexts are two workers and two sockets', async ({ browser, o
   }
 });
 
-test('ten tabs logged in share one socket (tabchat_connections stays 1)', async ({ openTab, server, uid }) => {
+test('ten tabs logged in share one socket (tabchat_connections stays 1)', async ({ openTab, server, uid, noSharedWorker }) => {
   const user = uid();
   const tabs: Tab[] = [];
   for (let i = 0; i < 10; i++) tabs.push(await readyTab(openTab, APP.many, user));
@@ -129,7 +129,14 @@ test('ten tabs logged in share one socket (tabchat_connections stays 1)', async 
   // The last tab to go closes the socket.
   for (const tab of tabs) await tab.page.close();
   await expect.poll(() => server.connections()).toBe(0);
-  expect(await server.onlineInstances(APP.many, user)).toHaveLength(0);
+  if (noSharedWorker) {
+    // Leader-tab path: the last tab carries the socket and dies with it; a dying page cannot
+    // finish the logouts, so the server releases the instances when its resume window
+    // (10 s here) expires (docs/architecture.md, failure modes).
+    await expect.poll(async () => (await server.onlineInstances(APP.many, user)).length, { timeout: 20_000 }).toBe(0);
+  } else {
+    expect(await server.onlineInstances(APP.many, user)).toHaveLength(0);
+  }
 });
 
 /** Poll the server until `user` has `count` instances; returns how long it took (ms), also as an annotation. */

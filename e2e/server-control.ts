@@ -32,6 +32,10 @@ export interface RestartableServer {
   start(): Promise<void>;
   /** `Detail[]` (online only) of query_online_status for one user. */
   onlineInstances(userID: string): Promise<Array<{ Platform: string; Status: string; InstId: number }>>;
+  /** POST /v4/<command> as the admin; the parsed JSON body. */
+  rest(command: string, body: unknown): Promise<any>;
+  /** A UserSig signed in Node (`expire` in seconds). */
+  sig(userID: string, options?: { expire?: number }): string;
   /** Stop for good and remove its files. */
   close(): Promise<void>;
 }
@@ -92,6 +96,8 @@ export async function startRestartableServer(): Promise<RestartableServer> {
   };
   return {
     httpUrl,
+    rest,
+    sig: (userID, options = {}) => generateUserSig({ sdkAppId: RESTART_APP, key: SECRET, identifier: userID, ...options }),
     stop: (signal = 'SIGTERM') => kill(child, signal),
     async start() {
       if (child.exitCode === null && child.signalCode === null) throw new Error('the server is still running');
@@ -114,6 +120,9 @@ export async function startRestartableServer(): Promise<RestartableServer> {
  * collect their console errors and page errors: `problems` must be empty at the end.
  */
 export function tabOpener(server: { httpUrl: string }, defaultContext: BrowserContext, allow: RegExp[] = []) {
+  // These servers are stopped on purpose. On the leader-tab path the socket lives in a page,
+  // so Chromium logs each refused reconnect attempt to that page's console.
+  allow = [...allow, /WebSocket connection to '.*' failed: .*ERR_CONNECTION_REFUSED/];
   const problems: string[] = [];
   const watch = (page: Page) => {
     page.on('console', (message) => {

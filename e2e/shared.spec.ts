@@ -43,11 +43,11 @@ test('shared tabs use one instance; logout is per tab; the last tab out releases
   expect(Date.now() - started).toBeLessThan(1_000);
 });
 
-test('a kick of the shared instance reaches every tab attached to it', async ({ browser, openTab, server, uid }) => {
+test('a kick of the shared instance reaches every tab attached to it', async ({ newContext, openTab, server, uid }) => {
   const user = uid();
   const t1 = await readyTab(openTab, APP.shared, user, SHARED);
   const t2 = await readyTab(openTab, APP.shared, user, SHARED);
-  const other = await browser.newContext();
+  const other = await newContext();
   try {
     // Another browser profile logs in as the same user: limit 1 kicks the shared instance.
     const elsewhere = await readyTab(openTab, APP.shared, user, { ...SHARED, ctx: other });

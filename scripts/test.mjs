@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// npm test: type check, build, Node integration tests (node:test), then the Playwright e2e
-// suite in Debian Chromium. `npm test -- unit` or `-- e2e` runs one part.
+// npm test: type check, Node integration tests (node:test), the protocol fuzzer at scale
+// (>= 100,000 inputs, seeded), build, the Playwright e2e suite in Debian Chromium (both
+// projects: SharedWorker and leader-tab fallback), then a 2-minute seeded soak. `npm test -- unit` or `-- e2e` runs one part.
 import { spawnSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,16 +33,33 @@ function testFiles(dir) {
   });
 }
 
+// The protocol/REST fuzzer at scale runs as its own step (below); the default node run
+// skips it. 91,000 frames + 9,100 REST bodies (a tenth) = 100,100 inputs, ~1.5 min here.
+const FUZZ_FILE = join('test', 'server', 'fuzz.test.ts');
+const FUZZ_ITERATIONS = process.env.TABCHAT_FUZZ_ITERATIONS ?? '91000';
+// One seed per run, printed, so a CI failure is reproducible: TABCHAT_FUZZ_SEED=<seed>.
+const FUZZ_SEED = process.env.TABCHAT_FUZZ_SEED || String(randomInt(2 ** 31));
+// The soak (e2e/soak.spec.ts) runs only when TABCHAT_SOAK_MS is set: 2 minutes in CI.
+const SOAK_MS = process.env.TABCHAT_SOAK_MS ?? '120000';
+const SOAK_SEED = process.env.TABCHAT_SOAK_SEED || String(randomInt(2 ** 31));
+
 if (only !== 'e2e') {
   run('type check', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
-  const files = testFiles(join(root, 'test')).sort();
+  const files = testFiles(join(root, 'test')).filter((f) => f !== FUZZ_FILE).sort();
   if (files.length === 0) {
     console.error('no test files found under test/');
     process.exit(1);
   }
   run(`node tests (${files.length} files)`, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files]);
+  console.log(`\n# fuzz seed: TABCHAT_FUZZ_SEED=${FUZZ_SEED} TABCHAT_FUZZ_ITERATIONS=${FUZZ_ITERATIONS}`);
+  run(`fuzz (${FUZZ_ITERATIONS} frames + ${Math.round(Number(FUZZ_ITERATIONS) / 10)} REST bodies, seed ${FUZZ_SEED})`, process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=600000', FUZZ_FILE],
+    { TABCHAT_FUZZ_SEED: FUZZ_SEED, TABCHAT_FUZZ_ITERATIONS: FUZZ_ITERATIONS });
 }
 if (only !== 'unit') {
   run('build', process.execPath, [join(root, 'scripts', 'build.mjs')]);
-  run('e2e (Playwright, Chromium)', bin('playwright'), ['test']);
+  run('e2e (Playwright, Chromium: sharedworker + leader projects)', bin('playwright'), ['test']);
+  console.log(`\n# soak seed: TABCHAT_SOAK_SEED=${SOAK_SEED} TABCHAT_SOAK_MS=${SOAK_MS}`);
+  run(`soak (${SOAK_MS} ms, seed ${SOAK_SEED})`, bin('playwright'), ['test', '--project=sharedworker', 'e2e/soak.spec.ts'],
+    { TABCHAT_SOAK_MS: SOAK_MS, TABCHAT_SOAK_SEED: SOAK_SEED });
 }

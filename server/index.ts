@@ -205,7 +205,14 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
       log.info('stopped');
       // The destination is asynchronous: wait until the last lines are written, so a
       // process.exit() right after close() loses nothing.
-      await new Promise<void>((resolve) => log.flush(() => resolve()));
+      // Bounded: a destination whose reader went away (a closed pipe) may never call back.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1_000);
+        log.flush(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     })();
     return closing;
   };

@@ -48,6 +48,8 @@ import type { StoredInstance, StoredRun } from './storage.js';
 
 /** What the hub needs from a session engine (src/core `SessionEngine` fits). */
 export interface HubEngine {
+  /** Browser `online` / `offline` (see `SessionEngine.setOnline`); optional for test doubles. */
+  setOnline?(online: boolean): void;
   login(params: LoginParams, events: InstanceEvents): Promise<{ handle: SessionHandle; result: LoginResult }>;
   /**
    * Take over an instance that another engine (a previous worker) held: a silent `resume`
@@ -168,12 +170,20 @@ const MAX_SEND_TIMEOUT_MS = 24 * 3_600_000;
 const ok = <T>(value: T): Reply<T> => ({ ok: true, value });
 const fail = (err: unknown): Reply<never> => ({ ok: false, error: toErrorData(err) });
 
+/**
+ * How long a take-over (a new hub resuming a tab's session) keeps trying while the server is
+ * unreachable; below the tab's register timeout (15 s), so the tab still gets its answer.
+ */
+const TAKEOVER_NETWORK_RETRY_MS = 10_000;
+
 export class Hub {
   private seq = 0;
   private readonly tabs = new Map<string, TabRecord>();
   private readonly chats = new Map<string, ChatRecord>();
   private readonly instances = new Map<string, InstanceRecord>();
   private readonly engines = new Map<string, EngineRecord>();
+  /** Last `online` / `offline` of the host (see {@link networkChanged}). */
+  private online = true;
   private readonly orphans = new Map<number, Orphan>();
   private readonly buffers = new Map<string, MessageBuffer>();
 
@@ -329,6 +339,13 @@ export class Hub {
     if (this.tabs.size === 0) this.closeEngines('last tab left');
   }
 
+  /** The host's network came back (`online`) or went away (`offline`): tell every engine. */
+  networkChanged(online: boolean): void {
+    this.host.log.info(`network ${online ? 'online' : 'offline'}`);
+    this.online = online;
+    for (const record of this.engines.values()) record.engine.setOnline?.(online);
+  }
+
   getState(): WorkerState {
     const stats = this.host.socketStats();
     const chats: WorkerState['chats'] = {};
@@ -386,7 +403,23 @@ export class Hub {
     const params: LoginParams = { sdkAppId: spec.sdkAppId, userID: resume.userID, userSig: resume.userSig, platform: 'Web' };
     try {
       const saved = { instId: resume.instId, token: resume.token, lastSeq: typeof resume.lastSeq === 'number' ? resume.lastSeq : null };
-      const inst = await this.acquire(spec, chat.key, params, saved);
+      // The old hub may have died while the server was unreachable (a leader tab closed during
+      // an outage): keep trying for a while, as a live instance would ride out a network drop.
+      const until = Date.now() + TAKEOVER_NETWORK_RETRY_MS;
+      let inst: InstanceRecord;
+      for (let wait = 250; ; wait = Math.min(wait * 2, 2_000)) {
+        try {
+          inst = await this.acquire(spec, chat.key, params, saved);
+          break;
+        } catch (err) {
+          const code = toErrorData(err).code;
+          const network = code === CODE.NETWORK_ERROR || code === CODE.NETWORK_TIMEOUT;
+          if (!network || Date.now() + wait >= until || !this.isCurrent(chat, generation)) throw err;
+          this.host.log.info(`take-over of chat ${spec.chatId} waits for the server (${code}); again in ${wait} ms`);
+          await new Promise((resolve) => setTimeout(resolve, wait));
+          if (!this.isCurrent(chat, generation)) throw err;
+        }
+      }
       if (!this.isCurrent(chat, generation)) {
         await this.release(inst, spec.chatId);
         return;
@@ -575,6 +608,7 @@ export class Hub {
       seq: this.seq,
       epoch: this.host.epoch,
       generation: chat.generation,
+      net: engine ? engine.netState : 'disconnected',
     };
   }
 
@@ -584,6 +618,7 @@ export class Hub {
     let record = this.engines.get(server);
     if (!record) {
       const engine = this.host.createEngine(server);
+      if (!this.online) engine.setOnline?.(false);
       const stopNet = engine.onNetState((state) => this.send({ type: 'net', target: serverKey(server), state }));
       record = { engine, stopNet };
       this.engines.set(server, record);

@@ -6,6 +6,7 @@
  * dead runs, and the diagnostic mirror on `tabchat-diag`.
  */
 import { SessionEngine } from '../src/core/engine.js';
+import { watchNetwork, type NetworkEventSource } from './network.js';
 import { toErrorData } from '../src/core/errors.js';
 import type { Logger, SessionHandle } from '../src/core/types.js';
 import {
@@ -178,6 +179,13 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     },
     getState: async () => hub.getState(),
   });
+
+  // -------------------------------------------------------------- network
+  // `offline`: close the sockets and wait; `online`: reconnect now (worker/network.ts).
+  const scope = globalThis as unknown as Partial<NetworkEventSource>;
+  if (typeof scope.addEventListener === 'function' && typeof scope.removeEventListener === 'function') {
+    watchNetwork(scope as NetworkEventSource, (online) => hub.networkChanged(online));
+  }
 
   log.info(`${name} started (epoch ${epoch})`);
   return { epoch, ready, api, log };

@@ -163,6 +163,8 @@ function loadLeaderHost(workerUrl: string): Promise<LeaderHostFactory> {
 
 /** How many times the sessions are offered to a new hub after the old one died. */
 const TAKEOVER_ATTEMPTS = 3;
+/** Take-over attempts that fail because the new hub went away too are retried this long. */
+const TAKEOVER_WINDOW_MS = 8_000;
 
 /** The page's link to one hub (one per worker URL and transport). */
 export class HubConnection {
@@ -365,7 +367,8 @@ export class HubConnection {
   /** Offer the sessions to a new hub, within the server's resume window; a few attempts. */
   async #takeOver(sessions: WorkerBackend[]): Promise<void> {
     let last: ChatError | null = null;
-    for (let attempt = 1; attempt <= TAKEOVER_ATTEMPTS; attempt++) {
+    const deadline = Date.now() + TAKEOVER_WINDOW_MS;
+    for (let attempt = 1, counted = 0; counted < TAKEOVER_ATTEMPTS; attempt++) {
       try {
         await this.#connect();
         return;
@@ -373,6 +376,11 @@ export class HubConnection {
         last = asChatError(err);
         this.#log.warn(`take-over attempt ${attempt} failed: ${last.code} ${last.message}`);
         if (last.code === CODE.WORKER_VERSION_MISMATCH) break;
+        // The new hub went away too (tabs closing one after another on the leader path: each
+        // leader dies during the take-over): not a failure of the take-over itself, so try
+        // the next one, within the time the server keeps the instances for a resume.
+        if (last.code === CODE.WORKER_GONE && Date.now() < deadline) continue;
+        counted++;
       }
     }
     if (!last) return;
@@ -559,6 +567,9 @@ export class WorkerBackend implements ChatBackend {
         seen: new Set(),
       };
       this.#clockOffset = reply.serverTime - Date.now();
+      // The socket may have been connected by another tab long before this login: announce
+      // its current state once (a transition only, see docs/client-api.md "Order").
+      this.#setNet(reply.net);
       const late = wait.envelopes.filter((envelope) => envelope.seq > reply.seq);
       if (late.length > 0) {
         // After the chat has seen the login resolve (a kick between login and SDK_READY).
@@ -687,7 +698,11 @@ export class WorkerBackend implements ChatBackend {
   /** @internal an envelope of the current worker, in sequence */
   applyEnvelope(envelope: Envelope): void {
     if (envelope.type === 'net') {
-      if (envelope.target === serverKey(this.spec.server) && (this.#session || this.#loginWait)) this.#setNet(envelope.state);
+      if (envelope.target !== serverKey(this.spec.server) || !(this.#session || this.#loginWait)) return;
+      // Predates the login reply, which carried the state as of its own position.
+      const session = this.#session;
+      if (session && envelope.workerEpoch === session.sinceEpoch && envelope.seq <= session.sinceSeq) return;
+      this.#setNet(envelope.state);
       return;
     }
     if (this.#loginWait && this.#loginWait.key === envelope.target) {

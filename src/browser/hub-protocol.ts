@@ -207,6 +207,11 @@ export interface LoginReply {
   epoch: string;
   /** The chat's generation in the worker (see {@link ChatSnapshot.generation}). */
   generation: number;
+  /**
+   * State of the worker's socket to this chat's server when the reply was made. A chat that
+   * joins a socket another tab already opened sees no `net` envelope; it learns the state here.
+   */
+  net: NetState;
 }
 
 /** Diagnostic view of a worker (`TabChat.getWorkerState()`). */

@@ -272,10 +272,19 @@ export class SessionEngine implements SessionEngineApi {
   private readonly waiters = new Set<OpenWaiter>();
   /** By current instId. */
   private readonly instances = new Map<number, Instance>();
+  /**
+   * Instances whose server id was given to another of our instances (a restarted server
+   * numbers its instances again): they wait under a negative key until their own restore
+   * logs them in again. Instance → its key in {@link instances}.
+   */
+  private readonly displaced = new Map<Instance, number>();
+  private displacedSeq = 0;
   /** Logins between their call and their settlement; they keep the socket open. */
   private activeLogins = 0;
   /** Reconnect attempts since the last `welcome`. */
   private attempt = 0;
+  /** The host said the network is gone (browser `offline`): no reconnect until `online`. */
+  private offline = false;
   private reconnectTimer: Timer | undefined;
   /** Pending close of an unused socket (see {@link releaseIfUnused}). */
   private releaseTimer: Timer | undefined;
@@ -353,7 +362,7 @@ export class SessionEngine implements SessionEngineApi {
     if (!(handle instanceof Instance) || !this.owns(handle)) return;
     // The position goes to the server first, so the user's next login starts after it.
     this.ackNow(handle);
-    this.instances.delete(handle.instId);
+    this.unplace(handle);
     const keep = options.keepQueued === true;
     const why = keep ? 'logged out before the server stored the message; it stays in the outbox for the next instance of the user' : 'logged out before the server stored the message';
     this.dropMessageState(handle, new ChatError(CODE.MSG_CANCELLED, why, { cause: CODE.LOGGED_OUT }), !keep);
@@ -365,6 +374,31 @@ export class SessionEngine implements SessionEngineApi {
       this.log.info(`logout of instance ${handle.instId} not confirmed by the server:`, asChatError(err).message);
     } finally {
       this.releaseIfUnused();
+    }
+  }
+
+  /**
+   * The host's view of the network (browser `online` / `offline` events). Offline: close
+   * the socket now (instances stay, as on any drop: NET_STATE_CHANGE `connecting`) and do not
+   * try again until online. Online: if a reconnect is waiting, connect now, without backoff.
+   * Logins started while offline still try the network (the event may be wrong).
+   */
+  setOnline(online: boolean): void {
+    if (this.current === 'closed' || online === !this.offline) return;
+    this.offline = !online;
+    if (!online) {
+      this.log.info('the network went offline: closing the socket; waiting for online');
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
+      if (this.conn) this.closeSocket(CLOSE_ABNORMAL, 'the network went offline');
+      return;
+    }
+    if (this.current === 'reconnecting' && this.conn === null) {
+      this.log.info('the network is back online: reconnecting now');
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
+      this.attempt = 0;
+      this.openSocket();
     }
   }
 
@@ -382,6 +416,7 @@ export class SessionEngine implements SessionEngineApi {
     // Outbox entries stay: a durable outbox hands them to the next engine.
     for (const instance of this.instances.values()) this.dropMessageState(instance, error, false);
     this.instances.clear();
+    this.displaced.clear();
     this.rejectPending(error);
     this.rejectWaiters(error);
     if (conn) this.closeConnection(conn, 1000, 'client closed');
@@ -406,7 +441,7 @@ export class SessionEngine implements SessionEngineApi {
       const data = await register(() => Math.max(1, deadline - Date.now()));
       const instance = new Instance(data.instId, data.token, params, events);
       instance.lastSeq = lastSeq;
-      this.instances.set(instance.instId, instance);
+      this.place(instance);
       // After the caller has the handle: catch up on the mailbox, adopt the user's outbox.
       setTimeout(() => {
         if (!this.owns(instance)) return;
@@ -600,6 +635,7 @@ export class SessionEngine implements SessionEngineApi {
     if (isTerminalClose(code)) {
       const lost = [...this.instances.values()];
       this.instances.clear();
+      this.displaced.clear();
       const error = new ChatError(terminalCloseError(code), `the server ended the connection for good: ${text}`, { closeCode: code });
       this.rejectWaiters(error);
       this.transition('idle', { code, reason });
@@ -619,6 +655,10 @@ export class SessionEngine implements SessionEngineApi {
   }
 
   private scheduleReconnect(): void {
+    if (this.offline) {
+      this.log.info('offline: the reconnect waits for the network to come back (online)');
+      return;
+    }
     const delay = this.backoff(this.attempt++);
     this.log.info(`reconnecting in ${Math.round(delay)} ms (attempt ${this.attempt})`);
     this.reconnectTimer = setTimeout(() => {
@@ -723,7 +763,26 @@ export class SessionEngine implements SessionEngineApi {
   // ------------------------------------------------------------------ instances
 
   private owns(instance: Instance): boolean {
-    return this.instances.get(instance.instId) === instance;
+    return this.instances.get(this.displaced.get(instance) ?? instance.instId) === instance;
+  }
+
+  /** Register `instance` under its server id; a stale holder of that id is displaced. */
+  private place(instance: Instance): void {
+    const holder = this.instances.get(instance.instId);
+    if (holder && holder !== instance) {
+      const key = -++this.displacedSeq;
+      this.displaced.set(holder, key);
+      this.instances.set(key, holder);
+      this.log.info(`instance id ${instance.instId} was given again by the server (restarted?); the older instance logs in again on its own`);
+    }
+    this.unplace(instance);
+    this.instances.set(instance.instId, instance);
+  }
+
+  private unplace(instance: Instance): void {
+    if (!this.owns(instance)) return;
+    this.instances.delete(this.displaced.get(instance) ?? instance.instId);
+    this.displaced.delete(instance);
   }
 
   private handleKick(frame: KickFrame): void {
@@ -737,7 +796,7 @@ export class SessionEngine implements SessionEngineApi {
 
   /** Forget an instance for good, tell its owner, and release the socket if it was the last. */
   private end(instance: Instance, notify: (events: InstanceEvents) => void, why = 'the session ended'): void {
-    this.instances.delete(instance.instId);
+    this.unplace(instance);
     this.dropMessageState(instance, new ChatError(CODE.MSG_CANCELLED, `${why} before the server stored the message`));
     this.log.info(`instance ${instance.instId} ended by the server`);
     this.safely(() => notify(instance.events));
@@ -771,13 +830,13 @@ export class SessionEngine implements SessionEngineApi {
       this.logoutQuietly(data.instId); // logged out while its restore was in flight
       return;
     }
-    this.instances.delete(instance.instId);
+    this.unplace(instance);
     instance.instId = data.instId;
     instance.token = data.token;
     instance.state = 'attached';
     // A new server-side instance knows nothing of our acknowledgements.
     if (relogin) instance.ackedSeq = 0;
-    this.instances.set(instance.instId, instance);
+    this.place(instance);
     this.log.info(relogin ? `instance logged in again as ${data.instId} (resume window passed)` : `instance ${data.instId} resumed`);
     this.safely(() => instance.events.onRestored?.({ instId: instance.instId, relogin }));
     if (!this.owns(instance)) return;
