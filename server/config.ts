@@ -155,9 +155,6 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
   if (raw.redis !== undefined && (typeof raw.redis !== 'string' || !/^(rediss?:\/\/|redis\+cluster:\/\/[^,/]+)/.test(raw.redis))) {
     throw new ConfigError('redis must be a redis:// (or rediss://, redis+cluster://host:port,host:port) URL');
   }
-  if (raw.redis !== undefined && !/^postgres(ql)?:\/\//.test(store)) {
-    throw new ConfigError('with "redis", "store" must be a postgres:// URL: every node of the cluster must share the message store');
-  }
   const redisPrefix = str(raw.redisPrefix, 'redisPrefix', 'tabchat:');
   if (/[{}]/.test(redisPrefix)) throw new ConfigError('redisPrefix must not contain "{" or "}" (they are Redis Cluster hash tags)');
   if (raw.node !== undefined && (typeof raw.node !== 'string' || !/^[A-Za-z0-9._:-]{1,64}$/.test(raw.node))) {

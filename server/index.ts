@@ -49,10 +49,23 @@ function clientIp(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
-export async function createChatServer(config: ServerConfig, options: ChatServerOptions = {}): Promise<ChatServer> {
-  if (config.redis !== undefined && !/^postgres(ql)?:\/\//.test(config.store)) {
-    throw new Error('with "redis", "store" must be a postgres:// URL: every node of the cluster must share the message store');
+/**
+ * A cluster node with a local store (`sqlite:`, `memory`): fine while it is the only node on
+ * its Redis (api.md's example config combines `redis` with the default `sqlite:` store), but
+ * a second node would read other mailboxes than the first. Refuse to start next to live
+ * nodes; warn otherwise.
+ */
+async function checkLocalStoreAlone(engine: Engine, storeKind: string, node: string, log: Logger): Promise<void> {
+  const others = ((await engine.stats()).nodes ?? []).map((n) => n.node).filter((id) => id !== node);
+  if (others.length > 0) {
+    throw new Error(
+      `store "${storeKind}" keeps messages on this machine, but node(s) ${others.join(', ')} are live on the same Redis: give every node the same postgres:// store`,
+    );
   }
+  log.warn({ store: storeKind }, 'cluster engine with a local message store: run a single node, or move every node to one postgres:// store before adding nodes');
+}
+
+export async function createChatServer(config: ServerConfig, options: ChatServerOptions = {}): Promise<ChatServer> {
   const node = options.node ?? config.node ?? `n-${randomBytes(3).toString('hex')}`;
   const log = options.logger ?? createLogger(config.logLevel, node);
   const apps = new Map(config.apps.map((a) => [a.sdkAppId, { ...a, allowedOrigins: [...a.allowedOrigins] }]));
@@ -91,7 +104,9 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
         },
       });
     }
+    if (engine.kind === 'redis' && store.kind !== 'postgres') await checkLocalStoreAlone(engine, store.kind, node, log);
   } catch (err) {
+    await engine?.close().catch(() => undefined);
     await store.close();
     throw err;
   }

@@ -6,6 +6,9 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import TabChat, { type Chat, type Message } from '../../src/node/index.js';
 import { CODE } from '../../src/protocol/codes.js';
@@ -13,7 +16,7 @@ import { openStore, type MessageStore, type NewMessage } from '../../server/stor
 import { ConfigError, validateConfig } from '../../server/config.js';
 import { startTestServer } from '../helpers/server.js';
 import { POSTGRES_SCHEMA_VERSION, PostgresStore } from '../../server/store-postgres.js';
-import { RawClient, sharedServices, startCluster, until, type TestCluster } from './util.js';
+import { FAST_LIVENESS, RawClient, sharedServices, startCluster, until, type TestCluster } from './util.js';
 
 const APP = 1400000001;
 let counter = 0;
@@ -199,7 +202,7 @@ test('Postgres down: sends fail fast with 9031, sessions stay up, nothing acknow
   assert.ok((await newcomer.login(c.sdkAppId, 'carol', c.sig('carol'))).ok);
 });
 
-test('a single node (no redis) on the postgres store; a cluster config without a shared store is refused', async (t) => {
+test('a single node (no redis) on the postgres store; config validation of cluster keys', async (t) => {
   const { url } = await freshStore(t);
   const ts = await startTestServer({}, { store: url });
   t.after(() => ts.close());
@@ -211,10 +214,27 @@ test('a single node (no redis) on the postgres store; a cluster config without a
   assert.equal(ts.server.context.engine.kind, 'memory');
   assert.equal(ts.server.context.store.kind, 'postgres');
   const apps = [{ sdkAppId: 1, secretKey: 'k' }];
+  // api.md's example combines redis with the default sqlite store: accepted (checked at start, below).
   for (const store of ['memory', 'sqlite:./x.db', undefined]) {
-    assert.throws(() => validateConfig({ apps, redis: 'redis://127.0.0.1:6379', ...(store ? { store } : {}) }), ConfigError);
+    assert.doesNotThrow(() => validateConfig({ apps, redis: 'redis://127.0.0.1:6379', ...(store ? { store } : {}) }));
   }
   assert.throws(() => validateConfig({ apps, redis: 'http://x', store: url }), /redis:\/\//);
   assert.throws(() => validateConfig({ apps, nodeHeartbeatMs: 1000, nodeTimeoutMs: 1500 }), /at least twice/);
   assert.equal(validateConfig({ apps, redis: 'redis://127.0.0.1:6379', store: url }).redisPrefix, 'tabchat:');
+});
+
+test('redis with a local store: a lone node starts, a second node next to it is refused', async (t) => {
+  const svc = await sharedServices();
+  const dir = mkdtempSync(join(tmpdir(), 'tabchat-local-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const prefix = `lone-${randomBytes(3).toString('hex')}:`;
+  const first = await startTestServer({}, { ...FAST_LIVENESS, store: `sqlite:${join(dir, 'a.db')}`, redis: svc.redis.url, redisPrefix: prefix, node: 'lone1' });
+  t.after(() => first.close());
+  const a = await RawClient.connect(first.wsUrl);
+  t.after(() => a.close());
+  assert.ok((await a.login(first.sdkAppId, 'alice', first.sig('alice'))).ok);
+  await assert.rejects(
+    startTestServer({}, { ...FAST_LIVENESS, store: `sqlite:${join(dir, 'b.db')}`, redis: svc.redis.url, redisPrefix: prefix, node: 'lone2' }),
+    /node\(s\) lone1 are live on the same Redis: give every node the same postgres:\/\/ store/,
+  );
 });
