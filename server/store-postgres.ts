@@ -15,11 +15,12 @@
  *   the client sees as 9031; nothing is acknowledged that was not committed.
  */
 import pg from 'pg';
-import type { MessageFlow } from '../src/protocol/frames.js';
 import {
   StoreClosedError,
   StoreUnavailableError,
   redactStoreSpec,
+  toMessage,
+  type EntryRow,
   type MailboxEntry,
   type MessageStore,
   type NewMessage,
@@ -108,21 +109,6 @@ const QUERY_TIMEOUT_MS = 5_000;
 /** Connections per node. */
 const POOL_SIZE = 10;
 
-interface MessageRow {
-  id: string;
-  sdk_app_id: number;
-  from_user: string;
-  to_user: string;
-  client_msg_id: string;
-  text: string;
-  time: number;
-  from_seq: number;
-  to_seq: number;
-}
-interface EntryRow extends MessageRow {
-  seq: number;
-  flow: MessageFlow;
-}
 interface SendRow {
   o_id: string;
   o_app: number;
@@ -136,19 +122,6 @@ interface SendRow {
   o_created: boolean;
 }
 
-function toMessage(row: MessageRow): StoredMessage {
-  return {
-    id: row.id,
-    sdkAppId: row.sdk_app_id,
-    from: row.from_user,
-    to: row.to_user,
-    clientMsgId: row.client_msg_id,
-    text: row.text,
-    time: row.time,
-    fromSeq: row.from_seq,
-    toSeq: row.to_seq,
-  };
-}
 
 /** bigint (int8) columns as JS numbers: seqs, times and app ids stay far below 2^53. */
 const TYPES = {

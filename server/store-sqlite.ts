@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { MessageFlow } from '../src/protocol/frames.js';
-import { StoreClosedError, type MailboxEntry, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+import { StoreClosedError, toMessage, type EntryRow, type MailboxEntry, type MessageRow, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
 
 /** Schema version this code writes; `PRAGMA user_version` of an up-to-date file. */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -51,35 +51,7 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-interface MessageRow {
-  id: string;
-  sdk_app_id: number;
-  from_user: string;
-  to_user: string;
-  client_msg_id: string;
-  text: string;
-  time: number;
-  from_seq: number;
-  to_seq: number;
-}
-interface EntryRow extends MessageRow {
-  seq: number;
-  flow: MessageFlow;
-}
 
-function toMessage(row: MessageRow): StoredMessage {
-  return {
-    id: row.id,
-    sdkAppId: row.sdk_app_id,
-    from: row.from_user,
-    to: row.to_user,
-    clientMsgId: row.client_msg_id,
-    text: row.text,
-    time: row.time,
-    fromSeq: row.from_seq,
-    toSeq: row.to_seq,
-  };
-}
 
 export class SqliteStore implements MessageStore {
   readonly kind = 'sqlite';

@@ -115,3 +115,35 @@ export async function openStore(spec: string): Promise<MessageStore> {
   }
   throw new Error(`store ${JSON.stringify(redactStoreSpec(spec))} is not available: use "memory", "sqlite:PATH" or a postgres:// URL`);
 }
+
+/** A message row as both SQL stores name their columns (`messages` joined with a mailbox entry). */
+export interface MessageRow {
+  id: string;
+  sdk_app_id: number;
+  from_user: string;
+  to_user: string;
+  client_msg_id: string;
+  text: string;
+  time: number;
+  from_seq: number;
+  to_seq: number;
+}
+export interface EntryRow extends MessageRow {
+  seq: number;
+  flow: MessageFlow;
+}
+
+/** The {@link StoredMessage} of a row of either SQL store. */
+export function toMessage(row: MessageRow): StoredMessage {
+  return {
+    id: row.id,
+    sdkAppId: row.sdk_app_id,
+    from: row.from_user,
+    to: row.to_user,
+    clientMsgId: row.client_msg_id,
+    text: row.text,
+    time: row.time,
+    fromSeq: row.from_seq,
+    toSeq: row.to_seq,
+  };
+}
