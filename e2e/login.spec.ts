@@ -57,6 +57,17 @@ test('a login while another is in flight rejects 2025', async ({ openTab, uid })
 test('gated calls before ready reject with the not-ready reason and emit ERROR', async ({ openTab, uid, server }) => {
   const tab = await openTab();
   await tab.h('create', { SDKAppID: APP.limit1 });
+  // create() attaches the page to its hub at once (no call of its own needed), yet opens no
+  // socket to the server before a login; a page that only created a chat leaves nothing when it closes.
+  const idle = await openTab();
+  await idle.h('create', { SDKAppID: APP.limit1 });
+  const other = await openTab();
+  await expect.poll(async () => (await other.h('workerState')).value.tabs.length).toBe(3);
+  expect((await other.h('workerState')).value).toMatchObject({ sockets: 0, socketsOpened: 0 });
+  await expect.poll(() => server.connections()).toBe(0);
+  await idle.page.close();
+  await expect.poll(async () => (await other.h('workerState')).value.tabs.length).toBe(2);
+  expect(await server.connections()).toBe(0);
   const before = await tab.h('serverTime', APP.limit1);
   expect(before).toMatchObject({ ok: false, code: 2024 });
   expect(before.message).toContain('getServerTime');

@@ -216,6 +216,17 @@ export class HubConnection {
     this.#backends.delete(backend);
   }
 
+  /**
+   * Start attaching this page to the hub now (SharedWorker connect or leader election, tab
+   * lock, `register`), so that the first command finds it attached. Fire-and-forget: a
+   * failure is not reported here; the first command that needs the connection surfaces it
+   * (a build mismatch, 9012, is kept; anything else is tried again by that command). Opens no
+   * socket to the chat server: the hub's engine connects on the first login.
+   */
+  attach(): void {
+    this.#connect().catch(() => {});
+  }
+
   /** The worker's diagnostic state (connects if needed). */
   getWorkerState(): Promise<WorkerState> {
     return this.call('getState', COMMAND_TIMEOUT_MS, async (api) => ({ ok: true, value: await api.getState() }));

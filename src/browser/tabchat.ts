@@ -148,7 +148,8 @@ function create(options: BrowserCreateOptions): Chat | null {
   if (typeof sendTimeoutMs !== 'number' || !(sendTimeoutMs > 0) || sendTimeoutMs === Infinity) throw paramsError();
   const server = resolveServer(options.server);
   const workerUrl = resolveWorkerUrl(options.workerUrl);
-  const backend = hubFor(workerUrl, resolveTransport(options.transport)).createBackend(server, sdkAppId, tabs, sendTimeoutMs);
+  const hub = hubFor(workerUrl, resolveTransport(options.transport));
+  const backend = hub.createBackend(server, sdkAppId, tabs, sendTimeoutMs);
   const chat: Chat = new Chat(backend, {
     logger,
     onDestroy: () => {
@@ -156,6 +157,8 @@ function create(options: BrowserCreateOptions): Chat | null {
     },
   });
   instances.set(sdkAppId, chat);
+  // Attach the page to its hub now, not on the first login (no socket to the server yet).
+  hub.attach();
   return chat;
 }
 
