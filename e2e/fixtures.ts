@@ -307,20 +307,23 @@ export async function startDemoServer(): Promise<{ server: DemoServer; stop: () 
   return { server, stop: () => stopCli(child) };
 }
 
+/** Push the console errors (unless `allow`ed) and page errors of `page` onto `problems`. */
+export function watchPageErrors(page: Page, problems: string[], allow: RegExp[] = []): void {
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const text = message.text();
+    if (!allow.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
+}
+
 /**
  * Collect console errors and page errors of every page of `context`, present and future
  * (pages opened by the app with window.open included). The caller asserts the list is empty.
  */
 export function watchConsoleErrors(context: BrowserContext, allow: RegExp[] = []): string[] {
   const problems: string[] = [];
-  const watch = (page: Page) => {
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return;
-      const text = message.text();
-      if (!allow.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
-    });
-    page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
-  };
+  const watch = (page: Page) => watchPageErrors(page, problems, allow);
   for (const page of context.pages()) watch(page);
   context.on('page', watch);
   return problems;

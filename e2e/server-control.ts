@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, type BrowserContext, type Page } from '@playwright/test';
 import { generateUserSig } from '../server/usersig.js';
-import type { Tab } from './fixtures.js';
+import { watchPageErrors, type Tab } from './fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', 'dist', 'node', 'server', 'cli.js');
@@ -124,14 +124,7 @@ export function tabOpener(server: { httpUrl: string }, defaultContext: BrowserCo
   // so Chromium logs each refused reconnect attempt to that page's console.
   allow = [...allow, /WebSocket connection to '.*' failed: .*ERR_CONNECTION_REFUSED/];
   const problems: string[] = [];
-  const watch = (page: Page) => {
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return;
-      const text = message.text();
-      if (!allow.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
-    });
-    page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
-  };
+  const watch = (page: Page) => watchPageErrors(page, problems, allow);
   const openTab = async (options: { ctx?: BrowserContext } = {}): Promise<Tab> => {
     const page = await (options.ctx ?? defaultContext).newPage();
     watch(page);

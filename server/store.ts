@@ -37,17 +37,8 @@ export interface MailboxEntry {
   message: StoredMessage;
 }
 
-/** What {@link MessageStore.send} stores. */
-export interface NewMessage {
-  /** Id for the message if it is new. */
-  id: string;
-  sdkAppId: number;
-  from: string;
-  to: string;
-  clientMsgId: string;
-  text: string;
-  time: number;
-}
+/** What {@link MessageStore.send} stores: a message before its seqs are assigned (`id` is used if it is new). */
+export type NewMessage = Omit<StoredMessage, 'fromSeq' | 'toSeq'>;
 
 export interface MessageStore {
   /** `memory`, `sqlite` or `postgres`. */
