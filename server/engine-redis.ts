@@ -38,6 +38,7 @@ import {
   type OnlineInstance,
   type ResumeResult,
 } from './engine.js';
+import { redactUrl } from './store.js';
 import type { Logger } from './log.js';
 import { SCRIPTS, type ScriptCommands } from './redis-scripts.js';
 import type { Instance, InstanceOwner, KickRecord } from './registry.js';
@@ -111,10 +112,6 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** The URL with any password hidden, for messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}
 
 function isKickType(value: unknown): value is KickType {
   return (KICK_TYPES as readonly unknown[]).includes(value);
@@ -916,12 +913,7 @@ export class RedisEngine implements Engine {
   }
 
   private async restoreAll(): Promise<number> {
-    for (const app of this.opts.apps.values()) {
-      const key = this.settingsKey(app.sdkAppId);
-      await this.cmd.hsetnx(key, 'max', String(app.maxInstancesPerPlatform));
-      await this.cmd.hsetnx(key, 'policy', app.loginPolicy);
-      this.applySettings(app, await this.cmd.hgetall(key));
-    }
+    await this.loadSettings();
     let restored = 0;
     await Promise.all(
       [...this.byId.values()].map(async (inst) => {

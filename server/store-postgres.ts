@@ -18,7 +18,7 @@ import pg from 'pg';
 import {
   StoreClosedError,
   StoreUnavailableError,
-  redactStoreSpec,
+  redactUrl,
   toMessage,
   type EntryRow,
   type MailboxEntry,
@@ -173,7 +173,7 @@ export class PostgresStore implements MessageStore {
     } catch (err) {
       await pool.end().catch(() => undefined);
       const message = err instanceof Error ? err.message : String(err);
-      throw new Error(`message store ${redactStoreSpec(url)} is not available: ${message.replace(url, redactStoreSpec(url))}`);
+      throw new Error(`message store ${redactUrl(url)} is not available: ${message.replace(url, redactUrl(url))}`);
     }
     return new PostgresStore(pool);
   }

@@ -81,8 +81,8 @@ export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
 }
 
-/** A `postgres://` URL with the password hidden. */
-export function redactStoreSpec(spec: string): string {
+/** A URL (`postgres://`, `redis://`) with any password hidden, for messages and logs. */
+export function redactUrl(spec: string): string {
   return spec.replace(/\/\/[^@/]*@/, '//***@');
 }
 
@@ -104,7 +104,7 @@ export async function openStore(spec: string): Promise<MessageStore> {
     const { PostgresStore } = await import('./store-postgres.js');
     return PostgresStore.open(spec);
   }
-  throw new Error(`store ${JSON.stringify(redactStoreSpec(spec))} is not available: use "memory", "sqlite:PATH" or a postgres:// URL`);
+  throw new Error(`store ${JSON.stringify(redactUrl(spec))} is not available: use "memory", "sqlite:PATH" or a postgres:// URL`);
 }
 
 /** A message row as both SQL stores name their columns (`messages` joined with a mailbox entry). */
