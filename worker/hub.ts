@@ -254,11 +254,6 @@ export class Hub {
     return ok(this.snapshotFor(req.tabId, req.after));
   }
 
-  async snapshot(tabId: string): Promise<Reply<Snapshot>> {
-    this.ensureTab(tabId);
-    return ok(this.snapshotFor(tabId));
-  }
-
   async login(tabId: string, spec: ChatSpec, creds: { userID: string; userSig: string }): Promise<Reply<LoginReply>> {
     const tab = this.ensureTab(tabId);
     const chat = this.ensureChat(tab, spec);

@@ -25,7 +25,6 @@ import type { Logger } from '../src/core/types.js';
 import {
   LEADER_LOCK,
   RPC_CHANNEL,
-  TRANSPORT_UNAVAILABLE,
   WORKER_NAME,
   workerLockName,
   type Endpoint,
@@ -91,7 +90,7 @@ export class LeaderElection {
     if (!manager) {
       this.role = {
         name: 'failed',
-        error: new ChatError(TRANSPORT_UNAVAILABLE, 'the leader-tab fallback needs Web Locks (a secure context: https or localhost)'),
+        error: new ChatError(CODE.TRANSPORT_UNAVAILABLE, 'the leader-tab fallback needs Web Locks (a secure context: https or localhost)'),
       };
       return;
     }
@@ -216,7 +215,6 @@ export class LeaderElection {
       });
     const api: HubApi = {
       register: (req) => send('register', [req]) as ReturnType<HubApi['register']>,
-      snapshot: (tabId) => send('snapshot', [tabId]) as ReturnType<HubApi['snapshot']>,
       login: (tabId, spec, creds) => send('login', [tabId, spec, creds]) as ReturnType<HubApi['login']>,
       // A send may wait for the server as long as the tab's send timeout allows.
       sendText: (tabId, chatId, message, timeoutMs) =>

@@ -23,6 +23,7 @@ import {
 import { Hub, type HubEngine } from './hub.js';
 import { releaseInstance } from './orphans.js';
 import { createOutbox } from './outbox.js';
+import { newClientMsgId } from '../src/core/outbox.js';
 import { RunStore } from './storage.js';
 
 export interface Runtime {
@@ -34,10 +35,6 @@ export interface Runtime {
   log: Logger;
 }
 
-function randomId(): string {
-  if (typeof crypto !== 'undefined' && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
-}
 
 function describe(value: unknown): string {
   if (value instanceof Error) return value.stack ?? `${value.name}: ${value.message}`;
@@ -55,7 +52,7 @@ function describe(value: unknown): string {
  * @param consoleTag - prefix of the lines this host writes to its own console
  */
 export function createRuntime(name: string, consoleTag: string): Runtime {
-  const epoch = randomId();
+  const epoch = newClientMsgId();
 
   // -------------------------------------------------------------- diagnostics
   const diag = new BroadcastChannel(DIAG_CHANNEL);
@@ -165,7 +162,6 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
 
   const api = (): HubApi => ({
     register: (req) => guarded('register', () => hub.register(req)),
-    snapshot: (tabId) => guarded('snapshot', () => hub.snapshot(tabId)),
     login: (tabId, spec, creds) => guarded('login', () => hub.login(tabId, spec, creds)),
     sendText: (tabId, chatId, message, timeoutMs) => guarded('sendText', () => hub.sendText(tabId, chatId, message, timeoutMs)),
     logout: (tabId, chatId) => guarded('logout', () => hub.logout(tabId, chatId)),

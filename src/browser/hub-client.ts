@@ -24,6 +24,7 @@ import * as Comlink from 'comlink';
 import { CODE } from '../protocol/codes.js';
 import type { KickType, WireMessage } from '../protocol/frames.js';
 import { ChatError, asChatError, fromErrorData } from '../core/errors.js';
+import { newClientMsgId } from '../core/outbox.js';
 import type { ErrorData, LoginResult, Logger, NetState, OutgoingText } from '../core/types.js';
 import type { BackendEvents, ChatBackend } from '../client/backend.js';
 import {
@@ -61,17 +62,13 @@ export const COMMAND_TIMEOUT_MS = 5_000;
 /** Ids (message ids and own clientMsgIds) a chat remembers to drop duplicates. */
 const SEEN_LIMIT = 1_000;
 
-function randomId(): string {
-  if (typeof crypto !== 'undefined' && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
-}
 
 function locks(): LockManager | null {
   return typeof navigator !== 'undefined' && navigator.locks ? navigator.locks : null;
 }
 
 /** This page's id: one per page load, shared by every chat and worker connection of the page. */
-export const TAB_ID = randomId();
+export const TAB_ID = newClientMsgId();
 
 let tabLock: Promise<void> | null = null;
 

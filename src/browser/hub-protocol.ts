@@ -4,7 +4,6 @@
  * (worker name, channel names, lock names, instance keys). Both sides import this file, so
  * nothing here may touch `window` or `document`. See docs/architecture.md.
  */
-import { CODE } from '../protocol/codes.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import type { KickType, WireMessage } from '../protocol/frames.js';
 import type { ErrorData, Logger, NetState, OutgoingText } from '../core/types.js';
@@ -23,9 +22,6 @@ export const BUILD: string = typeof __TABCHAT_BUILD__ === 'string' ? __TABCHAT_B
 
 /** Version of this tab ↔ worker contract (the envelope `v`). */
 export const HUB_VERSION = 1;
-
-/** Code of a transport this browser cannot provide (see docs/errors.md, 9014). */
-export const TRANSPORT_UNAVAILABLE = CODE.TRANSPORT_UNAVAILABLE;
 
 /** Where `tabchat-worker.js`, loaded into a leader tab, leaves its {@link LeaderHostFactory}. */
 export const LEADER_HOST_GLOBAL = '__tabchatLeaderHost';
@@ -160,7 +156,7 @@ export interface ChatSnapshot {
   error?: ErrorData;
 }
 
-/** What a tab pulls on register, on `pageshow` (persisted), on a sequence gap or a new epoch. */
+/** What `register` answers: on the first connect, on `pageshow` (persisted), on a sequence gap or a new epoch. */
 export interface Snapshot {
   /** Random id of this worker run; changes when the worker restarts. */
   epoch: string;
@@ -232,7 +228,6 @@ export interface WorkerState {
 /** The command surface a worker exposes on each tab's port (via comlink). */
 export interface HubApi {
   register(req: RegisterRequest): Promise<Reply<Snapshot>>;
-  snapshot(tabId: string): Promise<Reply<Snapshot>>;
   login(tabId: string, spec: ChatSpec, params: { userID: string; userSig: string }): Promise<Reply<LoginReply>>;
   logout(tabId: string, chatId: string): Promise<Reply<null>>;
   /**

@@ -9,7 +9,7 @@ import { ChatError } from '../core/errors.js';
 import { createConsoleLogger } from '../core/log.js';
 import { CODE } from '../protocol/codes.js';
 import { HubConnection, type Transport } from './hub-client.js';
-import { TRANSPORT_UNAVAILABLE, type TabsMode, type WorkerState } from './hub-protocol.js';
+import type { TabsMode, WorkerState } from './hub-protocol.js';
 
 
 /** Options of `TabChat.create()` in browsers. */
@@ -120,7 +120,7 @@ function resolveTransport(transport: unknown): Transport {
   }
   const available = typeof SharedWorker === 'function';
   if (transport === 'shared-worker' && !available) {
-    throw new ChatError(TRANSPORT_UNAVAILABLE, "transport 'shared-worker' was requested but this browser has no SharedWorker");
+    throw new ChatError(CODE.TRANSPORT_UNAVAILABLE, "transport 'shared-worker' was requested but this browser has no SharedWorker");
   }
   if (transport === 'leader' || transport === 'shared-worker') return transport;
   return available ? 'shared-worker' : 'leader';
