@@ -17,6 +17,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, '..');
 const CLI = join(ROOT, 'dist', 'node', 'server', 'cli.js');
 
+/** The e2e server's resume window: a dropped socket's instances stay this long. */
+export const RESUME_WINDOW_MS = 10_000;
+
 /** Apps of the e2e server; every test uses fresh userIDs, so tests never share a user. */
 export const APP = {
   /** maxInstancesPerPlatform 1, policy multi. */
@@ -96,7 +99,7 @@ async function startServer(): Promise<{ server: ChatServerProcess; stop: () => P
   const config = {
     apps: [app(APP.limit1, 1), app(APP.limit2, 2), app(APP.many, 20), app(APP.single, 1, 'single'), app(APP.shared, 1)],
     devUserSig: true,
-    resumeWindowMs: 10_000,
+    resumeWindowMs: RESUME_WINDOW_MS,
     store: 'memory',
     static: { '/e2e/': join(here, 'pages'), '/e2e-tmp/': join(dir, 'www') },
   };
@@ -232,6 +235,35 @@ export const test = base.extend<Fixtures, { serverProcess: ChatServerProcess }>(
 });
 
 export { expect };
+
+/**
+ * How long an e2e test lets tabchat's liveness path take (tab lock, pagehide `bye`, orphan
+ * release by the next worker or leader) before calling it broken. A broken path shows as
+ * an instance that stays until the resume window ends (a dropped socket) or forever (a
+ * socket other tabs still use), so half the window tells the two apart on any machine.
+ * The product target, released within 1 s, is a performance figure: `npm run bench`
+ * measures it (p50/p99 of closed and crashed tabs, "dead tab" rows) on a quiet machine,
+ * as the engineering rules ask; a wall-clock assertion here would measure the shared CI
+ * box (a `page.close()` alone took up to 180 ms under load, and a CI run once saw > 1 s).
+ */
+export const LIVENESS_BOUND_MS = RESUME_WINDOW_MS / 2;
+
+/**
+ * Poll the server until `userID` has `count` instances online, within LIVENESS_BOUND_MS;
+ * returns the time since `started` and records it as a `release-ms` annotation.
+ */
+export async function expectOnlineCount(server: Pick<ChatServerProcess, 'onlineInstances'>, sdkAppId: number, userID: string, count: number, started: number): Promise<number> {
+  await expect
+    .poll(async () => (await server.onlineInstances(sdkAppId, userID)).length, {
+      timeout: LIVENESS_BOUND_MS,
+      intervals: [25],
+      message: `${userID} has ${count} instance(s) online through the liveness path (not the ${RESUME_WINDOW_MS} ms resume window)`,
+    })
+    .toBe(count);
+  const took = Date.now() - started;
+  test.info().annotations.push({ type: 'release-ms', description: String(took) });
+  return took;
+}
 
 /** Open a tab, create the chat and log in; waits for SDK_READY. */
 export async function readyTab(

@@ -1,10 +1,11 @@
 /**
  * Several tabs of one browser profile (`tabs: 'separate'`, the default): the reference
  * a1/a2/a3 semantics, kicks of every kind, one socket per profile, and liveness (closed,
- * navigated and crashed tabs are released within 1 s).
+ * navigated and crashed tabs are released at once through the tab lock, not the resume
+ * window; the 1 s target itself is measured by `npm run bench`).
  */
 import TabChatNode from '../src/node/index.js';
-import { APP, expect, readyTab, test, type Tab } from './fixtures.js';
+import { APP, expect, expectOnlineCount, readyTab, test, type Tab } from './fixtures.js';
 
 async function sdkStates(tab: Tab, sdkAppId: number): Promise<string[]> {
   return (await tab.events(sdkAppId)).filter((e) => e.name !== 'netStateChange').map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
@@ -139,31 +140,23 @@ test('ten tabs logged in share one socket (tabchat_connections stays 1)', async 
   }
 });
 
-/** Poll the server until `user` has `count` instances; returns how long it took (ms), also as an annotation. */
-async function releasedWithin(server: { onlineInstances: (app: number, user: string) => Promise<unknown[]> }, app: number, user: string, count: number, started: number): Promise<number> {
-  await expect.poll(async () => (await server.onlineInstances(app, user)).length, { timeout: 1_000, intervals: [25] }).toBe(count);
-  const took = Date.now() - started;
-  test.info().annotations.push({ type: 'release-ms', description: String(took) });
-  return took;
-}
-
-test('a closed tab leaves query_online_status within 1 s', async ({ openTab, server, uid }) => {
+test('a closed tab leaves query_online_status at once (its tab lock), while its socket stays', async ({ openTab, server, uid }) => {
   const user = uid();
   const gone = await readyTab(openTab, APP.many, user);
   const stays = await readyTab(openTab, APP.many, user);
   const started = Date.now();
   await gone.page.close();
-  expect(await releasedWithin(server, APP.many, user, 1, started)).toBeLessThan(1_000);
+  await expectOnlineCount(server, APP.many, user, 1, started);
   expect(await stays.h('isReady', APP.many)).toBe(true);
 });
 
-test('a tab that navigates away leaves query_online_status within 1 s', async ({ openTab, server, uid }) => {
+test('a tab that navigates away leaves query_online_status at once (its tab lock)', async ({ openTab, server, uid }) => {
   const user = uid();
   const gone = await readyTab(openTab, APP.many, user);
   const stays = await readyTab(openTab, APP.many, user);
   const started = Date.now();
   await gone.page.goto('about:blank');
-  expect(await releasedWithin(server, APP.many, user, 1, started)).toBeLessThan(1_000);
+  await expectOnlineCount(server, APP.many, user, 1, started);
   expect(await stays.h('isReady', APP.many)).toBe(true);
 });
 
@@ -171,7 +164,7 @@ for (const which of ['first', 'second'] as const) {
   // Chromium hosts the SharedWorker in the renderer of the tab that started it (the first),
   // so crashing that tab kills the worker too: the other tab restarts it and takes its own
   // instance over, and the new worker releases the crashed tab's instance (worker/orphans.ts).
-  test(`a crashed tab (the ${which}) leaves query_online_status within 1 s`, async ({ openTab, server, uid }) => {
+  test(`a crashed tab (the ${which}) leaves query_online_status at once, not after the resume window`, async ({ openTab, server, uid }) => {
     const user = uid();
     const first = await readyTab(openTab, APP.many, user);
     const second = await readyTab(openTab, APP.many, user);
@@ -179,7 +172,7 @@ for (const which of ['first', 'second'] as const) {
     const cdp = await crashed.page.context().newCDPSession(crashed.page);
     const started = Date.now();
     cdp.send('Page.crash').catch(() => {}); // never answers: the renderer is gone
-    expect(await releasedWithin(server, APP.many, user, 1, started)).toBeLessThan(1_000);
+    await expectOnlineCount(server, APP.many, user, 1, started);
     await crashed.page.close();
     expect(await stays.h('isReady', APP.many)).toBe(true);
     expect(await sdkStates(stays, APP.many)).toEqual(['sdkStateReady']);

@@ -71,10 +71,10 @@ test('a command pending when the worker dies is rejected with 9008', async ({ op
     await tab.h('create', { SDKAppID: APP.limit1, server: `ws://127.0.0.1:${port}/ws` });
     const login = tab.h('login', APP.limit1, uid());
     await expect.poll(async () => Object.values((await tab.h('workerState')).value.chats).map((c: any) => c.phase)).toEqual(['loggingIn']);
-    const started = Date.now();
     await killSharedWorker(tab.page);
+    // 9008 comes from the worker's life lock; the login's own timeout (15 s) would reject
+    // with 2801, so the code alone shows which path answered.
     expect(await login).toMatchObject({ ok: false, code: 9008 });
-    expect(Date.now() - started).toBeLessThan(2_000);
     expect(await tab.h('serverTime', APP.limit1)).toMatchObject({ ok: false, code: 3001 });
   } finally {
     for (const socket of sockets) socket.destroy();
