@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, type BrowserContext, type Page } from '@playwright/test';
 import { generateUserSig } from '../server/usersig.js';
-import { watchPageErrors, type Tab } from './fixtures.js';
+import { RESUME_WINDOW_MS, watchPageErrors, type Tab } from './fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', 'dist', 'node', 'server', 'cli.js');
@@ -80,7 +80,7 @@ export async function startRestartableServer(): Promise<RestartableServer> {
   const config = {
     apps: [{ sdkAppId: RESTART_APP, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform: 20, loginPolicy: 'multi', allowedOrigins: ['*'] }],
     devUserSig: true,
-    resumeWindowMs: 10_000,
+    resumeWindowMs: RESUME_WINDOW_MS,
     store: `sqlite:${join(dir, 'messages.db')}`,
     static: { '/e2e/': join(here, 'pages') },
   };
