@@ -212,7 +212,7 @@ export class Chat {
    * Promise (code = not-ready reason) and emits ERROR, like the reference SDK.
    */
   getServerTime(): number {
-    const refused = this.#gate('getServerTime');
+    const refused = this.#gate('getServerTime', true);
     if (refused) return refused as unknown as number;
     return this.#backend.getServerTime();
   }
@@ -252,7 +252,7 @@ export class Chat {
    * @throws Error('Params validate failed.') on a non-string name or non-function handler (when ready)
    */
   once<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
-    const refused = this.#gate('once');
+    const refused = this.#gate('once', true);
     if (refused) return refused as unknown as void;
     validateHandlerArgs(eventName, handler);
     this.#emitter.on(eventName, handler, context, true);
@@ -266,7 +266,7 @@ export class Chat {
    *   `conversationType` not a non-empty string, or `payload.text` not a string
    */
   createTextMessage(options: TextMessageOptions): Message {
-    const refused = this.#gate('createTextMessage');
+    const refused = this.#gate('createTextMessage', true);
     if (refused) return refused as unknown as Message;
     if (!isRecord(options)) throw paramsError();
     const { to, conversationType, payload } = options;
@@ -344,14 +344,20 @@ export class Chat {
    * Not-ready gate (REF §1.7): null when ready, else a rejected Promise whose error has
    * the current reason as code and `"<reason text> | <api> | SDK not ready"` as message;
    * emits ERROR with the same `{code, message}`.
+   * @param valueApi - the method returns a value when ready: mark the rejection handled
    */
-  #gate(api: string): Promise<never> | null {
+  #gate(api: string, valueApi = false): Promise<never> | null {
     const state = this.#state;
     if (state.name === 'ready') return null;
     const code = state.reason;
     const message = `${clientCodeText(code)} | ${api} | ${clientCodeText(CODE.SDK_IS_NOT_READY)}`;
     this.#emitter.emit(EVENT.ERROR, { code, message });
-    return Promise.reject(new ChatError(code, message));
+    const refused = Promise.reject(new ChatError(code, message));
+    // A method that normally returns a value (a Message, a number) is rarely awaited: its
+    // refusal must not surface as an unhandled rejection. ERROR reported it; awaiting the
+    // returned Promise still rejects.
+    if (valueApi) refused.catch(() => {});
+    return refused;
   }
 
   async #startLogin(userID: string, userSig: string): Promise<ChatResponse<LoginResponseData>> {

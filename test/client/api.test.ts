@@ -182,6 +182,29 @@ describe('server refusals reject with the server code; the reason becomes 3001',
 });
 
 describe('not-ready gate', () => {
+  test('a refusal of a value-returning call is not an unhandled rejection; awaiting it still rejects', async (t) => {
+    const h = await harness(t);
+    const { chat, rec } = h.chat();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    t.after(() => process.off('unhandledRejection', onUnhandled));
+    // Used as values, never awaited: what application code does with these three.
+    chat.createTextMessage({ to: 'bob', conversationType: TYPES.CONV_C2C, payload: { text: 'hi' } });
+    chat.getServerTime();
+    chat.once(EVENT.SDK_READY, () => {});
+    const sent = chat.sendMessage({} as never); // a Promise API: rejects like any other
+    await rejection(sent);
+    // Unhandled rejections are reported after the microtask queue drains: two macrotask turns.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(unhandled, []);
+    assert.deepEqual(rec.events.map((e) => (e.data as { code: number }).code), [2024, 2024, 2024, 2024]);
+    const err = await rejection(chat.createTextMessage({ to: 'bob', conversationType: TYPES.CONV_C2C, payload: { text: 'hi' } }) as unknown as Promise<unknown>);
+    assert.equal((err as ChatError).code, 2024);
+    assert.match((err as ChatError).message, /\| createTextMessage \| SDK not ready$/);
+  });
+
   test('gated calls reject with the current reason, a 3-part message, and emit ERROR', async (t) => {
     const h = await harness(t);
     const { chat, rec } = h.chat();
