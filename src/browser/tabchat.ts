@@ -6,6 +6,7 @@
 import { Chat } from '../client/chat.js';
 import { EVENT, TYPES, VERSION } from '../client/constants.js';
 import { paramsError, parseSdkAppId } from '../client/params.js';
+import { DEFAULT_SEND_TIMEOUT_MS } from '../core/engine.js';
 import { ChatError } from '../core/errors.js';
 import { createConsoleLogger } from '../core/log.js';
 import { CODE } from '../protocol/codes.js';
@@ -34,9 +35,6 @@ export interface BrowserCreateOptions {
    */
   sendTimeoutMs?: number;
 }
-
-/** Default of {@link BrowserCreateOptions.sendTimeoutMs} (the engine's default). */
-const DEFAULT_SEND_TIMEOUT_MS = 30_000;
 
 /**
  * URL of the script that defined this module, captured at load: `document.currentScript`
