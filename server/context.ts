@@ -2,7 +2,7 @@
 import type { Authenticator } from './auth.js';
 import type { AppConfig, ServerConfig } from './config.js';
 import type { Connection } from './connection.js';
-import type { Engine, LocalInstances } from './engine.js';
+import type { Engine } from './engine.js';
 import type { Logger } from './log.js';
 import type { MessageService } from './messages.js';
 import type { Metrics } from './metrics.js';
@@ -12,10 +12,11 @@ export interface ServerContext {
   readonly config: ServerConfig;
   /** Apps by SDKAppID; entries are mutable (login settings change at run time). */
   readonly apps: Map<number, AppConfig>;
-  /** Instances, limits, kicks and routing: in memory (one node) or cluster-wide on Redis (config `redis`). */
+  /**
+   * Instances, limits, kicks and routing: in memory (one node) or cluster-wide on Redis
+   * (config `redis`). `engine.local` is the instances this node holds.
+   */
   readonly engine: Engine;
-  /** The instances this node holds (`engine.local`; with the memory engine, its Registry). */
-  readonly registry: LocalInstances;
   readonly auth: Authenticator;
   readonly metrics: Metrics;
   /** Where messages are stored (config `store`). */

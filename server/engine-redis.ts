@@ -381,23 +381,7 @@ export class RedisEngine implements Engine {
         }
         const lock = await this.cmd.set(`${this.opts.prefix}reap:${dead}`, this.nodeKey, 'PX', 30_000, 'NX');
         if (lock !== 'OK') continue;
-        const entries = await this.cmd.smembers(this.nodeInstancesKey(dead));
-        let released = 0;
-        for (const entry of entries) {
-          let parsed: { a: number; u: string; id: string };
-          try {
-            parsed = JSON.parse(entry) as { a: number; u: string; id: string };
-          } catch {
-            await this.cmd.srem(this.nodeInstancesKey(dead), entry);
-            continue;
-          }
-          const done = await this.cmd.tcRelease(this.keys(parsed.a, parsed.u).i, parsed.id, dead, '');
-          if (done === 1) {
-            released++;
-            await this.cmd.del(this.idKey(parsed.id));
-          }
-          await this.cmd.srem(this.nodeInstancesKey(dead), entry);
-        }
+        const released = await this.releaseIndexed(dead, () => false);
         if ((await this.cmd.scard(this.nodeInstancesKey(dead))) === 0) await this.cmd.srem(this.nodesKey, dead);
         this.gauges.reaped.inc(released);
         this.opts.log.warn({ deadNode: dead, released }, 'released the instances of a node that stopped heartbeating');
@@ -973,20 +957,33 @@ export class RedisEngine implements Engine {
       }),
     );
     // Instances Redis still gives to this node that this node no longer holds (released
-    // here while Redis was away).
-    const entries = await this.cmd.smembers(this.nodeInstancesKey(this.nodeKey));
-    for (const entry of entries) {
-      let parsed: { a: number; u: string; id: string };
+    // here while Redis was away). An entry that does not parse is left for the reaper.
+    await this.releaseIndexed(this.nodeKey, (instId) => instId === null || this.byId.has(instId) || this.pending.has(instId));
+  }
+
+  /**
+   * Release, in Redis, the instances listed in `node`'s index set (a dead node's, or this
+   * node's leftovers) that Redis still gives to `node`, and drop their entries, except
+   * those `keep` names (`null`: an entry that does not parse; dropped unless kept).
+   * @returns how many instances were still registered to `node` and are released now
+   */
+  private async releaseIndexed(node: string, keep: (instId: number | null) => boolean): Promise<number> {
+    const set = this.nodeInstancesKey(node);
+    let released = 0;
+    for (const entry of await this.cmd.smembers(set)) {
+      let parsed: { a: number; u: string; id: string } | undefined;
       try {
         parsed = JSON.parse(entry) as { a: number; u: string; id: string };
       } catch {
-        continue;
+        // not JSON: parsed stays undefined
       }
-      const instId = Number(parsed.id);
-      if (this.byId.has(instId) || this.pending.has(instId)) continue;
-      const done = await this.cmd.tcRelease(this.keys(parsed.a, parsed.u).i, parsed.id, this.nodeKey, '');
-      if (done === 1) await this.cmd.del(this.idKey(parsed.id));
-      await this.cmd.srem(this.nodeInstancesKey(this.nodeKey), entry);
+      if (keep(parsed === undefined ? null : Number(parsed.id))) continue;
+      if (parsed !== undefined && (await this.cmd.tcRelease(this.keys(parsed.a, parsed.u).i, parsed.id, node, '')) === 1) {
+        released++;
+        await this.cmd.del(this.idKey(parsed.id));
+      }
+      await this.cmd.srem(set, entry);
     }
+    return released;
   }
 }

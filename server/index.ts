@@ -115,7 +115,6 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     config,
     apps,
     engine,
-    registry: engine.local,
     auth: new Authenticator(apps, engine, config.rateLimits),
     metrics,
     store,

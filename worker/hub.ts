@@ -81,8 +81,6 @@ export interface HubHost {
   /** Worker name, for diagnostics. */
   name: string;
   createEngine(server: string): HubEngine;
-  /** Resume token of a handle (the engine keeps it on the handle). */
-  tokenOf(handle: SessionHandle): string;
   /** Post an envelope to every tab. */
   broadcast(envelope: Envelope): void;
   /** Call `onGone` once the tab's life lock is released; returns a function that stops watching. */
@@ -123,8 +121,8 @@ interface InstanceRecord {
   server: string;
   params: LoginParams;
   status: InstanceStatus;
+  /** Set when the login (or resume) answers; the one source of the current instId and resume token (a re-login changes both). */
   handle: SessionHandle | null;
-  token: string;
   expireAt: number;
   members: Set<string>;
   /** Settles when a pending instance becomes live or fails. */
@@ -482,7 +480,6 @@ export class Hub {
       params,
       status: 'pending',
       handle: null,
-      token: '',
       expireAt: 0,
       members: new Set(),
       settled: new Promise<void>((resolve) => { settle = resolve; }),
@@ -502,7 +499,6 @@ export class Hub {
         ? await engine.resume(params, resume, events)
         : await engine.login(params, events);
       inst.handle = handle;
-      inst.token = this.host.tokenOf(handle);
       inst.expireAt = result.expireAt;
       inst.resumingInstId = null;
       if (inst.status === 'pending') inst.status = 'live';
@@ -552,11 +548,9 @@ export class Hub {
   }
 
   private instanceRestored(inst: InstanceRecord): void {
-    if (!inst.handle) return;
-    inst.token = this.host.tokenOf(inst.handle);
-    if (inst.status !== 'live') return;
+    if (!inst.handle || inst.status !== 'live') return;
     this.persist();
-    this.send({ type: 'restored', target: inst.key, instId: inst.handle.instId, token: inst.token });
+    this.send({ type: 'restored', target: inst.key, instId: inst.handle.instId, token: inst.handle.token });
   }
 
   /** The engine reported messages of the instance: post them to its chats, keep them for resyncs. */
@@ -596,7 +590,7 @@ export class Hub {
     const engine = this.engines.get(inst.server)?.engine;
     return {
       instId: inst.handle?.instId ?? 0,
-      token: inst.token,
+      token: inst.handle?.token ?? '',
       userID: inst.params.userID,
       serverTime: engine ? engine.getServerTime() : Date.now(),
       expireAt: inst.expireAt,
@@ -668,7 +662,7 @@ export class Hub {
         sdkAppId: inst.params.sdkAppId,
         userID: inst.params.userID,
         instId: inst.handle.instId,
-        token: inst.token,
+        token: inst.handle.token,
         tabIds: [...tabIds],
       });
     }
@@ -688,7 +682,7 @@ export class Hub {
       if (inst?.handle) {
         snap.userID = inst.params.userID;
         snap.instId = inst.handle.instId;
-        snap.token = inst.token;
+        snap.token = inst.handle.token;
       }
     }
     if (chat.kickType) snap.kickType = chat.kickType;

@@ -8,7 +8,7 @@
 import { SessionEngine } from '../src/core/engine.js';
 import { watchNetwork, type NetworkEventSource } from './network.js';
 import { toErrorData } from '../src/core/errors.js';
-import type { Logger, SessionHandle } from '../src/core/types.js';
+import type { Logger } from '../src/core/types.js';
 import {
   BUILD,
   DIAG_CHANNEL,
@@ -127,7 +127,6 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     name,
     createEngine: (server): HubEngine =>
       new SessionEngine({ url: server, WebSocket: CountedWebSocket, clientName, logger: log, outbox: createOutbox(server) }),
-    tokenOf: (handle: SessionHandle) => handle.token,
     broadcast: (envelope) => events.postMessage(envelope),
     watchTab,
     socketStats: () => ({ open: socketsOpen, opened: socketsOpened }),

@@ -539,7 +539,6 @@ export class WorkerBackend implements ChatBackend {
   #loginWait: { key: string; envelopes: Envelope[] } | null = null;
   /** serverTime − Date.now(), ms. */
   #clockOffset = 0;
-  #net: NetState = 'disconnected';
   #destroyed = false;
 
   readonly #hub: HubConnection;
@@ -575,9 +574,10 @@ export class WorkerBackend implements ChatBackend {
         seen: new Set(),
       };
       this.#clockOffset = reply.serverTime - Date.now();
-      // The socket may have been connected by another tab long before this login: announce
-      // its current state once (a transition only, see docs/client-api.md "Order").
-      this.#setNet(reply.net);
+      // The socket may have been connected by another tab long before this login: report its
+      // current state; the chat announces it if it is not what it announced last (a
+      // transition only, see docs/client-api.md "Order").
+      this.#events?.netState(reply.net);
       const late = wait.envelopes.filter((envelope) => envelope.seq > reply.seq);
       if (late.length > 0) {
         // After the chat has seen the login resolve (a kick between login and SDK_READY).
@@ -658,7 +658,7 @@ export class WorkerBackend implements ChatBackend {
 
   /** @internal the worker died; its replacement is being started */
   workerDown(): void {
-    this.#setNet('connecting');
+    this.#events?.netState('connecting');
   }
 
   /** @internal the sessions could not be restored in a new worker */
@@ -676,7 +676,7 @@ export class WorkerBackend implements ChatBackend {
   applySnapshot(chat: ChatSnapshot | undefined, server: { net: NetState; serverTime: number } | undefined, offered: boolean): void {
     if (server) {
       this.#clockOffset = server.serverTime - Date.now();
-      if (this.#session) this.#setNet(server.net);
+      if (this.#session) this.#events?.netState(server.net);
     }
     const session = this.#session;
     if (!session || this.#loginWait) return;
@@ -710,7 +710,7 @@ export class WorkerBackend implements ChatBackend {
       // Predates the login reply, which carried the state as of its own position.
       const session = this.#session;
       if (session && envelope.workerEpoch === session.sinceEpoch && envelope.seq <= session.sinceSeq) return;
-      this.#setNet(envelope.state);
+      this.#events?.netState(envelope.state);
       return;
     }
     if (this.#loginWait && this.#loginWait.key === envelope.target) {
@@ -762,12 +762,6 @@ export class WorkerBackend implements ChatBackend {
     if (!this.#session) return;
     this.#session = null;
     this.#events?.kicked(type);
-  }
-
-  #setNet(state: NetState): void {
-    if (state === this.#net) return;
-    this.#net = state;
-    this.#events?.netState(state);
   }
 }
 

@@ -5,6 +5,8 @@
  */
 import { Chat } from '../client/chat.js';
 import { EVENT, TYPES, VERSION } from '../client/constants.js';
+import { paramsError, parseSdkAppId } from '../client/params.js';
+import { DEFAULT_SEND_TIMEOUT_MS } from '../core/engine.js';
 import { ChatError } from '../core/errors.js';
 import { createConsoleLogger } from '../core/log.js';
 import { CODE } from '../protocol/codes.js';
@@ -34,9 +36,6 @@ export interface BrowserCreateOptions {
   sendTimeoutMs?: number;
 }
 
-/** Default of {@link BrowserCreateOptions.sendTimeoutMs} (the engine's default). */
-const DEFAULT_SEND_TIMEOUT_MS = 30_000;
-
 /**
  * URL of the script that defined this module, captured at load: `document.currentScript`
  * for the drop-in build, `import.meta.url` for the ESM build (the IIFE build defines
@@ -49,16 +48,6 @@ const scriptUrl: string = (() => {
   if (typeof meta === 'string' && /^https?:/.test(meta)) return meta;
   return typeof location !== 'undefined' ? location.href : 'http://localhost/';
 })();
-
-function paramsError(): Error {
-  return new Error('Params validate failed.');
-}
-
-/** The SDKAppID as a number, or null when it is not a positive integer (or a string of digits). */
-function parseSdkAppId(value: unknown): number | null {
-  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  return typeof number === 'number' && Number.isInteger(number) && number > 0 && number <= 0xffffffff ? number : null;
-}
 
 function defaultServer(): string {
   const url = new URL(scriptUrl);

@@ -16,6 +16,7 @@ export interface BackendEvents {
   kicked(type: KickType): void;
   /** This instance was lost for a non-kick reason (e.g. re-login refused). Terminal. */
   lost(error: ErrorData): void;
+  /** The socket's state; may repeat the last one (the chat announces transitions only). */
   netState(state: NetState): void;
   /**
    * Messages for this instance, in mailbox order, each once: received ones (flow `in`) and

@@ -17,6 +17,7 @@ import type { BackendEvents, ChatBackend } from './backend.js';
 import { EVENT, TYPES } from './constants.js';
 import { Emitter, type ChatEventHandler } from './emitter.js';
 import { Message } from './message.js';
+import { paramsError } from './params.js';
 
 /** Every successful call resolves `{code: 0, data}`. */
 export interface ChatResponse<D> {
@@ -89,11 +90,6 @@ type ApiState =
   | { name: 'ready'; userID: string }
   | { name: 'loggingOut'; reason: typeof CODE.LOGGED_OUT; userID: string; done: Promise<void> }
   | { name: 'destroyed'; reason: number };
-
-/** The error every bad argument throws, synchronously (REF §1.1). */
-function paramsError(): Error {
-  return new Error('Params validate failed.');
-}
 
 function isNonEmptyString(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0;

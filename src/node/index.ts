@@ -12,6 +12,7 @@
 import WebSocket from 'ws';
 import { Chat } from '../client/chat.js';
 import { EVENT, TYPES, VERSION } from '../client/constants.js';
+import { paramsError, parseSdkAppId } from '../client/params.js';
 import { DirectBackend } from '../core/direct-backend.js';
 import { DEFAULT_FRAMES_PER_SECOND, DEFAULT_MAX_FRAME_BYTES, DEFAULT_SEND_TIMEOUT_MS, SessionEngine } from '../core/engine.js';
 import { createConsoleLogger } from '../core/log.js';
@@ -43,16 +44,6 @@ export interface NodeCreateOptions {
 
 function isPositiveNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value > 0;
-}
-
-function paramsError(): Error {
-  return new Error('Params validate failed.');
-}
-
-/** The SDKAppID as a number, or null when it is not a positive integer (or a string of digits). */
-function parseSdkAppId(value: unknown): number | null {
-  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  return typeof number === 'number' && Number.isInteger(number) && number > 0 && number <= 0xffffffff ? number : null;
 }
 
 function isWebSocketUrl(value: unknown): value is string {

@@ -119,7 +119,7 @@ test('a resume that needs Redis while it is down closes with 4005; once Redis is
   const a = await first.login(c.sdkAppId, 'alice', c.sig('alice'));
   assert.ok(a.ok);
   first.terminate();
-  await until(() => n1.server.context.registry.get(a.data.instId)?.owner === null, 3000, 'detached on node 1');
+  await until(() => n1.server.context.engine.local.get(a.data.instId)?.owner === null, 3000, 'detached on node 1');
   const { redis } = c.services;
   await redis.kill();
   t.after(async () => {
@@ -135,7 +135,7 @@ test('a resume that needs Redis while it is down closes with 4005; once Redis is
   const here = await local.request({ type: 'resume', instId: a.data.instId, token: a.data.token });
   assert.equal(here.ok, true);
   local.terminate();
-  await until(() => n1.server.context.registry.get(a.data.instId)?.owner === null, 3000, 'detached again');
+  await until(() => n1.server.context.engine.local.get(a.data.instId)?.owner === null, 3000, 'detached again');
 
   await redis.start();
   await until(() => n1.server.context.engine.available && n2.server.context.engine.available, 5000, 'nodes reconnected');
@@ -146,7 +146,7 @@ test('a resume that needs Redis while it is down closes with 4005; once Redis is
     return r.ok ? r : null;
   }, 5000, 'resume on node 2 after recovery');
   assert.equal(resumed.data.instId, a.data.instId);
-  await until(() => n1.server.context.registry.get(a.data.instId) === undefined, 3000, 'node 1 forgot it');
+  await until(() => n1.server.context.engine.local.get(a.data.instId) === undefined, 3000, 'node 1 forgot it');
 });
 
 test('rolling restart: a node stopped gracefully (close 4000) leaves its instances resumable on another node; nothing resumed there is released later', async (t) => {

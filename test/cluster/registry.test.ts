@@ -109,8 +109,8 @@ test('resume on another node: ownership moves silently, login order is kept, kic
   t.after(() => moved.close());
   const resumed = await moved.request({ type: 'resume', instId: a1.data.instId, token: a1.data.token });
   assert.equal(resumed.ok, true, JSON.stringify(resumed));
-  await until(() => n1.server.context.registry.get(a1.data.instId) === undefined, 2000, 'node 1 forgot the instance');
-  assert.ok(n2.server.context.registry.get(a1.data.instId), 'node 2 holds it');
+  await until(() => n1.server.context.engine.local.get(a1.data.instId) === undefined, 2000, 'node 1 forgot the instance');
+  assert.ok(n2.server.context.engine.local.get(a1.data.instId), 'node 2 holds it');
   const detail = (await rest(c, n1.httpUrl, 'openim/query_online_status', { To_Account: ['alice'], IsNeedDetail: 1 })).QueryResult[0].Detail;
   assert.deepEqual(detail.map((d: { InstId: number; Connected: boolean }) => [d.InstId, d.Connected]), [[a1.data.instId, true]]);
   // A wrong token on yet another node does not steal it.

@@ -86,7 +86,7 @@ test('pushes: every online instance of the recipient and the sender’s other in
 
   // b2's connection drops; a message meanwhile reaches b1 only; b2 resumes and syncs from seq 1.
   b2.client.terminate();
-  await until(() => ts.server.context.registry.get(b2.instId)?.owner === null, 5000, 'b2 detached');
+  await until(() => ts.server.context.engine.local.get(b2.instId)?.owner === null, 5000, 'b2 detached');
   await send(a1, 'p-2', 'bob', 'while away');
   await b1.client.waitFor((f) => f.type === 'msg' && f.message.text === 'while away');
   const back = await RawClient.connect(ts.wsUrl);

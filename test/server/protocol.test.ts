@@ -59,7 +59,7 @@ test('frames before hello: 9003 as a result when the frame had an id, as an erro
   assert.equal(e.code, CODE.HELLO_REQUIRED);
   assert.equal(framesOf(c.frames, 'pong').length, 0, 'no pong before hello');
   // Nothing was logged in, and the connection still accepts hello.
-  assert.equal(ts.server.context.registry.size, 0);
+  assert.equal(ts.server.context.engine.local.size, 0);
   c.sendJson({ type: 'hello', v: PROTOCOL_VERSION });
   await c.waitFor((f) => f.type === 'welcome');
   const time = await c.request({ type: 'time' });
@@ -125,7 +125,7 @@ test('frames the client sent after a closing offence are ignored (no phantom log
     // Settle: the victim's connection has seen everything the server did so far.
     assert.equal((await victim.request({ type: 'time' })).ok, true);
     assert.deepEqual(victim.kicks(), [], `${what}: a phantom login kicked the real instance`);
-    assert.deepEqual(ts.server.context.registry.instancesOf(ts.sdkAppId, 'ghost').map((i) => i.instId), [v.data.instId], what);
+    assert.deepEqual(ts.server.context.engine.local.instancesOf(ts.sdkAppId, 'ghost').map((i) => i.instId), [v.data.instId], what);
   }
   victim.close();
 });
@@ -207,12 +207,12 @@ test('logout of an instId this connection does not hold: 9004 (and the owner kee
   assert.equal(login.ok, true);
   const foreign = await b.request({ type: 'logout', instId: login.data.instId });
   assert.deepEqual([foreign.ok, foreign.code], [false, CODE.UNKNOWN_INSTANCE]);
-  assert.ok(ts.server.context.registry.get(login.data.instId), 'still logged in');
+  assert.ok(ts.server.context.engine.local.get(login.data.instId), 'still logged in');
   const own = await a.request({ type: 'logout', instId: login.data.instId });
   assert.deepEqual([own.ok, own.data], [true, {}]);
   const again = await a.request({ type: 'logout', instId: login.data.instId });
   assert.equal(again.code, CODE.UNKNOWN_INSTANCE, 'logout twice');
-  assert.equal(ts.server.context.registry.size, 0);
+  assert.equal(ts.server.context.engine.local.size, 0);
   a.close();
   b.close();
 });

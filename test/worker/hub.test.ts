@@ -51,7 +51,6 @@ function setup() {
     workerLock: 'lock',
     name: 'test',
     createEngine: () => engine,
-    tokenOf: (handle) => handle.token,
     broadcast: (envelope) => posted.push(envelope),
     watchTab: (tabId, onGone) => {
       gone.set(tabId, onGone);
