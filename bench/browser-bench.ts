@@ -4,20 +4,31 @@
  *
  *  - worker: the real drop-in build (`dist/tabchat.js` + `dist/tabchat-worker.js`), one
  *    SharedWorker per profile holding ONE WebSocket for every tab;
+ *  - leader: the same build with `transport: 'leader'` forced (bench/pages/leader.html):
+ *    the first tab wins the Web Lock election, loads `tabchat-worker.js` into itself and
+ *    holds the one socket; the other tabs reach its hub over BroadcastChannel;
  *  - direct (baseline): the same chat object (`src/client/chat.ts`) over a direct
  *    `SessionEngine` + `DirectBackend` with the page's own `WebSocket` (bench/pages/
  *    direct-entry.ts, built here with vite), i.e. one socket per tab, no worker.
  *
- * Measured per tab count N (fresh BrowserContext per mode and N, so a fresh worker):
+ * Measured per tab count N (fresh BrowserContext per mode and N, so a fresh worker or a
+ * fresh election):
  *  1. sockets on the server (`tabchat_connections`) with all N tabs logged in;
- *  2. login() → SDK_READY in a NEW tab while the N tabs are logged in (warm worker);
+ *  2. login() → SDK_READY in a NEW tab while the N tabs are logged in (warm hub);
  *  3. REST kick → KICKED_OUT in the kicked tab;
- *  4. REST kick of one user logged in in all N tabs (`tabs: 'shared'` for the worker; N
- *     instances of the user for the baseline) → the LAST tab's KICKED_OUT;
+ *  4. REST kick of one user logged in in all N tabs (`tabs: 'shared'` for worker and
+ *     leader; N instances of the user for the baseline) → the LAST tab's KICKED_OUT;
  *  5. JS heap per tab (CDP `HeapProfiler.collectGarbage` + `Runtime.getHeapUsage` per
- *     page; the SharedWorker's heap is read the same way and reported separately);
+ *     page; the SharedWorker's heap is read the same way and reported separately; the
+ *     leader's hub is in the leader tab's heap);
  *  6. dead tab released: `page.close()` (and a renderer crash, CDP `Page.crash`) → the
- *     instance leaves `query_online_status` (polled from Node).
+ *     instance leaves `query_online_status` (polled from Node); in leader mode these tabs
+ *     are followers;
+ *  7. leader mode only, dead LEADER tab: a new follower logs in, then the leader tab is
+ *     closed or crashed → the leader's own instance leaves `query_online_status`; then every
+ *     follower must be ready again with its instance kept on the server (same InstId), and
+ *     the handover time (kill → the last follower's NET_STATE_CHANGE back to connected) is
+ *     recorded.
  *
  * dist/ is copied to bench/.build/dist first and everything runs from the copy (the working
  * tree is shared; a concurrent build empties dist/ for a while).
@@ -31,8 +42,9 @@
  * BENCH_WARMUP = 2 uncounted ones), BENCH_NEWTAB_SETTLE_MS (0: log in right after load),
  * BENCH_ATTACH (10 more new tabs per worker row for the attach/login breakdown),
  * BENCH_KICKS_BROWSER (30), BENCH_FANOUT (15), BENCH_DEAD (10 closed + 10 crashed tabs per
- * row), BENCH_BROWSER=0 skips this benchmark, CHROMIUM_PATH (default /usr/bin/chromium).
- * With the defaults it takes about 2–2.5 minutes on the 2-core machine.
+ * row), BENCH_DEAD_LEADER (leader mode: 10 closed + 10 crashed leader tabs per row),
+ * BENCH_MODES (default "worker,leader,direct"; the direct baseline always runs),
+ * BENCH_BROWSER=0 skips this benchmark, CHROMIUM_PATH (default /usr/bin/chromium).
  * `npx tsx bench/browser-bench.ts` runs it alone (needs `npm run build` first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -69,6 +81,7 @@ const ATTACH = envInt('BENCH_ATTACH', 10);
 const KICKS = envInt('BENCH_KICKS_BROWSER', 30);
 const FANOUT = envInt('BENCH_FANOUT', 15);
 const DEAD = envInt('BENCH_DEAD', 10);
+const DEAD_LEADER = envInt('BENCH_DEAD_LEADER', DEAD);
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Same flags as playwright.config.ts. */
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -84,20 +97,28 @@ const ADMIN = 'administrator';
 /** Server default; a dropped direct socket's instance stays online this long. */
 const RESUME_WINDOW_MS = 10_000;
 
-export type Mode = 'worker' | 'direct';
+export type Mode = 'worker' | 'leader' | 'direct';
+const MODES: Mode[] = ['worker', 'leader', 'direct'];
+/** The modes to run (BENCH_MODES), always with the direct baseline. */
+const RUN_MODES: Mode[] = (() => {
+  const asked = (process.env.BENCH_MODES ?? MODES.join(',')).split(',').map((m) => m.trim());
+  return MODES.filter((m) => m === 'direct' || asked.includes(m));
+})();
+/** The modes whose tabs share one hub (a SharedWorker, or the leader tab). */
+const hubMode = (mode: Mode) => mode !== 'direct';
 
 export interface ModeResult {
   mode: Mode;
   tabs: number;
-  /** `tabchat_connections` with all tabs logged in (and the hub's own count, worker only). */
+  /** `tabchat_connections` with all tabs logged in (and the hub's own count, worker and leader). */
   sockets: number;
   workerSockets: number | null;
-  /** The worker's build id (`getWorkerState().build`), worker only. */
+  /** The hub's build id (`getWorkerState().build`), worker and leader. */
   workerBuild: string | null;
   /** login() → SDK_READY in a new tab (ms); `resolved`: login() → its promise resolved. */
   newTabReady: Stats;
   newTabResolved: Stats;
-  /** Worker only: a new tab's attach to the worker (getWorkerState: connect + tab lock + register + getState), then its login() → SDK_READY. */
+  /** Worker and leader: a new tab's attach to the hub (getWorkerState: connect or election + tab lock + register + getState), then its login() → SDK_READY. */
   attach: Stats | null;
   loginAfterAttach: Stats | null;
   /** login() → SDK_READY of a second chat (another SDKAppID) in the same new tab, right after the first: warm page, tab already attached. */
@@ -119,6 +140,8 @@ export interface ModeResult {
   /** CDP Page.crash → left query_online_status (ms). */
   deadCrash: Stats;
   deadTimedOut: number;
+  /** Leader mode only (null otherwise): the dead LEADER tab, see {@link DeadLeader}. */
+  deadLeader: DeadLeaderResult | null;
   /** Page-minus-Node clock offset estimates (ms) and the smallest evaluate round trip. */
   clockOffset: { median: number; maxAbs: number; minRtt: number };
   errors: string[];
@@ -131,9 +154,32 @@ export interface ModeResult {
   failed?: string;
 }
 
+/** Leader mode: the leader tab closed or crashed while N followers stay logged in. */
+export interface DeadLeaderResult {
+  /** page.close() of the leader → the leader's own instance left query_online_status (ms). */
+  close: Stats;
+  /** CDP Page.crash of the leader → the same (ms). */
+  crash: Stats;
+  /** Kill → the last follower's NET_STATE_CHANGE back to connected (page clocks, ms), closed and crashed together. */
+  handover: Stats;
+  /** Samples whose leader instance did not leave within the resume window + 10 s. */
+  timedOut: number;
+  /** Follower tabs checked after the handovers (summed over the samples). */
+  followersChecked: number;
+  /** Followers whose instance on the server changed (other InstId, or not exactly one). */
+  followersInstChanged: number;
+  /** Followers not ready after the handover, or that saw SDK_NOT_READY / KICKED_OUT meanwhile. */
+  followersNotReady: number;
+  /** Samples where the leader was not the oldest tab (the election queue is first come, first served). */
+  leaderNotOldest: number;
+}
+
 export interface BrowserBenchResult {
   chromium: string;
-  config: { tabs: number[]; newTab: number; warmup: number; settleMs: number; attach: number; kicks: number; fanout: number; dead: number; resumeWindowMs: number };
+  config: {
+    tabs: number[]; modes: Mode[]; newTab: number; warmup: number; settleMs: number; attach: number; kicks: number; fanout: number; dead: number; deadLeader: number;
+    resumeWindowMs: number;
+  };
   /** 1-minute load average when the browser part started and ended (the machine is shared). */
   loadAvg: { start: number; end: number };
   /** The direct baseline's page bundle (bench-only, never shipped). */
@@ -190,6 +236,8 @@ interface Server {
   connections(): Promise<number>;
   /** userID → number of online instances, one REST call for all. */
   online(sdkAppId: number, userIDs: string[]): Promise<Map<string, number>>;
+  /** userID → its online instances (InstId, and whether a socket holds it now), one REST call for all. */
+  instances(sdkAppId: number, userIDs: string[]): Promise<Map<string, Array<{ instId: number; connected: boolean }>>>;
   sig(sdkAppId: number, userID: string): string;
   stop(): Promise<void>;
 }
@@ -258,6 +306,14 @@ async function startServer(): Promise<Server> {
       for (const r of reply.QueryResult as Array<{ To_Account: string; Detail?: unknown[] }>) out.set(r.To_Account, r.Detail?.length ?? 0);
       return out;
     },
+    async instances(sdkAppId, userIDs) {
+      const reply = await rest(sdkAppId, 'openim/query_online_status', { To_Account: userIDs, IsNeedDetail: 1 });
+      const out = new Map<string, Array<{ instId: number; connected: boolean }>>();
+      for (const r of reply.QueryResult as Array<{ To_Account: string; Detail?: Array<{ InstId: number; Connected: boolean }> }>) {
+        out.set(r.To_Account, (r.Detail ?? []).map((d) => ({ instId: d.InstId, connected: d.Connected })));
+      }
+      return out;
+    },
     sig: (sdkAppId, userID) => generateUserSig({ sdkAppId, key: SECRET, identifier: userID }),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -283,6 +339,14 @@ function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+interface ChatHistory {
+  ready: boolean;
+  kicks: number;
+  notReady: number;
+  /** NET_STATE_CHANGE events (page clock). */
+  net: Array<{ state: string; at: number }>;
 }
 
 interface LoginTiming {
@@ -335,6 +399,16 @@ class Tabs {
   /** Time (page clock) of the KICKED_OUT of chat `sdkAppId` in `page` since its last login. */
   kicked(page: Page, sdkAppId: number): Promise<number> {
     return within(`${this.mode} KICKED_OUT`, 10_000, page.evaluate((id) => (window as any).b.kicked(id) as Promise<number>, sdkAppId));
+  }
+
+  /** What chat `sdkAppId` in `page` went through (bench/pages/harness.js `history`). */
+  history(page: Page, sdkAppId: number): Promise<ChatHistory> {
+    return within(`${this.mode} history`, 10_000, page.evaluate((id) => (window as any).b.history(id) as ChatHistory, sdkAppId));
+  }
+
+  /** Leader page: whether `page` holds the leader lock. */
+  isLeader(page: Page): Promise<boolean> {
+    return within(`${this.mode} isLeader`, 10_000, page.evaluate(() => (window as any).b.isLeader() as Promise<boolean>));
   }
 
   async pageErrors(page: Page): Promise<void> {
@@ -456,9 +530,12 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
     // 1. sockets.
     await sleep(200);
     const sockets = await server.connections();
-    const state = mode === 'worker'
-      ? ((await tabs.pages[0]!.evaluate(() => (window as any).b.workerState())) as { sockets: number; build: string } | null)
+    const state = hubMode(mode)
+      ? ((await tabs.pages[0]!.evaluate(() => (window as any).b.workerState())) as { name: string; sockets: number; build: string } | null)
       : null;
+    // The leader page must really run on the leader transport (hub name `leader:<worker name>`).
+    if (mode === 'leader' && !state?.name.startsWith('leader:')) throw new Error(`leader page: the hub is ${JSON.stringify(state?.name)}, not a leader tab`);
+    if (mode === 'leader' && !(await tabs.isLeader(tabs.pages[0]!))) throw new Error('leader page: the first tab does not hold the leader lock');
     const workerSockets = state?.sockets ?? null;
     const workerBuild = state?.build ?? null;
 
@@ -491,7 +568,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
 
     // 4. one user in every tab; REST kick → the last tab's KICKED_OUT.
     const fanUser = tabs.uid('fan');
-    const fanCreate = mode === 'worker' ? { tabs: 'shared' } : {};
+    const fanCreate = hubMode(mode) ? { tabs: 'shared' } : {};
     await Promise.all(tabs.pages.map((page) => tabs.login(page, APP_SHARED, fanUser, fanCreate)));
     const fanLast: number[] = [];
     const fanFirst: number[] = [];
@@ -524,17 +601,17 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       await page.close();
     }
 
-    // Breakdown (worker only): the attach alone, then the login of an attached new tab.
+    // Breakdown (worker and leader): the attach alone, then the login of an attached new tab.
     let attach: Stats | null = null;
     let loginAfterAttach: Stats | null = null;
     const attachSamples: number[] = [];
     const afterAttachSamples: number[] = [];
-    if (mode === 'worker' && ATTACH > 0) {
+    if (hubMode(mode) && ATTACH > 0) {
       const a = attachSamples;
       const l = afterAttachSamples;
       for (let k = 0; k < ATTACH; k++) {
         const page = await tabs.open();
-        a.push(await within('attach', 20_000, page.evaluate(() => (window as any).b.attach() as Promise<number>)));
+        a.push(await within('attach', 20_000, page.evaluate((id) => (window as any).b.attach(id) as Promise<number>, APP_SEPARATE)));
         const t = await tabs.login(page, APP_SEPARATE, tabs.uid('att'), {});
         l.push(t.ready - t.t0);
         await tabs.pageErrors(page);
@@ -544,8 +621,11 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       loginAfterAttach = stats(l);
     }
 
-    // 6. dead tab → released on the server.
+    // 6. dead tab → released on the server (in leader mode: follower tabs).
     const dead = await deadTabs(tabs, DEAD);
+
+    // 7. leader mode: the leader tab itself dies.
+    const leader = mode === 'leader' ? await deadLeaders(tabs, users, DEAD_LEADER) : null;
 
     for (const page of tabs.pages) await tabs.pageErrors(page);
     const raw = (xs: number[]) => xs.map((x) => Math.round(x * 100) / 100);
@@ -570,6 +650,11 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       deadClose: stats(dead.close),
       deadCrash: stats(dead.crash),
       deadTimedOut: dead.timedOut,
+      deadLeader: leader && {
+        close: stats(leader.close), crash: stats(leader.crash), handover: stats(leader.handover), timedOut: leader.timedOut,
+        followersChecked: leader.followersChecked, followersInstChanged: leader.followersInstChanged, followersNotReady: leader.followersNotReady,
+        leaderNotOldest: leader.leaderNotOldest,
+      },
       clockOffset: { median: median(offsets), maxAbs: Math.max(...offsets.map(Math.abs)), minRtt },
       errors: tabs.errors,
       seconds: (performance.now() - started) / 1000,
@@ -585,6 +670,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
         fanoutFirst: raw(fanFirst),
         deadClose: raw(dead.close),
         deadCrash: raw(dead.crash),
+        ...(leader ? { deadLeaderClose: raw(leader.close), deadLeaderCrash: raw(leader.crash), leaderHandover: raw(leader.handover) } : {}),
       },
     };
   } catch (err) {
@@ -593,7 +679,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
     return {
       mode, tabs: n, sockets: NaN, workerSockets: null, workerBuild: null, newTabReady: none, newTabResolved: none, secondChatReady: none, attach: null, loginAfterAttach: null, kick: none,
       fanoutLast: none, fanoutFirst: none, heapPerTab: NaN, heapTabs: [], heapWorker: null, rendererProcesses: null, deadClose: none, deadCrash: none,
-      deadTimedOut: 0, clockOffset: { median: NaN, maxAbs: NaN, minRtt: NaN }, errors: tabs.errors,
+      deadTimedOut: 0, deadLeader: null, clockOffset: { median: NaN, maxAbs: NaN, minRtt: NaN }, errors: tabs.errors,
       seconds: (performance.now() - started) / 1000, loadAvg: loadavg()[0]!, samples: {}, failed: message,
     };
   } finally {
@@ -603,9 +689,10 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
 
 /**
  * `count` tabs closed (page.close) and `count` crashed (CDP Page.crash), each with its own
- * user; Node polls query_online_status until each instance is gone. The worker tabs are
- * measured one at a time (they go within ~0.1 s); the direct tabs all at once (their
- * instances stay for the server's resume window, ~10 s).
+ * user; Node polls query_online_status until each instance is gone. The worker and leader
+ * tabs are measured two at a time (they go within ~0.1 s); the direct tabs all at once
+ * (their instances stay for the server's resume window, ~10 s). In leader mode the victims
+ * open after the N tabs, so they are followers.
  */
 async function deadTabs(tabs: Tabs, count: number): Promise<{ close: number[]; crash: number[]; timedOut: number }> {
   const close: number[] = [];
@@ -613,7 +700,7 @@ async function deadTabs(tabs: Tabs, count: number): Promise<{ close: number[]; c
   let timedOut = 0;
   if (count === 0) return { close, crash, timedOut };
   const timeoutMs = RESUME_WINDOW_MS + 10_000;
-  const batch = tabs.mode === 'direct' ? 2 * count : 2;
+  const batch = hubMode(tabs.mode) ? 2 : 2 * count;
   for (let done = 0; done < 2 * count; done += batch) {
     const victims: Array<{ page: Page; user: string; how: 'close' | 'crash'; at: number; gone: number | null }> = [];
     for (let i = 0; i < batch; i++) {
@@ -651,6 +738,105 @@ async function deadTabs(tabs: Tabs, count: number): Promise<{ close: number[]; c
   return { close, crash, timedOut };
 }
 
+/** What {@link deadLeaders} collects (samples in ms). */
+interface DeadLeaderSamples {
+  close: number[];
+  crash: number[];
+  handover: number[];
+  timedOut: number;
+  followersChecked: number;
+  followersInstChanged: number;
+  followersNotReady: number;
+  leaderNotOldest: number;
+}
+
+/**
+ * Leader mode: `count` leader tabs closed (page.close) and `count` crashed (CDP Page.crash),
+ * one at a time. Before each, a new tab logs in with its own user, so a follower always
+ * remains to take over and N tabs stay open; the leader is normally the oldest tab (the
+ * lock queue is first come, first served; counted when not). Node polls
+ * query_online_status until the leader's own instance is gone; then every follower must be
+ * ready again on the new leader's hub with its instance kept (the same InstId, connected),
+ * without SDK_NOT_READY or KICKED_OUT meanwhile. `users[i]` is the user of `tabs.pages[i]`
+ * (chat APP_SEPARATE); both lists are updated as tabs come and go.
+ */
+async function deadLeaders(tabs: Tabs, users: string[], count: number): Promise<DeadLeaderSamples> {
+  const out: DeadLeaderSamples = {
+    close: [], crash: [], handover: [], timedOut: 0, followersChecked: 0, followersInstChanged: 0, followersNotReady: 0, leaderNotOldest: 0,
+  };
+  const timeoutMs = RESUME_WINDOW_MS + 10_000;
+  for (let k = 0; k < 2 * count; k++) {
+    const how = k % 2 === 0 ? 'close' : 'crash';
+    const fresh = await tabs.open();
+    const freshUser = tabs.uid('f');
+    await tabs.login(fresh, APP_SEPARATE, freshUser, {});
+    tabs.pages.push(fresh);
+    users.push(freshUser);
+
+    let index = -1;
+    for (let i = 0; i < tabs.pages.length && index < 0; i++) if (await tabs.isLeader(tabs.pages[i]!)) index = i;
+    if (index < 0) throw new Error('dead leader: no tab holds the leader lock');
+    if (index !== 0) out.leaderNotOldest++;
+    const leader = tabs.pages.splice(index, 1)[0]!;
+    const leaderUser = users.splice(index, 1)[0]!;
+    const followers = tabs.pages.map((page, i) => ({ page, user: users[i]! }));
+
+    const before = await tabs.server.instances(APP_SEPARATE, [leaderUser, ...users]);
+    const notOne = [leaderUser, ...users].filter((u) => before.get(u)?.length !== 1);
+    if (notOne.length > 0) throw new Error(`dead leader: not exactly one instance before the kill: ${JSON.stringify(notOne.map((u) => [u, before.get(u)]))}`);
+    const marks = await Promise.all(followers.map((f) => tabs.history(f.page, APP_SEPARATE)));
+    await tabs.pageErrors(leader);
+
+    let at: number;
+    if (how === 'close') {
+      at = nodeNow();
+      await leader.close();
+    } else {
+      const session = await tabs.ctx.newCDPSession(leader);
+      at = nodeNow();
+      session.send('Page.crash').catch(() => {});
+    }
+    let gone: number | null = null;
+    while (gone === null && nodeNow() < at + timeoutMs) {
+      const now = await tabs.server.online(APP_SEPARATE, [leaderUser]);
+      if (now.get(leaderUser) === 0) gone = nodeNow();
+      else await sleep(10);
+    }
+    if (gone === null) out.timedOut++;
+    else out[how].push(gone - at);
+    if (how === 'crash') await leader.close().catch(() => {});
+
+    // The followers: back to connected on the new hub, same instances. Waits (bounded) for
+    // the slowest one; what is still wrong at the end is counted, not thrown.
+    const settled = (h: ChatHistory) => h.ready && h.net.at(-1)?.state === 'connected' && h.net.some((e) => e.at > at && e.state === 'connected');
+    const kept = (u: string, now: Map<string, Array<{ instId: number; connected: boolean }>>) => {
+      const list = now.get(u) ?? [];
+      return list.length === 1 && list[0]!.connected && list[0]!.instId === before.get(u)![0]!.instId;
+    };
+    let histories: ChatHistory[] = [];
+    let now = new Map<string, Array<{ instId: number; connected: boolean }>>();
+    const until = nodeNow() + 15_000;
+    for (;;) {
+      histories = await Promise.all(followers.map((f) => tabs.history(f.page, APP_SEPARATE)));
+      now = await tabs.server.instances(APP_SEPARATE, users);
+      if ((histories.every(settled) && users.every((u) => kept(u, now))) || nodeNow() > until) break;
+      await sleep(50);
+    }
+    let handover = -Infinity;
+    followers.forEach((f, i) => {
+      const h = histories[i]!;
+      const mark = marks[i]!;
+      out.followersChecked++;
+      if (!kept(f.user, now)) out.followersInstChanged++;
+      if (!settled(h) || h.kicks > mark.kicks || h.notReady > mark.notReady) out.followersNotReady++;
+      const back = h.net.find((e) => e.at > at && e.state === 'connected');
+      if (back) handover = Math.max(handover, back.at - at);
+    });
+    if (Number.isFinite(handover)) out.handover.push(handover);
+  }
+  return out;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -681,7 +867,10 @@ export async function prepareBrowserBench(): Promise<Prepared> {
 
 export async function runBrowserBench(prepared?: Prepared): Promise<BrowserBenchResult> {
   const started = performance.now();
-  const config = { tabs: TABS, newTab: NEWTAB, warmup: WARMUP, settleMs: SETTLE_MS, attach: ATTACH, kicks: KICKS, fanout: FANOUT, dead: DEAD, resumeWindowMs: RESUME_WINDOW_MS };
+  const config = {
+    tabs: TABS, modes: RUN_MODES, newTab: NEWTAB, warmup: WARMUP, settleMs: SETTLE_MS, attach: ATTACH, kicks: KICKS, fanout: FANOUT, dead: DEAD, deadLeader: DEAD_LEADER,
+    resumeWindowMs: RESUME_WINDOW_MS,
+  };
   const load0 = loadavg()[0]!;
   const ready = prepared ?? (await prepareBrowserBench());
   if ('skipped' in ready) {
@@ -714,14 +903,15 @@ export async function runBrowserBench(prepared?: Prepared): Promise<BrowserBench
 
     const runs: ModeResult[] = [];
     for (const [i, n] of TABS.entries()) {
-      // Alternate which mode goes first, so neither always gets the colder browser.
-      const order: Mode[] = i % 2 === 0 ? ['direct', 'worker'] : ['worker', 'direct'];
+      // Rotate which mode goes first, so none always gets the colder browser.
+      const order: Mode[] = RUN_MODES.map((_, j) => RUN_MODES[(i + j) % RUN_MODES.length]!);
       for (const mode of order) {
         const r = await runMode(browser, server, mode, n);
         if (r.failed) console.log(`browser bench: ${mode} ${n} tab(s) FAILED: ${r.failed}`);
         else console.log(
           `browser bench: ${mode} ${n} tab(s): sockets ${r.sockets}, new tab p50 ${r.newTabReady.p50.toFixed(1)} ms, ` +
             `kick p50 ${r.kick.p50.toFixed(1)} ms, fan-out p50 ${r.fanoutLast.p50.toFixed(1)} ms, dead p50 ${r.deadClose.p50.toFixed(0)} ms ` +
+            (r.deadLeader ? `dead leader p50 close ${r.deadLeader.close.p50.toFixed(0)} / crash ${r.deadLeader.crash.p50.toFixed(0)} ms ` : '') +
             `(${r.seconds.toFixed(1)} s${r.errors.length ? `, ${r.errors.length} errors` : ''})`,
         );
         runs.push(r);
