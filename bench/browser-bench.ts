@@ -946,33 +946,57 @@ export interface TargetVerdict {
 
 const fmt = (v: number | null | undefined, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
 
-/** Which targets the worker build met, at every measured tab count. */
+/**
+ * Which targets the worker build met, at every measured tab count; then the same for the
+ * leader-tab transport, plus its dead-leader row.
+ */
 export function browserTargets(r: BrowserBenchResult): TargetVerdict[] {
-  const ws = r.runs.filter((x) => x.mode === 'worker');
-  const all = (ok: (x: ModeResult) => boolean) => ws.length > 0 && ws.every((x) => !x.failed && ok(x));
+  return [...modeTargets(r, 'worker'), ...modeTargets(r, 'leader')];
+}
+
+function modeTargets(r: BrowserBenchResult, mode: 'worker' | 'leader'): TargetVerdict[] {
+  const ws = r.runs.filter((x) => x.mode === mode);
+  if (ws.length === 0) return [];
+  const all = (ok: (x: ModeResult) => boolean) => ws.every((x) => !x.failed && ok(x));
   const list = (get: (x: ModeResult) => string) => ws.map((x) => `${x.tabs} tab${x.tabs === 1 ? '' : 's'}: ${get(x)}`).join(', ');
-  return [
+  const tag = mode === 'leader' ? ' (leader-tab transport)' : '';
+  const pp = (s: Stats) => `${fmt(s.p50, 0)} / ${fmt(s.p99, 0)} ms`;
+  const verdicts: TargetVerdict[] = [
     {
-      target: '1 socket per browser profile at any tab count',
+      target: `1 socket per browser profile at any tab count${tag}`,
       met: all((x) => x.sockets === TARGETS.socketsPerProfile),
       detail: list((x) => `${fmt(x.sockets, 0)} socket(s)`),
     },
     {
-      target: `new-tab login→SDK_READY p50 < ${TARGETS.newTabP50Ms} ms with a warm worker`,
+      target: `new-tab login→SDK_READY p50 < ${TARGETS.newTabP50Ms} ms with a warm ${mode === 'leader' ? 'leader' : 'worker'}${tag}`,
       met: all((x) => x.newTabReady.p50 < TARGETS.newTabP50Ms),
       detail: list((x) => `${fmt(x.newTabReady.p50)} ms`),
     },
     {
-      target: `REST kick→KICKED_OUT p50 < ${TARGETS.kickP50Ms} ms`,
+      target: `REST kick→KICKED_OUT p50 < ${TARGETS.kickP50Ms} ms${tag}`,
       met: all((x) => x.kick.p50 < TARGETS.kickP50Ms),
       detail: list((x) => `${fmt(x.kick.p50)} ms`),
     },
     {
-      target: 'dead tab released within 1 s (p50 of closed and of crashed tabs, none timed out)',
+      target: `dead ${mode === 'leader' ? 'follower ' : ''}tab released within 1 s (p50 of closed and of crashed tabs, none timed out; p50 / p99 shown)${tag}`,
       met: all((x) => x.deadTimedOut === 0 && x.deadClose.p50 < TARGETS.deadTabMs && x.deadCrash.p50 < TARGETS.deadTabMs),
-      detail: list((x) => `close ${fmt(x.deadClose.p50, 0)} ms, crash ${fmt(x.deadCrash.p50, 0)} ms`),
+      detail: list((x) => `close ${pp(x.deadClose)}, crash ${pp(x.deadCrash)}`),
     },
   ];
+  if (mode === 'leader') {
+    verdicts.push({
+      target:
+        'dead LEADER tab: its instance released within 1 s (p50 of closed and of crashed leader tabs, none timed out; p50 / p99 shown), ' +
+        'every follower ready again on the new leader with the same instance',
+      met: all((x) => !!x.deadLeader && x.deadLeader.timedOut === 0 && x.deadLeader.close.p50 < TARGETS.deadTabMs && x.deadLeader.crash.p50 < TARGETS.deadTabMs &&
+        x.deadLeader.followersInstChanged === 0 && x.deadLeader.followersNotReady === 0),
+      detail: list((x) => x.deadLeader
+        ? `close ${pp(x.deadLeader.close)}, crash ${pp(x.deadLeader.crash)}, ${x.deadLeader.timedOut} timed out, ` +
+          `followers kept ${x.deadLeader.followersChecked - x.deadLeader.followersInstChanged} / ${x.deadLeader.followersChecked} instances, ${x.deadLeader.followersNotReady} not ready`
+        : 'not measured'),
+    });
+  }
+  return verdicts;
 }
 
 export function browserTables(r: BrowserBenchResult): string {
@@ -999,7 +1023,8 @@ export function browserTables(r: BrowserBenchResult): string {
     `**worker** = the real \`dist/tabchat.js\` + \`dist/tabchat-worker.js\` (build ${r.runs.find((x) => x.workerBuild)?.workerBuild ?? 'n/a'}; one SharedWorker per profile holds the socket). ` +
       `**direct** (baseline, same run) = the same chat object (\`src/client/chat.ts\`) over \`SessionEngine\` + \`DirectBackend\` with the page's own WebSocket, ` +
       `one socket per tab, no worker (bench/pages/direct-entry.ts, built with vite at bench time: ${r.directBundle.gzip} B gzip, not shipped). ` +
-      `Chromium ${r.chromium} headless; tabs = pages of one BrowserContext (a fresh context, hence a fresh worker, per row and mode); the built server CLI on this machine. ` +
+      `**leader** (tables further down) = the same drop-in build with \`transport: 'leader'\` forced (bench/pages/leader.html): the tab that wins the Web Lock election runs the hub in the page and holds the socket, the other tabs reach it over BroadcastChannel. ` +
+      `Chromium ${r.chromium} headless; tabs = pages of one BrowserContext (a fresh context, hence a fresh worker or election, per row and mode); the built server CLI on this machine. ` +
       `Latencies: p50 / p99 in ms (p99 of ${c.newTab} / ${c.kicks} / ${c.fanout} samples is about their maximum); ratio = worker ÷ direct (of the p50). ` +
       `1-min load average ${f(r.loadAvg.start, 1)} at the start, ${f(r.loadAvg.end, 1)} at the end, at most ${f(Math.max(r.loadAvg.end, ...r.runs.map((x) => x.loadAvg)), 1)} after a row ` +
       `(2 cores, shared with other work: absolute times are noisy, compare within a row).`,
@@ -1065,7 +1090,74 @@ export function browserTables(r: BrowserBenchResult): string {
       `| ${n} | ${pp0(w.deadClose)} | ${pp0(d.deadClose)} | ${ratio(w.deadClose.p50, d.deadClose.p50)} | ${pp0(w.deadCrash)} | ${pp0(d.deadCrash)} | ${ratio(w.deadCrash.p50, d.deadCrash.p50)} | ${w.deadTimedOut} / ${d.deadTimedOut} |`,
     );
   }
-  p('', 'Targets (worker build, at every tab count; reported, never enforced):', '');
+
+  const trios = r.config.tabs.map((n) => ({
+    n,
+    l: r.runs.find((x) => x.tabs === n && x.mode === 'leader'),
+    w: r.runs.find((x) => x.tabs === n && x.mode === 'worker'),
+    d: r.runs.find((x) => x.tabs === n && x.mode === 'direct'),
+  })).filter((t): t is { n: number; l: ModeResult; w: ModeResult | undefined; d: ModeResult } => !!t.l && !!t.d);
+  if (trios.length > 0) {
+    const ppw = (w: ModeResult | undefined, get: (x: ModeResult) => Stats) => (w ? pp(get(w)) : 'n/a');
+    p(
+      '',
+      `**Leader-tab transport** (\`transport: 'leader'\`, the fallback for browsers without SharedWorker; build ${r.runs.find((x) => x.mode === 'leader' && x.workerBuild)?.workerBuild ?? 'n/a'}): ` +
+        `the same rows, measured the same way; the first tab of each row wins the election (checked: it holds the lock \`tabchat:leader:<build>\`) and the other tabs are followers. ` +
+        `The worker figures of the same run are repeated for comparison; ratio = leader ÷ direct (of the p50).`,
+      '',
+      '| tabs | server sockets leader | direct | ratio | new tab login→SDK_READY leader | worker | direct | ratio | REST kick→KICKED_OUT leader | worker | direct | ratio | user kick → last of N tabs leader | worker | direct | ratio |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const { n, l, w, d } of trios) {
+      p(
+        `| ${n} | ${f(l.sockets, 0)} | ${f(d.sockets, 0)} | ${ratio(l.sockets, d.sockets)} | ${pp(l.newTabReady)} | ${ppw(w, (x) => x.newTabReady)} | ${pp(d.newTabReady)} | ${ratio(l.newTabReady.p50, d.newTabReady.p50)} | ` +
+          `${pp(l.kick)} | ${ppw(w, (x) => x.kick)} | ${pp(d.kick)} | ${ratio(l.kick.p50, d.kick.p50)} | ` +
+          `${pp(l.fanoutLast)} | ${ppw(w, (x) => x.fanoutLast)} | ${pp(d.fanoutLast)} | ${ratio(l.fanoutLast.p50, d.fanoutLast.p50)} |`,
+      );
+    }
+    p(
+      '',
+      `Breakdown, as for the worker: *attach* = \`create()\` + \`TabChat.getWorkerState()\` as the page's first calls (loading \`tabchat-worker.js\` into the page, joining the election, finding the leader, tab Web Lock, \`register\` + one command over BroadcastChannel). ` +
+        `JS heap after forced GC, KB: the leader tab carries the hub (there is no SharedWorker heap); *follower* = median over the other N − 1 tabs.`,
+      '',
+      '| tabs | attach (leader) | worker | login after attach (leader) | worker | second chat login→SDK_READY leader | direct | ratio | heap leader tab | follower tab | direct tab | worker tab + SharedWorker |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const { n, l, w, d } of trios) {
+      const statOr = (s: Stats | null | undefined) => (s ? pp(s) : 'n/a');
+      p(
+        `| ${n} | ${statOr(l.attach)} | ${statOr(w?.attach)} | ${statOr(l.loginAfterAttach)} | ${statOr(w?.loginAfterAttach)} | ` +
+          `${pp(l.secondChatReady)} | ${pp(d.secondChatReady)} | ${ratio(l.secondChatReady.p50, d.secondChatReady.p50)} | ` +
+          `${kb(l.heapTabs[0] ?? NaN)} | ${kb(median(l.heapTabs.slice(1)))} | ${kb(d.heapPerTab)} | ${w ? `${kb(w.heapPerTab)} + ${kb(w.heapWorker)}` : 'n/a'} |`,
+      );
+    }
+    p(
+      '',
+      `Dead tabs with the leader transport, ms, p50 / p99. *Follower tab*: ${c.dead} closed and ${c.dead} crashed tabs opened after the N tabs, as in the table above (the leader's hub learns it from \`bye\` or the tab's Web Lock). ` +
+        `*Leader tab*: ${c.deadLeader} closed and ${c.deadLeader} crashed leaders per row, one at a time: first a new tab logs in (so N tabs remain and a follower is always there), then the leader (the oldest tab) dies → its own instance leaves \`query_online_status\`. ` +
+        `The next tab in the lock queue becomes leader, starts a hub, resumes the followers' instances and releases the dead leader's (an orphan of the dead run). ` +
+        `*handover* = kill → the last follower's NET_STATE_CHANGE back to \`connected\` (page clocks, closed and crashed together). ` +
+        `*followers kept* = after each handover, followers whose instance is still the one it was before (same InstId, connected) and that are ready without having seen SDK_NOT_READY or KICKED_OUT, summed over the samples. ` +
+        `Baseline: the direct tab closed / crashed (no hub: the server keeps the instance for its resume window).`,
+      '',
+      '| tabs | closed follower leader | direct | ratio | crashed follower leader | direct | ratio | closed LEADER tab | direct | ratio | crashed LEADER tab | direct | ratio | handover | followers kept (instance / ready) | timed out (followers / leaders / direct) |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const { n, l, d } of trios) {
+      const dl = l.deadLeader;
+      p(
+        `| ${n} | ${pp0(l.deadClose)} | ${pp0(d.deadClose)} | ${ratio(l.deadClose.p50, d.deadClose.p50)} | ${pp0(l.deadCrash)} | ${pp0(d.deadCrash)} | ${ratio(l.deadCrash.p50, d.deadCrash.p50)} | ` +
+          (dl
+            ? `${pp0(dl.close)} | ${pp0(d.deadClose)} | ${ratio(dl.close.p50, d.deadClose.p50)} | ${pp0(dl.crash)} | ${pp0(d.deadCrash)} | ${ratio(dl.crash.p50, d.deadCrash.p50)} | ${pp0(dl.handover)} | ` +
+              `${dl.followersChecked - dl.followersInstChanged} / ${dl.followersChecked - dl.followersNotReady} of ${dl.followersChecked} | `
+            : 'n/a | | | n/a | | | n/a | n/a | ') +
+          `${l.deadTimedOut} / ${dl?.timedOut ?? 'n/a'} / ${d.deadTimedOut} |`,
+      );
+    }
+    const notOldest = trios.reduce((sum, t) => sum + (t.l.deadLeader?.leaderNotOldest ?? 0), 0);
+    if (notOldest > 0) p('', `In ${notOldest} dead-leader sample(s) the leader was not the oldest tab.`);
+  }
+  p('', 'Targets (worker build, then the leader-tab transport, at every tab count; reported, never enforced):', '');
   for (const t of browserTargets(r)) p(`- ${t.target}: ${t.met ? '**met**' : '**NOT met**'} (${t.detail}).`);
   const failed = r.runs.filter((x) => x.failed);
   if (failed.length) {
