@@ -172,6 +172,10 @@ export interface DeadLeaderResult {
   followersNotReady: number;
   /** Samples where the leader was not the oldest tab (the election queue is first come, first served). */
   leaderNotOldest: number;
+  /** Closed and crashed leaders whose instance took longer than the 1 s target to leave. */
+  overTarget: number;
+  /** Tabs found not ready or without their instance before a later sample (a session lost in an earlier handover), closed and replaced. */
+  tabsReplaced: number;
 }
 
 export interface BrowserBenchResult {
@@ -653,7 +657,8 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       deadLeader: leader && {
         close: stats(leader.close), crash: stats(leader.crash), handover: stats(leader.handover), timedOut: leader.timedOut,
         followersChecked: leader.followersChecked, followersInstChanged: leader.followersInstChanged, followersNotReady: leader.followersNotReady,
-        leaderNotOldest: leader.leaderNotOldest,
+        leaderNotOldest: leader.leaderNotOldest, tabsReplaced: leader.tabsReplaced,
+        overTarget: [...leader.close, ...leader.crash].filter((ms) => ms > TARGETS.deadTabMs).length,
       },
       clockOffset: { median: median(offsets), maxAbs: Math.max(...offsets.map(Math.abs)), minRtt },
       errors: tabs.errors,
@@ -748,6 +753,7 @@ interface DeadLeaderSamples {
   followersInstChanged: number;
   followersNotReady: number;
   leaderNotOldest: number;
+  tabsReplaced: number;
 }
 
 /**
@@ -757,21 +763,37 @@ interface DeadLeaderSamples {
  * lock queue is first come, first served; counted when not). Node polls
  * query_online_status until the leader's own instance is gone; then every follower must be
  * ready again on the new leader's hub with its instance kept (the same InstId, connected),
- * without SDK_NOT_READY or KICKED_OUT meanwhile. `users[i]` is the user of `tabs.pages[i]`
- * (chat APP_SEPARATE); both lists are updated as tabs come and go.
+ * without SDK_NOT_READY or KICKED_OUT meanwhile (counted, not thrown; such a tab is replaced
+ * before the next sample). `users[i]` is the user of `tabs.pages[i]` (chat APP_SEPARATE);
+ * both lists are updated as tabs come and go.
  */
 async function deadLeaders(tabs: Tabs, users: string[], count: number): Promise<DeadLeaderSamples> {
   const out: DeadLeaderSamples = {
-    close: [], crash: [], handover: [], timedOut: 0, followersChecked: 0, followersInstChanged: 0, followersNotReady: 0, leaderNotOldest: 0,
+    close: [], crash: [], handover: [], timedOut: 0, followersChecked: 0, followersInstChanged: 0, followersNotReady: 0, leaderNotOldest: 0, tabsReplaced: 0,
   };
   const timeoutMs = RESUME_WINDOW_MS + 10_000;
+  const n = tabs.pages.length;
   for (let k = 0; k < 2 * count; k++) {
     const how = k % 2 === 0 ? 'close' : 'crash';
-    const fresh = await tabs.open();
-    const freshUser = tabs.uid('f');
-    await tabs.login(fresh, APP_SEPARATE, freshUser, {});
-    tabs.pages.push(fresh);
-    users.push(freshUser);
+    // A tab whose session did not survive an earlier handover (counted there) is replaced,
+    // so every sample starts from N + 1 ready tabs, each with its one instance.
+    const held = await tabs.server.instances(APP_SEPARATE, users);
+    const ready = await Promise.all(tabs.pages.map((page) => tabs.history(page, APP_SEPARATE).then((h) => h.ready)));
+    for (let i = users.length - 1; i >= 0; i--) {
+      if (held.get(users[i]!)?.length === 1 && ready[i]) continue;
+      await tabs.pageErrors(tabs.pages[i]!);
+      await tabs.pages[i]!.close();
+      tabs.pages.splice(i, 1);
+      users.splice(i, 1);
+      out.tabsReplaced++;
+    }
+    while (tabs.pages.length < n + 1) {
+      const fresh = await tabs.open();
+      const freshUser = tabs.uid('f');
+      await tabs.login(fresh, APP_SEPARATE, freshUser, {});
+      tabs.pages.push(fresh);
+      users.push(freshUser);
+    }
 
     let index = -1;
     for (let i = 0; i < tabs.pages.length && index < 0; i++) if (await tabs.isLeader(tabs.pages[i]!)) index = i;
@@ -807,7 +829,8 @@ async function deadLeaders(tabs: Tabs, users: string[], count: number): Promise<
     if (how === 'crash') await leader.close().catch(() => {});
 
     // The followers: back to connected on the new hub, same instances. Waits (bounded) for
-    // the slowest one; what is still wrong at the end is counted, not thrown.
+    // the slowest one, not for a follower that already lost its session (SDK_NOT_READY or
+    // KICKED_OUT: it does not come back by itself); what is wrong at the end is counted.
     const settled = (h: ChatHistory) => h.ready && h.net.at(-1)?.state === 'connected' && h.net.some((e) => e.at > at && e.state === 'connected');
     const kept = (u: string, now: Map<string, Array<{ instId: number; connected: boolean }>>) => {
       const list = now.get(u) ?? [];
@@ -819,7 +842,8 @@ async function deadLeaders(tabs: Tabs, users: string[], count: number): Promise<
     for (;;) {
       histories = await Promise.all(followers.map((f) => tabs.history(f.page, APP_SEPARATE)));
       now = await tabs.server.instances(APP_SEPARATE, users);
-      if ((histories.every(settled) && users.every((u) => kept(u, now))) || nodeNow() > until) break;
+      const lost = (i: number) => histories[i]!.kicks > marks[i]!.kicks || histories[i]!.notReady > marks[i]!.notReady;
+      if (followers.every((f, i) => lost(i) || (settled(histories[i]!) && kept(f.user, now))) || nodeNow() > until) break;
       await sleep(50);
     }
     let handover = -Infinity;
@@ -991,7 +1015,7 @@ function modeTargets(r: BrowserBenchResult, mode: 'worker' | 'leader'): TargetVe
       met: all((x) => !!x.deadLeader && x.deadLeader.timedOut === 0 && x.deadLeader.close.p50 < TARGETS.deadTabMs && x.deadLeader.crash.p50 < TARGETS.deadTabMs &&
         x.deadLeader.followersInstChanged === 0 && x.deadLeader.followersNotReady === 0),
       detail: list((x) => x.deadLeader
-        ? `close ${pp(x.deadLeader.close)}, crash ${pp(x.deadLeader.crash)}, ${x.deadLeader.timedOut} timed out, ` +
+        ? `close ${pp(x.deadLeader.close)}, crash ${pp(x.deadLeader.crash)}, ${x.deadLeader.overTarget} of ${x.deadLeader.close.n + x.deadLeader.crash.n} over 1 s, ${x.deadLeader.timedOut} timed out, ` +
           `followers kept ${x.deadLeader.followersChecked - x.deadLeader.followersInstChanged} / ${x.deadLeader.followersChecked} instances, ${x.deadLeader.followersNotReady} not ready`
         : 'not measured'),
     });
@@ -1137,20 +1161,22 @@ export function browserTables(r: BrowserBenchResult): string {
         `*Leader tab*: ${c.deadLeader} closed and ${c.deadLeader} crashed leaders per row, one at a time: first a new tab logs in (so N tabs remain and a follower is always there), then the leader (the oldest tab) dies → its own instance leaves \`query_online_status\`. ` +
         `The next tab in the lock queue becomes leader, starts a hub, resumes the followers' instances and releases the dead leader's (an orphan of the dead run). ` +
         `*handover* = kill → the last follower's NET_STATE_CHANGE back to \`connected\` (page clocks, closed and crashed together). ` +
-        `*followers kept* = after each handover, followers whose instance is still the one it was before (same InstId, connected) and that are ready without having seen SDK_NOT_READY or KICKED_OUT, summed over the samples. ` +
+        `*followers kept* = after each handover (waiting up to 15 s), followers whose instance is still the one it was before (same InstId, connected) and that are ready without having seen SDK_NOT_READY or KICKED_OUT, summed over the samples; ` +
+        `a follower that lost its session is closed and replaced by a new tab before the next sample (*replaced*). *over 1 s* = dead leaders (closed and crashed) whose instance took longer than the target. ` +
         `Baseline: the direct tab closed / crashed (no hub: the server keeps the instance for its resume window).`,
       '',
-      '| tabs | closed follower leader | direct | ratio | crashed follower leader | direct | ratio | closed LEADER tab | direct | ratio | crashed LEADER tab | direct | ratio | handover | followers kept (instance / ready) | timed out (followers / leaders / direct) |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| tabs | closed follower leader | direct | ratio | crashed follower leader | direct | ratio | closed LEADER tab | direct | ratio | crashed LEADER tab | direct | ratio | LEADER over 1 s | handover | followers kept (instance / ready) | replaced | timed out (followers / leaders / direct) |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const { n, l, d } of trios) {
       const dl = l.deadLeader;
       p(
         `| ${n} | ${pp0(l.deadClose)} | ${pp0(d.deadClose)} | ${ratio(l.deadClose.p50, d.deadClose.p50)} | ${pp0(l.deadCrash)} | ${pp0(d.deadCrash)} | ${ratio(l.deadCrash.p50, d.deadCrash.p50)} | ` +
           (dl
-            ? `${pp0(dl.close)} | ${pp0(d.deadClose)} | ${ratio(dl.close.p50, d.deadClose.p50)} | ${pp0(dl.crash)} | ${pp0(d.deadCrash)} | ${ratio(dl.crash.p50, d.deadCrash.p50)} | ${pp0(dl.handover)} | ` +
-              `${dl.followersChecked - dl.followersInstChanged} / ${dl.followersChecked - dl.followersNotReady} of ${dl.followersChecked} | `
-            : 'n/a | | | n/a | | | n/a | n/a | ') +
+            ? `${pp0(dl.close)} | ${pp0(d.deadClose)} | ${ratio(dl.close.p50, d.deadClose.p50)} | ${pp0(dl.crash)} | ${pp0(d.deadCrash)} | ${ratio(dl.crash.p50, d.deadCrash.p50)} | ` +
+              `${dl.overTarget} of ${dl.close.n + dl.crash.n} | ${pp0(dl.handover)} | ` +
+              `${dl.followersChecked - dl.followersInstChanged} / ${dl.followersChecked - dl.followersNotReady} of ${dl.followersChecked} | ${dl.tabsReplaced} | `
+            : 'n/a | | | n/a | | | n/a | n/a | n/a | n/a | ') +
           `${l.deadTimedOut} / ${dl?.timedOut ?? 'n/a'} / ${d.deadTimedOut} |`,
       );
     }
