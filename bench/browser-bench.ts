@@ -45,6 +45,7 @@
  * row), BENCH_DEAD_LEADER (leader mode: 10 closed + 10 crashed leader tabs per row),
  * BENCH_MODES (default "worker,leader,direct"; the direct baseline always runs),
  * BENCH_BROWSER=0 skips this benchmark, CHROMIUM_PATH (default /usr/bin/chromium).
+ * With the defaults it takes about 5 minutes on the 2-core machine (leader mode ~35 s a row).
  * `npx tsx bench/browser-bench.ts` runs it alone (needs `npm run build` first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
