@@ -4,20 +4,31 @@
  *
  *  - worker: the real drop-in build (`dist/tabchat.js` + `dist/tabchat-worker.js`), one
  *    SharedWorker per profile holding ONE WebSocket for every tab;
+ *  - leader: the same build with `transport: 'leader'` forced (bench/pages/leader.html):
+ *    the first tab wins the Web Lock election, loads `tabchat-worker.js` into itself and
+ *    holds the one socket; the other tabs reach its hub over BroadcastChannel;
  *  - direct (baseline): the same chat object (`src/client/chat.ts`) over a direct
  *    `SessionEngine` + `DirectBackend` with the page's own `WebSocket` (bench/pages/
  *    direct-entry.ts, built here with vite), i.e. one socket per tab, no worker.
  *
- * Measured per tab count N (fresh BrowserContext per mode and N, so a fresh worker):
+ * Measured per tab count N (fresh BrowserContext per mode and N, so a fresh worker or a
+ * fresh election):
  *  1. sockets on the server (`tabchat_connections`) with all N tabs logged in;
- *  2. login() → SDK_READY in a NEW tab while the N tabs are logged in (warm worker);
+ *  2. login() → SDK_READY in a NEW tab while the N tabs are logged in (warm hub);
  *  3. REST kick → KICKED_OUT in the kicked tab;
- *  4. REST kick of one user logged in in all N tabs (`tabs: 'shared'` for the worker; N
- *     instances of the user for the baseline) → the LAST tab's KICKED_OUT;
+ *  4. REST kick of one user logged in in all N tabs (`tabs: 'shared'` for worker and
+ *     leader; N instances of the user for the baseline) → the LAST tab's KICKED_OUT;
  *  5. JS heap per tab (CDP `HeapProfiler.collectGarbage` + `Runtime.getHeapUsage` per
- *     page; the SharedWorker's heap is read the same way and reported separately);
+ *     page; the SharedWorker's heap is read the same way and reported separately; the
+ *     leader's hub is in the leader tab's heap);
  *  6. dead tab released: `page.close()` (and a renderer crash, CDP `Page.crash`) → the
- *     instance leaves `query_online_status` (polled from Node).
+ *     instance leaves `query_online_status` (polled from Node); in leader mode these tabs
+ *     are followers;
+ *  7. leader mode only, dead LEADER tab: a new follower logs in, then the leader tab is
+ *     closed or crashed → the leader's own instance leaves `query_online_status`; then every
+ *     follower must be ready again with its instance kept on the server (same InstId), and
+ *     the handover time (kill → the last follower's NET_STATE_CHANGE back to connected) is
+ *     recorded.
  *
  * dist/ is copied to bench/.build/dist first and everything runs from the copy (the working
  * tree is shared; a concurrent build empties dist/ for a while).
@@ -31,8 +42,10 @@
  * BENCH_WARMUP = 2 uncounted ones), BENCH_NEWTAB_SETTLE_MS (0: log in right after load),
  * BENCH_ATTACH (10 more new tabs per worker row for the attach/login breakdown),
  * BENCH_KICKS_BROWSER (30), BENCH_FANOUT (15), BENCH_DEAD (10 closed + 10 crashed tabs per
- * row), BENCH_BROWSER=0 skips this benchmark, CHROMIUM_PATH (default /usr/bin/chromium).
- * With the defaults it takes about 2–2.5 minutes on the 2-core machine.
+ * row), BENCH_DEAD_LEADER (leader mode: 10 closed + 10 crashed leader tabs per row),
+ * BENCH_MODES (default "worker,leader,direct"; the direct baseline always runs),
+ * BENCH_BROWSER=0 skips this benchmark, CHROMIUM_PATH (default /usr/bin/chromium).
+ * With the defaults it takes about 5 minutes on the 2-core machine (leader mode ~35 s a row).
  * `npx tsx bench/browser-bench.ts` runs it alone (needs `npm run build` first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -69,6 +82,7 @@ const ATTACH = envInt('BENCH_ATTACH', 10);
 const KICKS = envInt('BENCH_KICKS_BROWSER', 30);
 const FANOUT = envInt('BENCH_FANOUT', 15);
 const DEAD = envInt('BENCH_DEAD', 10);
+const DEAD_LEADER = envInt('BENCH_DEAD_LEADER', DEAD);
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Same flags as playwright.config.ts. */
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -84,20 +98,28 @@ const ADMIN = 'administrator';
 /** Server default; a dropped direct socket's instance stays online this long. */
 const RESUME_WINDOW_MS = 10_000;
 
-export type Mode = 'worker' | 'direct';
+export type Mode = 'worker' | 'leader' | 'direct';
+const MODES: Mode[] = ['worker', 'leader', 'direct'];
+/** The modes to run (BENCH_MODES), always with the direct baseline. */
+const RUN_MODES: Mode[] = (() => {
+  const asked = (process.env.BENCH_MODES ?? MODES.join(',')).split(',').map((m) => m.trim());
+  return MODES.filter((m) => m === 'direct' || asked.includes(m));
+})();
+/** The modes whose tabs share one hub (a SharedWorker, or the leader tab). */
+const hubMode = (mode: Mode) => mode !== 'direct';
 
 export interface ModeResult {
   mode: Mode;
   tabs: number;
-  /** `tabchat_connections` with all tabs logged in (and the hub's own count, worker only). */
+  /** `tabchat_connections` with all tabs logged in (and the hub's own count, worker and leader). */
   sockets: number;
   workerSockets: number | null;
-  /** The worker's build id (`getWorkerState().build`), worker only. */
+  /** The hub's build id (`getWorkerState().build`), worker and leader. */
   workerBuild: string | null;
   /** login() → SDK_READY in a new tab (ms); `resolved`: login() → its promise resolved. */
   newTabReady: Stats;
   newTabResolved: Stats;
-  /** Worker only: a new tab's attach to the worker (getWorkerState: connect + tab lock + register + getState), then its login() → SDK_READY. */
+  /** Worker and leader: a new tab's attach to the hub (getWorkerState: connect or election + tab lock + register + getState), then its login() → SDK_READY. */
   attach: Stats | null;
   loginAfterAttach: Stats | null;
   /** login() → SDK_READY of a second chat (another SDKAppID) in the same new tab, right after the first: warm page, tab already attached. */
@@ -119,6 +141,8 @@ export interface ModeResult {
   /** CDP Page.crash → left query_online_status (ms). */
   deadCrash: Stats;
   deadTimedOut: number;
+  /** Leader mode only (null otherwise): the dead LEADER tab, see {@link DeadLeader}. */
+  deadLeader: DeadLeaderResult | null;
   /** Page-minus-Node clock offset estimates (ms) and the smallest evaluate round trip. */
   clockOffset: { median: number; maxAbs: number; minRtt: number };
   errors: string[];
@@ -131,9 +155,36 @@ export interface ModeResult {
   failed?: string;
 }
 
+/** Leader mode: the leader tab closed or crashed while N followers stay logged in. */
+export interface DeadLeaderResult {
+  /** page.close() of the leader → the leader's own instance left query_online_status (ms). */
+  close: Stats;
+  /** CDP Page.crash of the leader → the same (ms). */
+  crash: Stats;
+  /** Kill → the last follower's NET_STATE_CHANGE back to connected (page clocks, ms), closed and crashed together. */
+  handover: Stats;
+  /** Samples whose leader instance did not leave within the resume window + 10 s. */
+  timedOut: number;
+  /** Follower tabs checked after the handovers (summed over the samples). */
+  followersChecked: number;
+  /** Followers whose instance on the server changed (other InstId, or not exactly one). */
+  followersInstChanged: number;
+  /** Followers not ready after the handover, or that saw SDK_NOT_READY / KICKED_OUT meanwhile. */
+  followersNotReady: number;
+  /** Samples where the leader was not the oldest tab (the election queue is first come, first served). */
+  leaderNotOldest: number;
+  /** Closed and crashed leaders whose instance took longer than the 1 s target to leave. */
+  overTarget: number;
+  /** Tabs found not ready or without their instance before a later sample (a session lost in an earlier handover), closed and replaced. */
+  tabsReplaced: number;
+}
+
 export interface BrowserBenchResult {
   chromium: string;
-  config: { tabs: number[]; newTab: number; warmup: number; settleMs: number; attach: number; kicks: number; fanout: number; dead: number; resumeWindowMs: number };
+  config: {
+    tabs: number[]; modes: Mode[]; newTab: number; warmup: number; settleMs: number; attach: number; kicks: number; fanout: number; dead: number; deadLeader: number;
+    resumeWindowMs: number;
+  };
   /** 1-minute load average when the browser part started and ended (the machine is shared). */
   loadAvg: { start: number; end: number };
   /** The direct baseline's page bundle (bench-only, never shipped). */
@@ -190,6 +241,8 @@ interface Server {
   connections(): Promise<number>;
   /** userID → number of online instances, one REST call for all. */
   online(sdkAppId: number, userIDs: string[]): Promise<Map<string, number>>;
+  /** userID → its online instances (InstId, and whether a socket holds it now), one REST call for all. */
+  instances(sdkAppId: number, userIDs: string[]): Promise<Map<string, Array<{ instId: number; connected: boolean }>>>;
   sig(sdkAppId: number, userID: string): string;
   stop(): Promise<void>;
 }
@@ -258,6 +311,14 @@ async function startServer(): Promise<Server> {
       for (const r of reply.QueryResult as Array<{ To_Account: string; Detail?: unknown[] }>) out.set(r.To_Account, r.Detail?.length ?? 0);
       return out;
     },
+    async instances(sdkAppId, userIDs) {
+      const reply = await rest(sdkAppId, 'openim/query_online_status', { To_Account: userIDs, IsNeedDetail: 1 });
+      const out = new Map<string, Array<{ instId: number; connected: boolean }>>();
+      for (const r of reply.QueryResult as Array<{ To_Account: string; Detail?: Array<{ InstId: number; Connected: boolean }> }>) {
+        out.set(r.To_Account, (r.Detail ?? []).map((d) => ({ instId: d.InstId, connected: d.Connected })));
+      }
+      return out;
+    },
     sig: (sdkAppId, userID) => generateUserSig({ sdkAppId, key: SECRET, identifier: userID }),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -283,6 +344,14 @@ function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+interface ChatHistory {
+  ready: boolean;
+  kicks: number;
+  notReady: number;
+  /** NET_STATE_CHANGE events (page clock). */
+  net: Array<{ state: string; at: number }>;
 }
 
 interface LoginTiming {
@@ -335,6 +404,16 @@ class Tabs {
   /** Time (page clock) of the KICKED_OUT of chat `sdkAppId` in `page` since its last login. */
   kicked(page: Page, sdkAppId: number): Promise<number> {
     return within(`${this.mode} KICKED_OUT`, 10_000, page.evaluate((id) => (window as any).b.kicked(id) as Promise<number>, sdkAppId));
+  }
+
+  /** What chat `sdkAppId` in `page` went through (bench/pages/harness.js `history`). */
+  history(page: Page, sdkAppId: number): Promise<ChatHistory> {
+    return within(`${this.mode} history`, 10_000, page.evaluate((id) => (window as any).b.history(id) as ChatHistory, sdkAppId));
+  }
+
+  /** Leader page: whether `page` holds the leader lock. */
+  isLeader(page: Page): Promise<boolean> {
+    return within(`${this.mode} isLeader`, 10_000, page.evaluate(() => (window as any).b.isLeader() as Promise<boolean>));
   }
 
   async pageErrors(page: Page): Promise<void> {
@@ -456,9 +535,12 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
     // 1. sockets.
     await sleep(200);
     const sockets = await server.connections();
-    const state = mode === 'worker'
-      ? ((await tabs.pages[0]!.evaluate(() => (window as any).b.workerState())) as { sockets: number; build: string } | null)
+    const state = hubMode(mode)
+      ? ((await tabs.pages[0]!.evaluate(() => (window as any).b.workerState())) as { name: string; sockets: number; build: string } | null)
       : null;
+    // The leader page must really run on the leader transport (hub name `leader:<worker name>`).
+    if (mode === 'leader' && !state?.name.startsWith('leader:')) throw new Error(`leader page: the hub is ${JSON.stringify(state?.name)}, not a leader tab`);
+    if (mode === 'leader' && !(await tabs.isLeader(tabs.pages[0]!))) throw new Error('leader page: the first tab does not hold the leader lock');
     const workerSockets = state?.sockets ?? null;
     const workerBuild = state?.build ?? null;
 
@@ -491,7 +573,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
 
     // 4. one user in every tab; REST kick → the last tab's KICKED_OUT.
     const fanUser = tabs.uid('fan');
-    const fanCreate = mode === 'worker' ? { tabs: 'shared' } : {};
+    const fanCreate = hubMode(mode) ? { tabs: 'shared' } : {};
     await Promise.all(tabs.pages.map((page) => tabs.login(page, APP_SHARED, fanUser, fanCreate)));
     const fanLast: number[] = [];
     const fanFirst: number[] = [];
@@ -524,17 +606,17 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       await page.close();
     }
 
-    // Breakdown (worker only): the attach alone, then the login of an attached new tab.
+    // Breakdown (worker and leader): the attach alone, then the login of an attached new tab.
     let attach: Stats | null = null;
     let loginAfterAttach: Stats | null = null;
     const attachSamples: number[] = [];
     const afterAttachSamples: number[] = [];
-    if (mode === 'worker' && ATTACH > 0) {
+    if (hubMode(mode) && ATTACH > 0) {
       const a = attachSamples;
       const l = afterAttachSamples;
       for (let k = 0; k < ATTACH; k++) {
         const page = await tabs.open();
-        a.push(await within('attach', 20_000, page.evaluate(() => (window as any).b.attach() as Promise<number>)));
+        a.push(await within('attach', 20_000, page.evaluate((id) => (window as any).b.attach(id) as Promise<number>, APP_SEPARATE)));
         const t = await tabs.login(page, APP_SEPARATE, tabs.uid('att'), {});
         l.push(t.ready - t.t0);
         await tabs.pageErrors(page);
@@ -544,8 +626,11 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       loginAfterAttach = stats(l);
     }
 
-    // 6. dead tab → released on the server.
+    // 6. dead tab → released on the server (in leader mode: follower tabs).
     const dead = await deadTabs(tabs, DEAD);
+
+    // 7. leader mode: the leader tab itself dies.
+    const leader = mode === 'leader' ? await deadLeaders(tabs, users, DEAD_LEADER) : null;
 
     for (const page of tabs.pages) await tabs.pageErrors(page);
     const raw = (xs: number[]) => xs.map((x) => Math.round(x * 100) / 100);
@@ -570,6 +655,12 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       deadClose: stats(dead.close),
       deadCrash: stats(dead.crash),
       deadTimedOut: dead.timedOut,
+      deadLeader: leader && {
+        close: stats(leader.close), crash: stats(leader.crash), handover: stats(leader.handover), timedOut: leader.timedOut,
+        followersChecked: leader.followersChecked, followersInstChanged: leader.followersInstChanged, followersNotReady: leader.followersNotReady,
+        leaderNotOldest: leader.leaderNotOldest, tabsReplaced: leader.tabsReplaced,
+        overTarget: [...leader.close, ...leader.crash].filter((ms) => ms > TARGETS.deadTabMs).length,
+      },
       clockOffset: { median: median(offsets), maxAbs: Math.max(...offsets.map(Math.abs)), minRtt },
       errors: tabs.errors,
       seconds: (performance.now() - started) / 1000,
@@ -585,6 +676,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
         fanoutFirst: raw(fanFirst),
         deadClose: raw(dead.close),
         deadCrash: raw(dead.crash),
+        ...(leader ? { deadLeaderClose: raw(leader.close), deadLeaderCrash: raw(leader.crash), leaderHandover: raw(leader.handover) } : {}),
       },
     };
   } catch (err) {
@@ -593,7 +685,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
     return {
       mode, tabs: n, sockets: NaN, workerSockets: null, workerBuild: null, newTabReady: none, newTabResolved: none, secondChatReady: none, attach: null, loginAfterAttach: null, kick: none,
       fanoutLast: none, fanoutFirst: none, heapPerTab: NaN, heapTabs: [], heapWorker: null, rendererProcesses: null, deadClose: none, deadCrash: none,
-      deadTimedOut: 0, clockOffset: { median: NaN, maxAbs: NaN, minRtt: NaN }, errors: tabs.errors,
+      deadTimedOut: 0, deadLeader: null, clockOffset: { median: NaN, maxAbs: NaN, minRtt: NaN }, errors: tabs.errors,
       seconds: (performance.now() - started) / 1000, loadAvg: loadavg()[0]!, samples: {}, failed: message,
     };
   } finally {
@@ -603,9 +695,10 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
 
 /**
  * `count` tabs closed (page.close) and `count` crashed (CDP Page.crash), each with its own
- * user; Node polls query_online_status until each instance is gone. The worker tabs are
- * measured one at a time (they go within ~0.1 s); the direct tabs all at once (their
- * instances stay for the server's resume window, ~10 s).
+ * user; Node polls query_online_status until each instance is gone. The worker and leader
+ * tabs are measured two at a time (they go within ~0.1 s); the direct tabs all at once
+ * (their instances stay for the server's resume window, ~10 s). In leader mode the victims
+ * open after the N tabs, so they are followers.
  */
 async function deadTabs(tabs: Tabs, count: number): Promise<{ close: number[]; crash: number[]; timedOut: number }> {
   const close: number[] = [];
@@ -613,7 +706,7 @@ async function deadTabs(tabs: Tabs, count: number): Promise<{ close: number[]; c
   let timedOut = 0;
   if (count === 0) return { close, crash, timedOut };
   const timeoutMs = RESUME_WINDOW_MS + 10_000;
-  const batch = tabs.mode === 'direct' ? 2 * count : 2;
+  const batch = hubMode(tabs.mode) ? 2 : 2 * count;
   for (let done = 0; done < 2 * count; done += batch) {
     const victims: Array<{ page: Page; user: string; how: 'close' | 'crash'; at: number; gone: number | null }> = [];
     for (let i = 0; i < batch; i++) {
@@ -651,6 +744,124 @@ async function deadTabs(tabs: Tabs, count: number): Promise<{ close: number[]; c
   return { close, crash, timedOut };
 }
 
+/** What {@link deadLeaders} collects (samples in ms). */
+interface DeadLeaderSamples {
+  close: number[];
+  crash: number[];
+  handover: number[];
+  timedOut: number;
+  followersChecked: number;
+  followersInstChanged: number;
+  followersNotReady: number;
+  leaderNotOldest: number;
+  tabsReplaced: number;
+}
+
+/**
+ * Leader mode: `count` leader tabs closed (page.close) and `count` crashed (CDP Page.crash),
+ * one at a time. Before each, a new tab logs in with its own user, so a follower always
+ * remains to take over and N tabs stay open; the leader is normally the oldest tab (the
+ * lock queue is first come, first served; counted when not). Node polls
+ * query_online_status until the leader's own instance is gone; then every follower must be
+ * ready again on the new leader's hub with its instance kept (the same InstId, connected),
+ * without SDK_NOT_READY or KICKED_OUT meanwhile (counted, not thrown; such a tab is replaced
+ * before the next sample). `users[i]` is the user of `tabs.pages[i]` (chat APP_SEPARATE);
+ * both lists are updated as tabs come and go.
+ */
+async function deadLeaders(tabs: Tabs, users: string[], count: number): Promise<DeadLeaderSamples> {
+  const out: DeadLeaderSamples = {
+    close: [], crash: [], handover: [], timedOut: 0, followersChecked: 0, followersInstChanged: 0, followersNotReady: 0, leaderNotOldest: 0, tabsReplaced: 0,
+  };
+  const timeoutMs = RESUME_WINDOW_MS + 10_000;
+  const n = tabs.pages.length;
+  for (let k = 0; k < 2 * count; k++) {
+    const how = k % 2 === 0 ? 'close' : 'crash';
+    // A tab whose session did not survive an earlier handover (counted there) is replaced,
+    // so every sample starts from N + 1 ready tabs, each with its one instance.
+    const held = await tabs.server.instances(APP_SEPARATE, users);
+    const ready = await Promise.all(tabs.pages.map((page) => tabs.history(page, APP_SEPARATE).then((h) => h.ready)));
+    for (let i = users.length - 1; i >= 0; i--) {
+      if (held.get(users[i]!)?.length === 1 && ready[i]) continue;
+      await tabs.pageErrors(tabs.pages[i]!);
+      await tabs.pages[i]!.close();
+      tabs.pages.splice(i, 1);
+      users.splice(i, 1);
+      out.tabsReplaced++;
+    }
+    while (tabs.pages.length < n + 1) {
+      const fresh = await tabs.open();
+      const freshUser = tabs.uid('f');
+      await tabs.login(fresh, APP_SEPARATE, freshUser, {});
+      tabs.pages.push(fresh);
+      users.push(freshUser);
+    }
+
+    let index = -1;
+    for (let i = 0; i < tabs.pages.length && index < 0; i++) if (await tabs.isLeader(tabs.pages[i]!)) index = i;
+    if (index < 0) throw new Error('dead leader: no tab holds the leader lock');
+    if (index !== 0) out.leaderNotOldest++;
+    const leader = tabs.pages.splice(index, 1)[0]!;
+    const leaderUser = users.splice(index, 1)[0]!;
+    const followers = tabs.pages.map((page, i) => ({ page, user: users[i]! }));
+
+    const before = await tabs.server.instances(APP_SEPARATE, [leaderUser, ...users]);
+    const notOne = [leaderUser, ...users].filter((u) => before.get(u)?.length !== 1);
+    if (notOne.length > 0) throw new Error(`dead leader: not exactly one instance before the kill: ${JSON.stringify(notOne.map((u) => [u, before.get(u)]))}`);
+    const marks = await Promise.all(followers.map((f) => tabs.history(f.page, APP_SEPARATE)));
+    await tabs.pageErrors(leader);
+
+    let at: number;
+    if (how === 'close') {
+      at = nodeNow();
+      await leader.close();
+    } else {
+      const session = await tabs.ctx.newCDPSession(leader);
+      at = nodeNow();
+      session.send('Page.crash').catch(() => {});
+    }
+    let gone: number | null = null;
+    while (gone === null && nodeNow() < at + timeoutMs) {
+      const now = await tabs.server.online(APP_SEPARATE, [leaderUser]);
+      if (now.get(leaderUser) === 0) gone = nodeNow();
+      else await sleep(10);
+    }
+    if (gone === null) out.timedOut++;
+    else out[how].push(gone - at);
+    if (how === 'crash') await leader.close().catch(() => {});
+
+    // The followers: back to connected on the new hub, same instances. Waits (bounded) for
+    // the slowest one, not for a follower that already lost its session (SDK_NOT_READY or
+    // KICKED_OUT: it does not come back by itself); what is wrong at the end is counted.
+    const settled = (h: ChatHistory) => h.ready && h.net.at(-1)?.state === 'connected' && h.net.some((e) => e.at > at && e.state === 'connected');
+    const kept = (u: string, now: Map<string, Array<{ instId: number; connected: boolean }>>) => {
+      const list = now.get(u) ?? [];
+      return list.length === 1 && list[0]!.connected && list[0]!.instId === before.get(u)![0]!.instId;
+    };
+    let histories: ChatHistory[] = [];
+    let now = new Map<string, Array<{ instId: number; connected: boolean }>>();
+    const until = nodeNow() + 15_000;
+    for (;;) {
+      histories = await Promise.all(followers.map((f) => tabs.history(f.page, APP_SEPARATE)));
+      now = await tabs.server.instances(APP_SEPARATE, users);
+      const lost = (i: number) => histories[i]!.kicks > marks[i]!.kicks || histories[i]!.notReady > marks[i]!.notReady;
+      if (followers.every((f, i) => lost(i) || (settled(histories[i]!) && kept(f.user, now))) || nodeNow() > until) break;
+      await sleep(50);
+    }
+    let handover = -Infinity;
+    followers.forEach((f, i) => {
+      const h = histories[i]!;
+      const mark = marks[i]!;
+      out.followersChecked++;
+      if (!kept(f.user, now)) out.followersInstChanged++;
+      if (!settled(h) || h.kicks > mark.kicks || h.notReady > mark.notReady) out.followersNotReady++;
+      const back = h.net.find((e) => e.at > at && e.state === 'connected');
+      if (back) handover = Math.max(handover, back.at - at);
+    });
+    if (Number.isFinite(handover)) out.handover.push(handover);
+  }
+  return out;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -681,7 +892,10 @@ export async function prepareBrowserBench(): Promise<Prepared> {
 
 export async function runBrowserBench(prepared?: Prepared): Promise<BrowserBenchResult> {
   const started = performance.now();
-  const config = { tabs: TABS, newTab: NEWTAB, warmup: WARMUP, settleMs: SETTLE_MS, attach: ATTACH, kicks: KICKS, fanout: FANOUT, dead: DEAD, resumeWindowMs: RESUME_WINDOW_MS };
+  const config = {
+    tabs: TABS, modes: RUN_MODES, newTab: NEWTAB, warmup: WARMUP, settleMs: SETTLE_MS, attach: ATTACH, kicks: KICKS, fanout: FANOUT, dead: DEAD, deadLeader: DEAD_LEADER,
+    resumeWindowMs: RESUME_WINDOW_MS,
+  };
   const load0 = loadavg()[0]!;
   const ready = prepared ?? (await prepareBrowserBench());
   if ('skipped' in ready) {
@@ -714,14 +928,15 @@ export async function runBrowserBench(prepared?: Prepared): Promise<BrowserBench
 
     const runs: ModeResult[] = [];
     for (const [i, n] of TABS.entries()) {
-      // Alternate which mode goes first, so neither always gets the colder browser.
-      const order: Mode[] = i % 2 === 0 ? ['direct', 'worker'] : ['worker', 'direct'];
+      // Rotate which mode goes first, so none always gets the colder browser.
+      const order: Mode[] = RUN_MODES.map((_, j) => RUN_MODES[(i + j) % RUN_MODES.length]!);
       for (const mode of order) {
         const r = await runMode(browser, server, mode, n);
         if (r.failed) console.log(`browser bench: ${mode} ${n} tab(s) FAILED: ${r.failed}`);
         else console.log(
           `browser bench: ${mode} ${n} tab(s): sockets ${r.sockets}, new tab p50 ${r.newTabReady.p50.toFixed(1)} ms, ` +
             `kick p50 ${r.kick.p50.toFixed(1)} ms, fan-out p50 ${r.fanoutLast.p50.toFixed(1)} ms, dead p50 ${r.deadClose.p50.toFixed(0)} ms ` +
+            (r.deadLeader ? `dead leader p50 close ${r.deadLeader.close.p50.toFixed(0)} / crash ${r.deadLeader.crash.p50.toFixed(0)} ms ` : '') +
             `(${r.seconds.toFixed(1)} s${r.errors.length ? `, ${r.errors.length} errors` : ''})`,
         );
         runs.push(r);
@@ -756,33 +971,57 @@ export interface TargetVerdict {
 
 const fmt = (v: number | null | undefined, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
 
-/** Which targets the worker build met, at every measured tab count. */
+/**
+ * Which targets the worker build met, at every measured tab count; then the same for the
+ * leader-tab transport, plus its dead-leader row.
+ */
 export function browserTargets(r: BrowserBenchResult): TargetVerdict[] {
-  const ws = r.runs.filter((x) => x.mode === 'worker');
-  const all = (ok: (x: ModeResult) => boolean) => ws.length > 0 && ws.every((x) => !x.failed && ok(x));
+  return [...modeTargets(r, 'worker'), ...modeTargets(r, 'leader')];
+}
+
+function modeTargets(r: BrowserBenchResult, mode: 'worker' | 'leader'): TargetVerdict[] {
+  const ws = r.runs.filter((x) => x.mode === mode);
+  if (ws.length === 0) return [];
+  const all = (ok: (x: ModeResult) => boolean) => ws.every((x) => !x.failed && ok(x));
   const list = (get: (x: ModeResult) => string) => ws.map((x) => `${x.tabs} tab${x.tabs === 1 ? '' : 's'}: ${get(x)}`).join(', ');
-  return [
+  const tag = mode === 'leader' ? ' (leader-tab transport)' : '';
+  const pp = (s: Stats) => `${fmt(s.p50, 0)} / ${fmt(s.p99, 0)} ms`;
+  const verdicts: TargetVerdict[] = [
     {
-      target: '1 socket per browser profile at any tab count',
+      target: `1 socket per browser profile at any tab count${tag}`,
       met: all((x) => x.sockets === TARGETS.socketsPerProfile),
       detail: list((x) => `${fmt(x.sockets, 0)} socket(s)`),
     },
     {
-      target: `new-tab login→SDK_READY p50 < ${TARGETS.newTabP50Ms} ms with a warm worker`,
+      target: `new-tab login→SDK_READY p50 < ${TARGETS.newTabP50Ms} ms with a warm ${mode === 'leader' ? 'leader' : 'worker'}${tag}`,
       met: all((x) => x.newTabReady.p50 < TARGETS.newTabP50Ms),
       detail: list((x) => `${fmt(x.newTabReady.p50)} ms`),
     },
     {
-      target: `REST kick→KICKED_OUT p50 < ${TARGETS.kickP50Ms} ms`,
+      target: `REST kick→KICKED_OUT p50 < ${TARGETS.kickP50Ms} ms${tag}`,
       met: all((x) => x.kick.p50 < TARGETS.kickP50Ms),
       detail: list((x) => `${fmt(x.kick.p50)} ms`),
     },
     {
-      target: 'dead tab released within 1 s (p50 of closed and of crashed tabs, none timed out)',
+      target: `dead ${mode === 'leader' ? 'follower ' : ''}tab released within 1 s (p50 of closed and of crashed tabs, none timed out; p50 / p99 shown)${tag}`,
       met: all((x) => x.deadTimedOut === 0 && x.deadClose.p50 < TARGETS.deadTabMs && x.deadCrash.p50 < TARGETS.deadTabMs),
-      detail: list((x) => `close ${fmt(x.deadClose.p50, 0)} ms, crash ${fmt(x.deadCrash.p50, 0)} ms`),
+      detail: list((x) => `close ${pp(x.deadClose)}, crash ${pp(x.deadCrash)}`),
     },
   ];
+  if (mode === 'leader') {
+    verdicts.push({
+      target:
+        'dead LEADER tab: its instance released within 1 s (p50 of closed and of crashed leader tabs, none timed out; p50 / p99 shown), ' +
+        'every follower ready again on the new leader with the same instance',
+      met: all((x) => !!x.deadLeader && x.deadLeader.timedOut === 0 && x.deadLeader.close.p50 < TARGETS.deadTabMs && x.deadLeader.crash.p50 < TARGETS.deadTabMs &&
+        x.deadLeader.followersInstChanged === 0 && x.deadLeader.followersNotReady === 0),
+      detail: list((x) => x.deadLeader
+        ? `close ${pp(x.deadLeader.close)}, crash ${pp(x.deadLeader.crash)}, ${x.deadLeader.overTarget} of ${x.deadLeader.close.n + x.deadLeader.crash.n} over 1 s, ${x.deadLeader.timedOut} timed out, ` +
+          `followers kept ${x.deadLeader.followersChecked - x.deadLeader.followersInstChanged} / ${x.deadLeader.followersChecked} instances, ${x.deadLeader.followersNotReady} not ready`
+        : 'not measured'),
+    });
+  }
+  return verdicts;
 }
 
 export function browserTables(r: BrowserBenchResult): string {
@@ -809,7 +1048,8 @@ export function browserTables(r: BrowserBenchResult): string {
     `**worker** = the real \`dist/tabchat.js\` + \`dist/tabchat-worker.js\` (build ${r.runs.find((x) => x.workerBuild)?.workerBuild ?? 'n/a'}; one SharedWorker per profile holds the socket). ` +
       `**direct** (baseline, same run) = the same chat object (\`src/client/chat.ts\`) over \`SessionEngine\` + \`DirectBackend\` with the page's own WebSocket, ` +
       `one socket per tab, no worker (bench/pages/direct-entry.ts, built with vite at bench time: ${r.directBundle.gzip} B gzip, not shipped). ` +
-      `Chromium ${r.chromium} headless; tabs = pages of one BrowserContext (a fresh context, hence a fresh worker, per row and mode); the built server CLI on this machine. ` +
+      `**leader** (tables further down) = the same drop-in build with \`transport: 'leader'\` forced (bench/pages/leader.html): the tab that wins the Web Lock election runs the hub in the page and holds the socket, the other tabs reach it over BroadcastChannel. ` +
+      `Chromium ${r.chromium} headless; tabs = pages of one BrowserContext (a fresh context, hence a fresh worker or election, per row and mode); the built server CLI on this machine. ` +
       `Latencies: p50 / p99 in ms (p99 of ${c.newTab} / ${c.kicks} / ${c.fanout} samples is about their maximum); ratio = worker ÷ direct (of the p50). ` +
       `1-min load average ${f(r.loadAvg.start, 1)} at the start, ${f(r.loadAvg.end, 1)} at the end, at most ${f(Math.max(r.loadAvg.end, ...r.runs.map((x) => x.loadAvg)), 1)} after a row ` +
       `(2 cores, shared with other work: absolute times are noisy, compare within a row).`,
@@ -875,7 +1115,76 @@ export function browserTables(r: BrowserBenchResult): string {
       `| ${n} | ${pp0(w.deadClose)} | ${pp0(d.deadClose)} | ${ratio(w.deadClose.p50, d.deadClose.p50)} | ${pp0(w.deadCrash)} | ${pp0(d.deadCrash)} | ${ratio(w.deadCrash.p50, d.deadCrash.p50)} | ${w.deadTimedOut} / ${d.deadTimedOut} |`,
     );
   }
-  p('', 'Targets (worker build, at every tab count; reported, never enforced):', '');
+
+  const trios = r.config.tabs.map((n) => ({
+    n,
+    l: r.runs.find((x) => x.tabs === n && x.mode === 'leader'),
+    w: r.runs.find((x) => x.tabs === n && x.mode === 'worker'),
+    d: r.runs.find((x) => x.tabs === n && x.mode === 'direct'),
+  })).filter((t): t is { n: number; l: ModeResult; w: ModeResult | undefined; d: ModeResult } => !!t.l && !!t.d);
+  if (trios.length > 0) {
+    const ppw = (w: ModeResult | undefined, get: (x: ModeResult) => Stats) => (w ? pp(get(w)) : 'n/a');
+    p(
+      '',
+      `**Leader-tab transport** (\`transport: 'leader'\`, the fallback for browsers without SharedWorker; build ${r.runs.find((x) => x.mode === 'leader' && x.workerBuild)?.workerBuild ?? 'n/a'}): ` +
+        `the same rows, measured the same way; the first tab of each row wins the election (checked: it holds the lock \`tabchat:leader:<build>\`) and the other tabs are followers. ` +
+        `The worker figures of the same run are repeated for comparison; ratio = leader ÷ direct (of the p50).`,
+      '',
+      '| tabs | server sockets leader | direct | ratio | new tab login→SDK_READY leader | worker | direct | ratio | REST kick→KICKED_OUT leader | worker | direct | ratio | user kick → last of N tabs leader | worker | direct | ratio |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const { n, l, w, d } of trios) {
+      p(
+        `| ${n} | ${f(l.sockets, 0)} | ${f(d.sockets, 0)} | ${ratio(l.sockets, d.sockets)} | ${pp(l.newTabReady)} | ${ppw(w, (x) => x.newTabReady)} | ${pp(d.newTabReady)} | ${ratio(l.newTabReady.p50, d.newTabReady.p50)} | ` +
+          `${pp(l.kick)} | ${ppw(w, (x) => x.kick)} | ${pp(d.kick)} | ${ratio(l.kick.p50, d.kick.p50)} | ` +
+          `${pp(l.fanoutLast)} | ${ppw(w, (x) => x.fanoutLast)} | ${pp(d.fanoutLast)} | ${ratio(l.fanoutLast.p50, d.fanoutLast.p50)} |`,
+      );
+    }
+    p(
+      '',
+      `Breakdown, as for the worker: *attach* = \`create()\` + \`TabChat.getWorkerState()\` as the page's first calls (loading \`tabchat-worker.js\` into the page, joining the election, finding the leader, tab Web Lock, \`register\` + one command over BroadcastChannel). ` +
+        `JS heap after forced GC, KB: the leader tab carries the hub (there is no SharedWorker heap); *follower* = median over the other N − 1 tabs.`,
+      '',
+      '| tabs | attach (leader) | worker | login after attach (leader) | worker | second chat login→SDK_READY leader | direct | ratio | heap leader tab | follower tab | direct tab | worker tab + SharedWorker |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const { n, l, w, d } of trios) {
+      const statOr = (s: Stats | null | undefined) => (s ? pp(s) : 'n/a');
+      p(
+        `| ${n} | ${statOr(l.attach)} | ${statOr(w?.attach)} | ${statOr(l.loginAfterAttach)} | ${statOr(w?.loginAfterAttach)} | ` +
+          `${pp(l.secondChatReady)} | ${pp(d.secondChatReady)} | ${ratio(l.secondChatReady.p50, d.secondChatReady.p50)} | ` +
+          `${kb(l.heapTabs[0] ?? NaN)} | ${kb(median(l.heapTabs.slice(1)))} | ${kb(d.heapPerTab)} | ${w ? `${kb(w.heapPerTab)} + ${kb(w.heapWorker)}` : 'n/a'} |`,
+      );
+    }
+    p(
+      '',
+      `Dead tabs with the leader transport, ms, p50 / p99. *Follower tab*: ${c.dead} closed and ${c.dead} crashed tabs opened after the N tabs, as in the table above (the leader's hub learns it from \`bye\` or the tab's Web Lock). ` +
+        `*Leader tab*: ${c.deadLeader} closed and ${c.deadLeader} crashed leaders per row, one at a time: first a new tab logs in (so N tabs remain and a follower is always there), then the leader (the oldest tab) dies → its own instance leaves \`query_online_status\`. ` +
+        `The next tab in the lock queue becomes leader, starts a hub, resumes the followers' instances and releases the dead leader's (an orphan of the dead run). ` +
+        `*handover* = kill → the last follower's NET_STATE_CHANGE back to \`connected\` (page clocks, closed and crashed together). ` +
+        `*followers kept* = after each handover (waiting up to 15 s), followers whose instance is still the one it was before (same InstId, connected) and that are ready without having seen SDK_NOT_READY or KICKED_OUT, summed over the samples; ` +
+        `a follower that lost its session is closed and replaced by a new tab before the next sample (*replaced*). *over 1 s* = dead leaders (closed and crashed) whose instance took longer than the target. ` +
+        `Baseline: the direct tab closed / crashed (no hub: the server keeps the instance for its resume window).`,
+      '',
+      '| tabs | closed follower leader | direct | ratio | crashed follower leader | direct | ratio | closed LEADER tab | direct | ratio | crashed LEADER tab | direct | ratio | LEADER over 1 s | handover | followers kept (instance / ready) | replaced | timed out (followers / leaders / direct) |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const { n, l, d } of trios) {
+      const dl = l.deadLeader;
+      p(
+        `| ${n} | ${pp0(l.deadClose)} | ${pp0(d.deadClose)} | ${ratio(l.deadClose.p50, d.deadClose.p50)} | ${pp0(l.deadCrash)} | ${pp0(d.deadCrash)} | ${ratio(l.deadCrash.p50, d.deadCrash.p50)} | ` +
+          (dl
+            ? `${pp0(dl.close)} | ${pp0(d.deadClose)} | ${ratio(dl.close.p50, d.deadClose.p50)} | ${pp0(dl.crash)} | ${pp0(d.deadCrash)} | ${ratio(dl.crash.p50, d.deadCrash.p50)} | ` +
+              `${dl.overTarget} of ${dl.close.n + dl.crash.n} | ${pp0(dl.handover)} | ` +
+              `${dl.followersChecked - dl.followersInstChanged} / ${dl.followersChecked - dl.followersNotReady} of ${dl.followersChecked} | ${dl.tabsReplaced} | `
+            : 'n/a | | | n/a | | | n/a | n/a | n/a | n/a | ') +
+          `${l.deadTimedOut} / ${dl?.timedOut ?? 'n/a'} / ${d.deadTimedOut} |`,
+      );
+    }
+    const notOldest = trios.reduce((sum, t) => sum + (t.l.deadLeader?.leaderNotOldest ?? 0), 0);
+    if (notOldest > 0) p('', `In ${notOldest} dead-leader sample(s) the leader was not the oldest tab.`);
+  }
+  p('', 'Targets (worker build, then the leader-tab transport, at every tab count; reported, never enforced):', '');
   for (const t of browserTargets(r)) p(`- ${t.target}: ${t.met ? '**met**' : '**NOT met**'} (${t.detail}).`);
   const failed = r.runs.filter((x) => x.failed);
   if (failed.length) {

@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every benchmark (server capacity and message relay, two-node scale-out,
- * browser tabs, bundle sizes), each next to its baseline from the same run. Writes
+ * browser tabs over the SharedWorker and over the leader-tab transport, bundle sizes), each
+ * next to its baseline from the same run. Writes
  * bench/results/latest.md (tables) and latest.json (raw figures). The benchmark reports;
  * it never fails on a target.
  */
@@ -146,7 +147,7 @@ const md = [
         cluster.skipped ? '' : skippedNote(cluster.config.rates, cluster.scenarios),
       ].join('\n'),
   ``,
-  `## Browser tabs: one SharedWorker per profile vs one WebSocket per tab`,
+  `## Browser tabs: one SharedWorker (or one leader tab) per profile vs one WebSocket per tab`,
   ``,
   'error' in browser ? `The browser benchmark failed: ${browser.error.split('\n')[0]}` : browserTables(browser),
   ``,
