@@ -160,7 +160,13 @@ export class LeaderElection {
         this.wake();
         return;
       case 'req':
-        if (role.name === 'leader') void this.serve(role, message);
+        // Only requests meant for this run: a follower that has not yet noticed the death of
+        // the previous leader still addresses it, and an answer from here would cross its
+        // take-over (a resync register answered by the new hub starts a second take-over
+        // of the same sessions; a send would be refused as not logged in). Ignored, the
+        // request is rejected 9008 when the follower sees that leader's lock released, and
+        // asked again of this one.
+        if (role.name === 'leader' && message.epoch === role.epoch) void this.serve(role, message);
         return;
       case 'res': {
         if (message.to !== this.tabId) return;
@@ -211,7 +217,7 @@ export class LeaderElection {
           timer,
         });
         requests.add(id);
-        this.post({ kind: 'req', id, from: this.tabId, method, args });
+        this.post({ kind: 'req', id, from: this.tabId, epoch, method, args });
       });
     const api: HubApi = {
       register: (req) => send('register', [req]) as ReturnType<HubApi['register']>,

@@ -61,8 +61,12 @@ export type RpcMessage =
   | { kind: 'who' }
   /** The leader announces itself (on start and in answer to `who`). */
   | { kind: 'leader'; epoch: string }
-  /** A command for the leader's hub. */
-  | { kind: 'req'; id: string; from: string; method: RpcMethod; args: unknown[] }
+  /**
+   * A command for the hub of leader run `epoch`. Any other leader ignores it: a new leader
+   * must not answer what a follower meant for the dead one (the follower asks again on its
+   * new endpoint once it notices the death; see worker/leader.ts).
+   */
+  | { kind: 'req'; id: string; from: string; epoch: string; method: RpcMethod; args: unknown[] }
   /** The leader's answer, for tab `to`. */
   | { kind: 'res'; id: string; to: string; epoch: string; value: unknown };
 
