@@ -112,6 +112,8 @@ interface ChatRecord {
   key: string | null;
   kickType?: KickType;
   error?: ErrorData;
+  /** Settles when the take-over in progress (phase `loggingIn` after a register) has an outcome. */
+  takeOver?: Promise<void>;
 }
 
 type InstanceStatus = 'pending' | 'live' | 'ended';
@@ -385,11 +387,27 @@ export class Hub {
     return chat.generation === generation && this.chats.get(chat.spec.chatId) === chat && this.tabs.has(chat.tabId);
   }
 
-  /** Take over a chat the tab believes is logged in (worker restart): silent resume. */
+  /**
+   * Take over a chat the tab believes is logged in (worker restart): silent resume. A chat
+   * offered again while its take-over is still in progress (a second register of the tab
+   * crossed the first) waits for that take-over's outcome, so the snapshot never shows it
+   * half done (`loggingIn`, which the tab would read as "not taken over").
+   */
   private async takeOver(tab: TabRecord, resume: ChatResume): Promise<void> {
     const spec: ChatSpec = { chatId: resume.chatId, server: resume.server, sdkAppId: resume.sdkAppId, tabs: resume.tabs };
     const chat = this.ensureChat(tab, spec);
+    if (chat.phase === 'loggingIn' && chat.takeOver) return chat.takeOver;
     if (chat.phase !== 'idle') return; // already known to this worker
+    const running = this.resumeChat(chat, spec, resume);
+    chat.takeOver = running;
+    try {
+      await running;
+    } finally {
+      if (chat.takeOver === running) delete chat.takeOver;
+    }
+  }
+
+  private async resumeChat(chat: ChatRecord, spec: ChatSpec, resume: ChatResume): Promise<void> {
     const generation = ++chat.generation;
     chat.phase = 'loggingIn';
     chat.key = instanceKey(spec, resume.userID);

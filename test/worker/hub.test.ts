@@ -128,3 +128,31 @@ test('a tab that goes away leaves its queued messages in the outbox; logout and 
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.deepEqual(engine.logouts[2], { keepQueued: true });
 });
+
+test('a register that crosses a take-over of the same chat waits for its outcome (never answers loggingIn)', async () => {
+  const { hub, engine } = setup();
+  // The server answers the resume only when the test says so.
+  let answer!: () => void;
+  const answered = new Promise<void>((resolve) => { answer = resolve; });
+  const resumed: number[] = [];
+  engine.resume = async (params, saved, events) => {
+    resumed.push(saved.instId);
+    await answered;
+    return engine.login(params, events);
+  };
+  const resume = { ...spec('tab1/1'), userID: 'alice', userSig: 'sig', instId: 7, token: 'tok' };
+  // The first register starts the take-over; a second one (say a resync the new leader
+  // answered, then the take-over register) arrives while the resume is still in flight.
+  const first = hub.register({ ...register('tab1'), resume: [resume] });
+  const second = hub.register({ ...register('tab1'), resume: [resume] });
+  let secondDone = false;
+  void second.then(() => { secondDone = true; });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(secondDone, false, 'the second register waits for the take-over');
+  answer();
+  for (const reply of [await first, await second]) {
+    assert.ok(reply.ok);
+    assert.equal(reply.value.chats['tab1/1']!.phase, 'ready');
+  }
+  assert.deepEqual(resumed, [7], 'one take-over');
+});
