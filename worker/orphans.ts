@@ -13,7 +13,49 @@
 import { CODE } from '../src/protocol/codes.js';
 import { PROTOCOL_VERSION, encodeFrame, parseServerFrame } from '../src/protocol/frames.js';
 import type { Logger, WebSocketConstructor } from '../src/core/types.js';
-import type { StoredInstance } from './storage.js';
+import { workerLockName } from '../src/browser/hub-protocol.js';
+import type { StoredInstance, StoredRun } from './storage.js';
+
+/** What {@link adoptDeadRuns} needs: the Web Locks, the run records, and the hub. */
+export interface DeadRunWatch {
+  locks: Pick<LockManager, 'request'>;
+  /** Records of the other runs (dead or alive). */
+  others(): Promise<StoredRun[]>;
+  /** The current record of one run (it may have changed since {@link others}), if any. */
+  record(epoch: string): Promise<StoredRun | undefined>;
+  /** Take charge of a dead run's instances (`Hub.adoptOrphans`). */
+  adopt(run: StoredRun): void;
+  log: Logger;
+}
+
+/**
+ * Adopt the instances of every other run recorded, each once its life lock
+ * (`tabchat:worker:<epoch>`) is free: at once for a run that is already dead, else when it
+ * dies. Waiting matters because a crashed renderer releases its locks one by one: the next
+ * leader tab may get the leader lock (and start this) while the dead leader's life lock is
+ * still listed as held, and a run checked only once would be skipped, leaving the dead
+ * tab's own instance online for the server's resume window.
+ *
+ * The wait is a `shared` request, as tabs watch their hub: it is granted together with
+ * theirs when the holder dies, is released at once (the callback returns immediately), and
+ * blocks nothing (only the run itself ever asks for that lock exclusively, and it holds it
+ * already). For a run that is really alive (another hub of the same build) it simply stays
+ * queued, harmless, until that run dies or this one does.
+ */
+export async function adoptDeadRuns(watch: DeadRunWatch): Promise<void> {
+  const others = await watch.others();
+  for (const run of others) {
+    watch.locks
+      .request(workerLockName(run.epoch), { mode: 'shared' }, () => {
+        // Read the record again: the run may have changed it before it died.
+        watch.record(run.epoch).then(
+          (latest) => { if (latest) watch.adopt(latest); },
+          (err: unknown) => watch.log.warn(`cannot read the record of run ${run.epoch}:`, err),
+        );
+      })
+      .catch((err: unknown) => watch.log.warn(`cannot watch run ${run.epoch}:`, err));
+  }
+}
 
 /** How long one release may take before its socket is closed. */
 export const RELEASE_TIMEOUT_MS = 5_000;

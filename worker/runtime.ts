@@ -21,7 +21,7 @@ import {
   type Reply,
 } from '../src/browser/hub-protocol.js';
 import { Hub, type HubEngine } from './hub.js';
-import { releaseInstance } from './orphans.js';
+import { adoptDeadRuns, releaseInstance } from './orphans.js';
 import { createOutbox } from './outbox.js';
 import { newClientMsgId } from '../src/core/outbox.js';
 import { RunStore } from './storage.js';
@@ -136,18 +136,19 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     log,
   });
 
-  /** Instances of runs that died (their life lock is free) are released once their tabs are gone. */
-  const adoptDeadRuns = async () => {
-    await ready;
-    const others = await runs.others();
-    if (others.length === 0 || !lockManager) return;
-    const state = await lockManager.query();
-    const held = new Set((state.held ?? []).map((lock) => lock.name));
-    for (const run of others) {
-      if (!held.has(workerLockName(run.epoch))) hub.adoptOrphans(run);
-    }
-  };
-  adoptDeadRuns().catch((err: unknown) => log.warn('cannot check the records of previous runs:', err));
+  // Instances of runs that died (now, or later: their life lock is released) are released
+  // once their tabs are gone (worker/orphans.ts).
+  if (lockManager) {
+    ready
+      .then(() => adoptDeadRuns({
+        locks: lockManager,
+        others: () => runs.others(),
+        record: (deadEpoch) => runs.get(deadEpoch),
+        adopt: (run) => hub.adoptOrphans(run),
+        log,
+      }))
+      .catch((err: unknown) => log.warn('cannot check the records of previous runs:', err));
+  }
 
   const guarded = async <T>(what: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> => {
     try {

@@ -11,7 +11,7 @@
  * One entry per worker run (key: epoch). The resume token is a secret that lets its holder
  * resume the instance for the resume window; it is stored only while the instance lives.
  */
-import { createStore, del, entries, set, type UseStore } from 'idb-keyval';
+import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
 import type { Logger } from '../src/core/types.js';
 
 /** One server instance of a worker run. */
@@ -91,6 +91,15 @@ export class RunStore {
       else await del(key, store);
     }
     return recent;
+  }
+
+  /** The record of one run, if it is there and recent. */
+  async get(epoch: string): Promise<StoredRun | undefined> {
+    const store = this.store;
+    if (!store) return undefined;
+    const run = await get<StoredRun>(epoch, store);
+    const valid = typeof run === 'object' && run !== null && Array.isArray(run.instances) && typeof run.updatedAt === 'number';
+    return valid && Date.now() - run.updatedAt < MAX_RUN_AGE_MS ? run : undefined;
   }
 
   /** Forget another run's record once its instances are dealt with. */
