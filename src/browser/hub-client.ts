@@ -419,7 +419,9 @@ export class HubConnection {
       })
       .catch((err: unknown) => {
         this.#endSync(sync);
-        this.#log.warn('resync failed:', asChatError(err).message);
+        // A hub that went away meanwhile is not a failure: its replacement gets a register.
+        const now = this.#state;
+        if (now.name === 'connected' && now.epoch === epoch) this.#log.warn('resync failed:', asChatError(err).message);
       });
   }
 
