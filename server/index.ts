@@ -79,7 +79,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     },
     onRelease: (instId, why) => log.debug({ instId, why }, 'instance released'),
   };
-  const store = await openStore(config.store);
+  const store = await openStore(config.store, config.storeBatch);
   let messages: MessageService | undefined;
   try {
     if (config.redis === undefined) {
