@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore, StoreClosedError, type MessageStore, type NewMessage } from '../../server/store.js';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../server/store-sqlite.js';
+import { newMessageId } from '../../server/messages.js';
 import { isGapless, tempDir } from './util.js';
 
 const APP = 1400000001;
@@ -236,4 +237,16 @@ describe('sqlite only', () => {
     await assert.rejects(openStore('sqlite:'), /needs a file path/);
     await assert.rejects(openStore('postgres://user:secret@db/chat'), (err: Error) => /not available/.test(err.message) && !err.message.includes('secret'));
   });
+});
+
+test('message ids are UUIDv7 and increase, also past 4,096 in one millisecond and when the clock goes back', () => {
+  const base = 4_000_000_000_000; // ahead of any id this process made before
+  const ids: string[] = [];
+  for (let i = 0; i < 6000; i++) ids.push(newMessageId(base + Math.floor(i / 4500)));
+  ids.push(newMessageId(base - 60_000)); // the clock went back
+  for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]!), 'strictly increasing');
+  assert.equal(new Set(ids).size, ids.length);
+  const ms = base.toString(16).padStart(12, '0');
+  assert.equal(ids[0]!.slice(0, 13), `${ms.slice(0, 8)}-${ms.slice(8)}`, 'the time comes first');
 });
