@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
+import { DEFAULT_STORE_BATCH, type StoreBatchOptions } from './store.js';
 
 export const LOGIN_POLICIES = ['single', 'dual', 'triple', 'multi'] as const;
 export type LoginPolicy = (typeof LOGIN_POLICIES)[number];
@@ -41,6 +42,12 @@ export interface ServerConfig {
   devUserSig: boolean;
   /** "memory", "sqlite:PATH" (default "sqlite:./tabchat.db") or a postgres:// URL. */
   store: string;
+  /**
+   * Group commit of the sqlite store: sends arriving together are stored in one transaction
+   * (one fsync), each acknowledged after it committed. Default `{maxMessages: 256, maxWaitMs: 0}`
+   * (commit at the end of the event-loop turn).
+   */
+  storeBatch: StoreBatchOptions;
   /**
    * Absent: embedded single-node engine. A `redis://` (`rediss://`, `redis+cluster://h:p,h:p`)
    * URL makes this process one node of a cluster on that Redis (needs a postgres store).
@@ -160,6 +167,8 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
   if (raw.node !== undefined && (typeof raw.node !== 'string' || !/^[A-Za-z0-9._:-]{1,64}$/.test(raw.node))) {
     throw new ConfigError('node must be 1..64 characters of A-Z a-z 0-9 . _ : -');
   }
+  const batch = raw.storeBatch ?? {};
+  if (!isObj(batch)) throw new ConfigError('storeBatch must be an object like {"maxMessages": 256, "maxWaitMs": 0}');
   const rl = raw.rateLimits ?? {};
   if (!isObj(rl)) throw new ConfigError('rateLimits must be an object');
   const staticRoutes: Record<string, string> = {};
@@ -192,6 +201,10 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
       framesPerSecond: int(rl.framesPerSecond, 'rateLimits.framesPerSecond', DEFAULT_RATE_LIMITS.framesPerSecond, 1, 1e6),
     },
     static: staticRoutes,
+    storeBatch: {
+      maxMessages: int(batch.maxMessages, 'storeBatch.maxMessages', DEFAULT_STORE_BATCH.maxMessages, 1, 10_000),
+      maxWaitMs: int(batch.maxWaitMs, 'storeBatch.maxWaitMs', DEFAULT_STORE_BATCH.maxWaitMs, 0, 10_000),
+    },
     redisPrefix,
     nodeHeartbeatMs: int(raw.nodeHeartbeatMs, 'nodeHeartbeatMs', 3_000, 50, 60_000),
     nodeTimeoutMs: int(raw.nodeTimeoutMs, 'nodeTimeoutMs', 10_000, 200, 600_000),

@@ -79,7 +79,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     },
     onRelease: (instId, why) => log.debug({ instId, why }, 'instance released'),
   };
-  const store = await openStore(config.store);
+  const store = await openStore(config.store, config.storeBatch);
   let messages: MessageService | undefined;
   try {
     if (config.redis === undefined) {
@@ -160,7 +160,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     socket.on('error', () => socket.destroy());
     wss.handleUpgrade(req, socket, head, (ws) => {
       const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
-      const conn = new Connection(ws, clientIp(req), origin, ctx);
+      const conn = new Connection(ws, clientIp(req), origin, ctx, socket);
       connections.add(conn);
       metrics.connections.set(connections.size);
     });

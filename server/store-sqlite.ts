@@ -5,15 +5,23 @@
  *   same file fails at start instead of interleaving seqs.
  * - WAL journal, `synchronous=FULL`: a message acknowledged to its sender survives a process
  *   crash and a power loss.
- * - Prepared statements only; each send is one IMMEDIATE transaction (seqs, message, two
- *   mailbox entries), so seqs never have gaps.
+ * - Group commit: sends are queued and committed together, in call order, in ONE
+ *   IMMEDIATE transaction (one fsync) per batch, each send inside its own SAVEPOINT (seqs,
+ *   message, two mailbox entries), so seqs never have gaps. A batch is committed at the end
+ *   of the event-loop turn its first send arrived in (or `maxWaitMs` later), or as soon as
+ *   it holds `maxMessages` sends. A send resolves only after its batch committed: nothing
+ *   is acknowledged before it is on disk. A send whose own statements fail is rolled back
+ *   to its savepoint and rejected alone; when the transaction as a whole fails (BEGIN,
+ *   COMMIT, or an error after which SQLite rolled everything back: disk full, I/O error),
+ *   every send of the batch is rejected and none is stored.
+ * - Prepared statements only.
  * - The schema is created or migrated at open (`PRAGMA user_version`).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { MessageFlow } from '../src/protocol/frames.js';
-import { StoreClosedError, toMessage, type EntryRow, type MailboxEntry, type MessageRow, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+import { StoreClosedError, DEFAULT_STORE_BATCH, toMessage, type StoreBatchOptions, type EntryRow, type MailboxEntry, type MessageRow, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
 
 /** Schema version this code writes; `PRAGMA user_version` of an up-to-date file. */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -51,15 +59,30 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
+type SendOutcome = { message: StoredMessage; created: boolean };
 
+/** A send waiting for its batch to commit. */
+interface QueuedSend {
+  input: NewMessage;
+  resolve(outcome: SendOutcome): void;
+  reject(error: unknown): void;
+}
 
 export class SqliteStore implements MessageStore {
   readonly kind = 'sqlite';
   private closed = false;
-  private readonly sendTx: (input: NewMessage) => { message: StoredMessage; created: boolean };
+  /** Commits a batch in one transaction: each send's outcome, or its error (that send was rolled back alone). */
+  private readonly batchTx: (batch: readonly QueuedSend[]) => Array<SendOutcome | { error: unknown }>;
   private readonly stmt;
+  /** Sends of the batch being gathered, in call order. */
+  private queued: QueuedSend[] = [];
+  /** Cancels the scheduled commit of {@link queued} (an immediate, or a `maxWaitMs` timer). */
+  private cancelCommit: (() => void) | undefined;
 
-  private constructor(private readonly db: Database.Database) {
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly batch: StoreBatchOptions,
+  ) {
     this.stmt = {
       byClientId: db.prepare<[number, string, string], MessageRow>(
         'SELECT * FROM messages WHERE sdk_app_id = ? AND from_user = ? AND client_msg_id = ?',
@@ -88,7 +111,8 @@ export class SqliteStore implements MessageStore {
       ),
     };
     const stmt = this.stmt;
-    const sendTx = db.transaction((input: NewMessage): { message: StoredMessage; created: boolean } => {
+    // Nested in batchTx, so better-sqlite3 runs it as a SAVEPOINT.
+    const sendTx = db.transaction((input: NewMessage): SendOutcome => {
       const existing = stmt.byClientId.get(input.sdkAppId, input.from, input.clientMsgId);
       if (existing) return { message: toMessage(existing), created: false };
       const fromSeq = stmt.nextSeq.get(input.sdkAppId, input.from)!.head;
@@ -99,7 +123,18 @@ export class SqliteStore implements MessageStore {
       if (!self) stmt.insertEntry.run(input.sdkAppId, input.to, toSeq, input.id, 'in');
       return { message: { ...input, fromSeq, toSeq }, created: true };
     });
-    this.sendTx = (input) => sendTx.immediate(input);
+    const batchTx = db.transaction((batch: readonly QueuedSend[]) =>
+      batch.map((queued) => {
+        try {
+          return sendTx(queued.input);
+        } catch (error) {
+          // SQLite rolled the whole transaction back (disk full, I/O error…): the batch fails as one.
+          if (!db.inTransaction) throw error;
+          return { error };
+        }
+      }),
+    );
+    this.batchTx = (batch) => batchTx.immediate(batch);
   }
 
   /**
@@ -107,7 +142,7 @@ export class SqliteStore implements MessageStore {
    * process holds the file, or when the file was written by a newer tabchat.
    * @param path - file path; `:memory:` gives a private in-memory database (tests)
    */
-  static open(path: string): SqliteStore {
+  static open(path: string, batch: StoreBatchOptions = DEFAULT_STORE_BATCH): SqliteStore {
     if (path.length === 0) throw new Error('store "sqlite:" needs a file path, e.g. "sqlite:./tabchat.db"');
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path, { timeout: 2000 });
@@ -130,12 +165,44 @@ export class SqliteStore implements MessageStore {
       const message = err instanceof Error ? err.message : String(err);
       throw new Error(`cannot open the sqlite store ${path}: ${/locked|busy/i.test(message) ? 'the file is in use by another process (one server per file)' : message}`);
     }
-    return new SqliteStore(db);
+    return new SqliteStore(db, batch);
   }
 
-  async send(input: NewMessage): Promise<{ message: StoredMessage; created: boolean }> {
-    this.check();
-    return this.sendTx(input);
+  /** Queued for the next group commit; resolves once that commit is on disk. */
+  send(input: NewMessage): Promise<SendOutcome> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    return new Promise<SendOutcome>((resolve, reject) => {
+      this.queued.push({ input, resolve, reject });
+      if (this.queued.length >= this.batch.maxMessages) this.commit();
+      else if (this.cancelCommit === undefined) this.scheduleCommit();
+    });
+  }
+
+  private scheduleCommit(): void {
+    if (this.batch.maxWaitMs > 0) {
+      const timer = setTimeout(() => this.commit(), this.batch.maxWaitMs);
+      this.cancelCommit = () => clearTimeout(timer);
+    } else {
+      const immediate = setImmediate(() => this.commit());
+      this.cancelCommit = () => clearImmediate(immediate);
+    }
+  }
+
+  /** Commit the queued sends in one transaction, then settle each of them. */
+  private commit(): void {
+    this.cancelCommit?.();
+    this.cancelCommit = undefined;
+    const batch = this.queued;
+    this.queued = [];
+    if (batch.length === 0) return;
+    let outcomes;
+    try {
+      outcomes = this.batchTx(batch);
+    } catch (error) {
+      for (const queued of batch) queued.reject(error);
+      return;
+    }
+    outcomes.forEach((outcome, i) => ('error' in outcome ? batch[i]!.reject(outcome.error) : batch[i]!.resolve(outcome)));
   }
 
   async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<{ entries: MailboxEntry[]; more: boolean }> {
@@ -161,9 +228,11 @@ export class SqliteStore implements MessageStore {
     return this.stmt.ack.get(seq, sdkAppId, userID, seq)?.recorded ?? 0;
   }
 
+  /** Commits the sends still queued (they resolve), then closes the file. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.commit();
     this.db.close();
   }
 

@@ -6,8 +6,8 @@
  *
  * Three implementations behind {@link MessageStore}: `memory` (store-memory.ts),
  * `sqlite:PATH` (store-sqlite.ts, better-sqlite3) and `postgres://…` (store-postgres.ts, pg;
- * shared by every node of a cluster). The embedded ones do their work synchronously inside
- * each call, in call order. See docs/protocol.md "Messages", docs/operations.md and
+ * shared by every node of a cluster). The embedded ones store in call order: `memory`
+ * synchronously inside each call, `sqlite` in group commits (several sends, one transaction). See docs/protocol.md "Messages", docs/operations.md and
  * docs/scaling.md.
  */
 import type { MessageFlow } from '../src/protocol/frames.js';
@@ -86,19 +86,34 @@ export function redactUrl(spec: string): string {
   return spec.replace(/\/\/[^@/]*@/, '//***@');
 }
 
+/** Group commit bounds of the sqlite store (config `storeBatch`; docs/operations.md). */
+export interface StoreBatchOptions {
+  /** Most sends committed in one transaction. */
+  maxMessages: number;
+  /**
+   * How long the first send of a batch waits for others before the commit, in ms; 0 =
+   * until the end of the current event-loop turn (no timer).
+   */
+  maxWaitMs: number;
+}
+
+/** 256 sends per transaction at most; committed at the end of the event-loop turn. */
+export const DEFAULT_STORE_BATCH: Readonly<StoreBatchOptions> = { maxMessages: 256, maxWaitMs: 0 };
+
 /**
  * Open the store named by config `store`: `memory`, `sqlite:PATH` (file created if missing,
  * schema created or migrated) or `postgres://…` / `postgresql://…` (schema created or
  * migrated; fails when the database cannot be reached).
+ * @param batch - group commit bounds (used by `sqlite:`); default {@link DEFAULT_STORE_BATCH}
  */
-export async function openStore(spec: string): Promise<MessageStore> {
+export async function openStore(spec: string, batch: StoreBatchOptions = DEFAULT_STORE_BATCH): Promise<MessageStore> {
   if (spec === 'memory') {
     const { MemoryStore } = await import('./store-memory.js');
     return new MemoryStore();
   }
   if (spec.startsWith('sqlite:')) {
     const { SqliteStore } = await import('./store-sqlite.js');
-    return SqliteStore.open(spec.slice('sqlite:'.length));
+    return SqliteStore.open(spec.slice('sqlite:'.length), batch);
   }
   if (/^postgres(ql)?:\/\//.test(spec)) {
     const { PostgresStore } = await import('./store-postgres.js');

@@ -178,6 +178,102 @@ interface QueuedSend {
   inFlight: boolean;
   /** Size of its `send` frame in bytes (the suspect when the server closes with 1009). */
   readonly frameBytes: number;
+  /** Its place in the queue: sends go out in ascending order. */
+  readonly order: number;
+}
+
+/**
+ * An instance's send queue: by clientMsgId in queue order, plus a min-heap (by `order`) of
+ * the sends waiting for transmission, so queueing, finding, settling and picking the next
+ * send to transmit cost O(1) or O(log n) however long the queue is — not a scan per send.
+ * The heap may hold stale items (settled, or on their way); they are dropped when they
+ * surface.
+ */
+class SendQueue {
+  private readonly items = new Map<string, QueuedSend>();
+  private readonly waiting: QueuedSend[] = [];
+  private lastOrder = 0;
+  private firstOrder = 0;
+
+  get size(): number {
+    return this.items.size;
+  }
+  get(clientMsgId: string): QueuedSend | undefined {
+    return this.items.get(clientMsgId);
+  }
+  /** Whether `item` is (still) in this queue. */
+  holds(item: QueuedSend): boolean {
+    return this.items.get(item.entry.clientMsgId) === item;
+  }
+  /** Queued sends in queue order. */
+  values(): QueuedSend[] {
+    return [...this.items.values()].sort((a, b) => a.order - b.order);
+  }
+  /** A new send at the end of the queue, waiting for transmission. */
+  append(entry: OutboxEntry, frameBytes: number): QueuedSend {
+    const item: QueuedSend = { entry, waiters: new Set(), inFlight: false, frameBytes, order: ++this.lastOrder };
+    this.items.set(entry.clientMsgId, item);
+    this.push(item);
+    return item;
+  }
+  /** New sends at the front of the queue (in this order), waiting for transmission. */
+  prepend(entries: Array<{ entry: OutboxEntry; frameBytes: number }>): void {
+    this.firstOrder -= entries.length;
+    entries.forEach(({ entry, frameBytes }, i) => {
+      const item: QueuedSend = { entry, waiters: new Set(), inFlight: false, frameBytes, order: this.firstOrder + i };
+      this.items.set(entry.clientMsgId, item);
+      this.push(item);
+    });
+  }
+  remove(item: QueuedSend): boolean {
+    if (!this.holds(item)) return false;
+    this.items.delete(item.entry.clientMsgId);
+    return true;
+  }
+  /** A send of this queue came back (its request failed): it waits for transmission again, in its place. */
+  requeue(item: QueuedSend): void {
+    if (this.holds(item) && !item.inFlight) this.push(item);
+  }
+  /** The first send waiting for transmission (left in place). */
+  peek(): QueuedSend | undefined {
+    for (let top = this.waiting[0]; top !== undefined; top = this.waiting[0]) {
+      if (this.holds(top) && !top.inFlight) return top;
+      this.pop();
+    }
+    return undefined;
+  }
+  /** Take the first send waiting for transmission (after {@link peek} found it). */
+  take(): void {
+    this.pop();
+  }
+
+  private push(item: QueuedSend): void {
+    const heap = this.waiting;
+    let i = heap.push(item) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent]!.order <= item.order) break;
+      heap[i] = heap[parent]!;
+      i = parent;
+    }
+    heap[i] = item;
+  }
+
+  private pop(): void {
+    const heap = this.waiting;
+    const last = heap.pop();
+    if (last === undefined || heap.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const child = left + 1 < heap.length && heap[left + 1]!.order < heap[left]!.order ? left + 1 : left;
+      if (heap[child]!.order >= last.order) break;
+      heap[i] = heap[child]!;
+      i = child;
+    }
+    heap[i] = last;
+  }
 }
 
 /** An instance as the engine tracks it; handed out as its {@link SessionHandle}. */
@@ -200,7 +296,7 @@ class Instance implements SessionHandle {
   syncRetryTimer: Timer | undefined;
   ackTimer: Timer | undefined;
   /** Messages sent by this instance, oldest first, until the server acknowledges them. */
-  readonly queue: QueuedSend[] = [];
+  readonly queue = new SendQueue();
   /**
    * This instance's own acknowledged sends beyond lastSeq: seq → the stored message (never
    * reported as received, unless the host asked for them with `reportOwn`).
@@ -911,7 +1007,7 @@ export class SessionEngine implements SessionEngineApi {
 
   async cancelSend(handle: SessionHandle, clientMsgId: string): Promise<boolean> {
     if (!(handle instanceof Instance)) return false;
-    const item = handle.queue.find((q) => q.entry.clientMsgId === clientMsgId);
+    const item = handle.queue.get(clientMsgId);
     if (!item || item.inFlight) return false;
     this.failSend(handle, item, new ChatError(CODE.MSG_CANCELLED, `message ${clientMsgId} was cancelled before it was sent`));
     return true;
@@ -919,7 +1015,7 @@ export class SessionEngine implements SessionEngineApi {
 
   /** The queued send of this clientMsgId (an existing one, or a new one recorded in the outbox first). */
   private async enqueue(instance: Instance, message: OutgoingText): Promise<QueuedSend> {
-    const find = () => instance.queue.find((q) => q.entry.clientMsgId === message.clientMsgId);
+    const find = () => instance.queue.get(message.clientMsgId);
     const existing = find();
     if (existing) return existing;
     const frameBytes = sendFrameBytes(message);
@@ -938,9 +1034,7 @@ export class SessionEngine implements SessionEngineApi {
     }
     const again = find(); // the same id sent twice while the outbox wrote
     if (again) return again;
-    const item: QueuedSend = { entry, waiters: new Set(), inFlight: false, frameBytes };
-    instance.queue.push(item);
-    return item;
+    return instance.queue.append(entry, frameBytes);
   }
 
   /** Send every queued message that is not on its way, paced by the frame budget. */
@@ -948,12 +1042,12 @@ export class SessionEngine implements SessionEngineApi {
     if (this.current !== 'open' || this.conn === null) return;
     for (const instance of this.instances.values()) {
       if (instance.state !== 'attached') continue;
-      for (const item of instance.queue) {
-        if (item.inFlight) continue;
+      for (let item = instance.queue.peek(); item !== undefined; item = instance.queue.peek()) {
         if (!this.takeToken()) {
           this.scheduleFlush(Math.ceil(1000 / this.framesPerSecond));
           return;
         }
+        instance.queue.take();
         this.transmit(instance, item);
       }
     }
@@ -986,7 +1080,7 @@ export class SessionEngine implements SessionEngineApi {
         const message = (data as { message?: unknown } | null)?.message;
         if (!isWireMessage(message)) throw new ChatError(CODE.UNCAUGHT_ERROR, 'malformed send result from the server');
         item.inFlight = false;
-        if (instance.queue.includes(item)) this.completeSend(instance, item, message);
+        if (instance.queue.holds(item)) this.completeSend(instance, item, message);
         else if (!this.isQueued(entry.clientMsgId)) this.outboxDelete(entry.clientMsgId); // stored after its instance left
         if (this.owns(instance)) this.noteOwn(instance, message);
       })
@@ -995,8 +1089,9 @@ export class SessionEngine implements SessionEngineApi {
 
   private sendFailed(instance: Instance, item: QueuedSend, error: ChatError): void {
     item.inFlight = false;
-    if (!instance.queue.includes(item) || !this.owns(instance)) return;
+    if (!instance.queue.holds(item) || !this.owns(instance)) return;
     if (RETRYABLE_SEND_CODES.has(error.code)) {
+      instance.queue.requeue(item);
       // A closed socket: sent again once the instance is restored on the next connection.
       if (error.code !== CODE.NETWORK_ERROR || this.current === 'open') this.scheduleFlush(SEND_RETRY_DELAY_MS);
       this.log.debug(`send of ${item.entry.clientMsgId} will be retried: ${error.code} ${error.message}`);
@@ -1027,8 +1122,7 @@ export class SessionEngine implements SessionEngineApi {
   }
 
   private removeQueued(instance: Instance, item: QueuedSend, deleteEntry: boolean): void {
-    const index = instance.queue.indexOf(item);
-    if (index >= 0) instance.queue.splice(index, 1);
+    instance.queue.remove(item);
     if (deleteEntry) this.outboxDelete(item.entry.clientMsgId);
   }
 
@@ -1042,7 +1136,7 @@ export class SessionEngine implements SessionEngineApi {
     clearTimeout(instance.ackTimer);
     instance.syncRetryTimer = undefined;
     instance.ackTimer = undefined;
-    for (const item of [...instance.queue]) this.failSend(instance, item, error, !deleteEntries);
+    for (const item of instance.queue.values()) this.failSend(instance, item, error, !deleteEntries);
     instance.own.clear();
     instance.buffered.clear();
   }
@@ -1055,7 +1149,7 @@ export class SessionEngine implements SessionEngineApi {
   private dropOversizedSend(): void {
     let worst: { instance: Instance; item: QueuedSend } | null = null;
     for (const instance of this.instances.values()) {
-      for (const item of instance.queue) {
+      for (const item of instance.queue.values()) {
         if (item.inFlight && (worst === null || item.frameBytes > worst.item.frameBytes)) worst = { instance, item };
       }
     }
@@ -1069,7 +1163,7 @@ export class SessionEngine implements SessionEngineApi {
   /** Whether a queue of this engine holds the message. */
   private isQueued(clientMsgId: string): boolean {
     for (const instance of this.instances.values()) {
-      if (instance.queue.some((item) => item.entry.clientMsgId === clientMsgId)) return true;
+      if (instance.queue.get(clientMsgId) !== undefined) return true;
     }
     return false;
   }
@@ -1088,8 +1182,8 @@ export class SessionEngine implements SessionEngineApi {
     }
     if (!this.owns(instance) || entries.length === 0) return;
     const held = new Set<string>();
-    for (const other of this.instances.values()) for (const item of other.queue) held.add(item.entry.clientMsgId);
-    const adopted: QueuedSend[] = [];
+    for (const other of this.instances.values()) for (const item of other.queue.values()) held.add(item.entry.clientMsgId);
+    const adopted: Array<{ entry: OutboxEntry; frameBytes: number }> = [];
     for (const entry of [...entries].sort((a, b) => a.queuedAt - b.queuedAt)) {
       if (held.has(entry.clientMsgId)) continue;
       if (textMessageError(entry.to, entry.text) || sendFrameBytes(entry) > this.maxFrameBytes) {
@@ -1097,10 +1191,10 @@ export class SessionEngine implements SessionEngineApi {
         this.outboxDelete(entry.clientMsgId);
         continue;
       }
-      adopted.push({ entry, waiters: new Set(), inFlight: false, frameBytes: sendFrameBytes(entry) });
+      adopted.push({ entry, frameBytes: sendFrameBytes(entry) });
     }
     if (adopted.length === 0) return;
-    instance.queue.unshift(...adopted);
+    instance.queue.prepend(adopted);
     this.log.info(`outbox: sending ${adopted.length} message(s) of ${instance.userID} queued by an earlier session`);
     this.flush();
   }
@@ -1238,7 +1332,7 @@ export class SessionEngine implements SessionEngineApi {
       if (own.id === message.id) return true;
     }
     if (message.flow !== 'out' || message.clientMsgId === undefined) return false;
-    const item = instance.queue.find((q) => q.entry.clientMsgId === message.clientMsgId);
+    const item = instance.queue.get(message.clientMsgId);
     if (!item) return false;
     // Stored, but its answer was lost with a connection: the sync settles it.
     this.completeSend(instance, item, message);

@@ -51,6 +51,8 @@ export interface TestServerOptions {
   logLevel?: string;
   /** Config `store`: "memory" (default), "sqlite:PATH" or a postgres:// URL. */
   store?: string;
+  /** Config `storeBatch`: group commit bounds of a sqlite store. */
+  storeBatch?: { maxMessages?: number; maxWaitMs?: number };
   /** Config `redis`: run as one node of a cluster on this Redis (needs a postgres store). */
   redis?: string;
   /** Config `redisPrefix` (give each test its own, so tests sharing a Redis never see each other). */
@@ -118,6 +120,7 @@ export async function startTestServer(app: TestAppOptions = {}, opts: TestServer
     shutdownGraceMs: opts.shutdownGraceMs ?? 1_000,
     rateLimits: opts.rateLimits ?? {},
     ...(opts.static ? { static: opts.static } : {}),
+    ...(opts.storeBatch !== undefined ? { storeBatch: opts.storeBatch } : {}),
     ...(opts.redis !== undefined ? { redis: opts.redis } : {}),
     ...(opts.redisPrefix !== undefined ? { redisPrefix: opts.redisPrefix } : {}),
     ...(opts.nodeHeartbeatMs !== undefined ? { nodeHeartbeatMs: opts.nodeHeartbeatMs } : {}),

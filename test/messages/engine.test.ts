@@ -135,3 +135,28 @@ test('the handle exposes the mailbox position; resume() with it delivers nothing
   await until(() => bob2.received.length === 2, 5000, 'a live one');
   assert.deepEqual(bob2.received.map((m) => [m.seq, m.text]), [[4, 'm3'], [5, 'm4']]);
 });
+
+test('a burst of 3,000 sends from one instance: each stored once, in the order sent, after the adopted outbox entries', async (t) => {
+  const ts = await startTestServer({}, { rateLimits: { framesPerSecond: 1_000_000 } });
+  t.after(() => ts.close());
+  const outbox = new MemoryOutbox();
+  // Two entries an earlier session left in the outbox: adopted at login, they go first.
+  for (const [i, text] of ['left 1', 'left 2'].entries()) {
+    await outbox.put({ clientMsgId: `left-${i}`, sdkAppId: ts.sdkAppId, from: 'alice', to: 'bob', text, queuedAt: i });
+  }
+  const bob = recorder();
+  await engine(t, ts).login(params(ts, 'bob'), bob);
+  const alice = engine(t, ts, { outbox, framesPerSecond: 1_000_000 });
+  const { handle } = await alice.login(params(ts, 'alice'), recorder());
+  await until(() => bob.received.length === 2, 5000, 'the adopted entries delivered');
+  const TOTAL = 3000;
+  const ids = Array.from({ length: TOTAL }, () => newClientMsgId());
+  const sends = ids.map((clientMsgId, i) => alice.send(handle, { clientMsgId, to: 'bob', text: `burst ${i}` }));
+  sends.push(alice.send(handle, { clientMsgId: ids[7]!, to: 'bob', text: 'burst 7' })); // the same message again: one send
+  const results = await Promise.all(sends);
+  assert.deepEqual(results[TOTAL], results[7], 'the second send of the same clientMsgId settles with the same message');
+  await until(() => bob.received.length >= TOTAL + 2, 20_000, `bob got ${TOTAL + 2}`);
+  assert.deepEqual(bob.received.map((m) => m.text), ['left 1', 'left 2', ...ids.map((_, i) => `burst ${i}`)]);
+  assert.deepEqual(bob.received.map((m) => m.seq), Array.from({ length: TOTAL + 2 }, (_, i) => i + 1));
+  await until(() => outbox.size === 0, 5000, 'the outbox emptied');
+});

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore, StoreClosedError, type MessageStore, type NewMessage } from '../../server/store.js';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../server/store-sqlite.js';
+import { newMessageId } from '../../server/messages.js';
 import { isGapless, tempDir } from './util.js';
 
 const APP = 1400000001;
@@ -93,6 +94,21 @@ for (const [kind, open] of KINDS) {
       assert.equal(await store.ack(APP, 'nobody', 7), 0, 'an empty mailbox stays at 0');
     });
 
+    test('sends issued together are stored in call order without gaps; a duplicate among them is stored once', async (t) => {
+      const store = await open(t);
+      t.after(() => store.close());
+      const sends = [];
+      for (let i = 0; i < 30; i++) sends.push(store.send(message(i % 2 ? 'alice' : 'carol', 'bob', `k${i}`, `t${i}`)));
+      sends.push(store.send({ ...message('alice', 'bob', 'k1', 'a retry with another text'), id: 'retry-id' }));
+      const results = await Promise.all(sends);
+      assert.deepEqual(results.map((r) => r.created), [...Array(30).fill(true), false]);
+      assert.deepEqual(results[30]!.message, results[1]!.message, 'the duplicate answers with the stored message');
+      assert.deepEqual(results.slice(0, 30).map((r) => r.message.toSeq), Array.from({ length: 30 }, (_, i) => i + 1), 'call order');
+      const bob = await mailbox(store, 'bob');
+      assert.deepEqual(bob.map((e) => e.message.text), Array.from({ length: 30 }, (_, i) => `t${i}`));
+      assert.ok(isGapless((await mailbox(store, 'alice')).map((e) => e.seq)));
+    });
+
     test('calls after close reject with StoreClosedError', async (t) => {
       const store = await open(t);
       await store.close();
@@ -145,8 +161,92 @@ describe('sqlite only', () => {
     assert.throws(() => SqliteStore.open(join(dir, 'future.db')), /schema version 2.*upgrade tabchat/);
   });
 
+  test('group commit: a send is acknowledged only once its batch committed; a batch commits when it holds maxMessages', async (t) => {
+    const store = SqliteStore.open(join(tempDir(t), 'batch.db'), { maxMessages: 3, maxWaitMs: 60_000 });
+    t.after(() => store.close());
+    const settled: string[] = [];
+    const first = [store.send(message('alice', 'bob', 'a')), store.send(message('carol', 'bob', 'b'))];
+    for (const [i, p] of first.entries()) void p.then(() => settled.push(`send ${i}`));
+    await new Promise((resolve) => setImmediate(resolve)); // a full event-loop turn
+    assert.deepEqual(settled, [], 'not acknowledged while the batch is open');
+    assert.equal(await store.head(APP, 'bob'), 0, 'and not stored either');
+    const third = await store.send(message('alice', 'bob', 'c'));
+    const results = await Promise.all(first);
+    assert.deepEqual([...results, third].map((r) => r.message.toSeq), [1, 2, 3]);
+    assert.equal(await store.head(APP, 'bob'), 3);
+  });
+
+  test('close commits the sends still queued', async (t) => {
+    const path = join(tempDir(t), 'close.db');
+    const store = SqliteStore.open(path, { maxMessages: 100, maxWaitMs: 60_000 });
+    const pending = [store.send(message('alice', 'bob', 'x')), store.send(message('alice', 'bob', 'y'))];
+    await store.close();
+    assert.deepEqual((await Promise.all(pending)).map((r) => r.created), [true, true]);
+    const again = SqliteStore.open(path);
+    t.after(() => again.close());
+    assert.equal(await again.head(APP, 'bob'), 2);
+  });
+
+  test('a send that fails on its own is rolled back alone; the rest of its batch is stored without gaps', async (t) => {
+    const path = join(tempDir(t), 'one-fails.db');
+    await SqliteStore.open(path).close();
+    const raw = new Database(path);
+    raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'refuse me'
+              BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END`);
+    raw.close();
+    const store = SqliteStore.open(path);
+    t.after(() => store.close());
+    const outcomes = await Promise.allSettled([
+      store.send(message('alice', 'bob', 'a', 'one')),
+      store.send(message('alice', 'bob', 'b', 'refuse me')),
+      store.send(message('alice', 'bob', 'c', 'three')),
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.match(String((outcomes[1] as PromiseRejectedResult).reason), /refused by the test trigger/);
+    const bob = await mailbox(store, 'bob');
+    assert.deepEqual(bob.map((e) => [e.seq, e.message.text]), [[1, 'one'], [2, 'three']]);
+    assert.deepEqual((await mailbox(store, 'alice')).map((e) => e.seq), [1, 2]);
+  });
+
+  test('a batch whose commit fails rejects every send of it and stores none; the next batch goes on without gaps', async (t) => {
+    const path = join(tempDir(t), 'commit-fails.db');
+    await SqliteStore.open(path).close();
+    // A deferred foreign key is checked at COMMIT: the message "fail the commit" makes its whole transaction fail there.
+    const raw = new Database(path);
+    raw.exec(`CREATE TABLE boom (message_id TEXT REFERENCES messages (id) DEFERRABLE INITIALLY DEFERRED);
+              CREATE TRIGGER boom AFTER INSERT ON messages WHEN NEW.text = 'fail the commit'
+              BEGIN INSERT INTO boom VALUES ('no such message'); END`);
+    raw.close();
+    const store = SqliteStore.open(path);
+    t.after(() => store.close());
+    const outcomes = await Promise.allSettled([
+      store.send(message('alice', 'bob', 'a', 'one')),
+      store.send(message('carol', 'bob', 'b', 'fail the commit')),
+      store.send(message('alice', 'bob', 'a', 'one again (a duplicate in the batch)')),
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'rejected', 'rejected']);
+    for (const o of outcomes) assert.match(String((o as PromiseRejectedResult).reason), /FOREIGN KEY/);
+    for (const user of ['alice', 'bob', 'carol']) assert.equal(await store.head(APP, user), 0, `${user}: nothing stored`);
+    const retry = await store.send(message('alice', 'bob', 'a', 'one'));
+    assert.equal(retry.created, true, 'the retry stores it (nothing of the failed batch was kept)');
+    assert.equal(retry.message.toSeq, 1);
+    assert.equal(retry.message.fromSeq, 1);
+  });
+
   test('openStore: "sqlite:" needs a path; an unreachable postgres fails clearly without leaking the password', async () => {
     await assert.rejects(openStore('sqlite:'), /needs a file path/);
     await assert.rejects(openStore('postgres://user:secret@db/chat'), (err: Error) => /not available/.test(err.message) && !err.message.includes('secret'));
   });
+});
+
+test('message ids are UUIDv7 and increase, also past 4,096 in one millisecond and when the clock goes back', () => {
+  const base = 4_000_000_000_000; // ahead of any id this process made before
+  const ids: string[] = [];
+  for (let i = 0; i < 6000; i++) ids.push(newMessageId(base + Math.floor(i / 4500)));
+  ids.push(newMessageId(base - 60_000)); // the clock went back
+  for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]!), 'strictly increasing');
+  assert.equal(new Set(ids).size, ids.length);
+  const ms = base.toString(16).padStart(12, '0');
+  assert.equal(ids[0]!.slice(0, 13), `${ms.slice(0, 8)}-${ms.slice(8)}`, 'the time comes first');
 });
