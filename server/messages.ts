@@ -122,10 +122,7 @@ export class MessageService {
    */
   async sync(inst: Instance, afterSeq: number | undefined, limit: number = LIMITS.defaultSyncLimit): Promise<SyncResultData> {
     const from = afterSeq ?? inst.ackedSeq;
-    const [page, head] = await this.timed('read', async () => [
-      await this.store.read(inst.sdkAppId, inst.userID, from, limit),
-      await this.store.head(inst.sdkAppId, inst.userID),
-    ] as const);
+    const page = await this.timed('read', () => this.store.read(inst.sdkAppId, inst.userID, from, limit));
     const messages: WireMessage[] = [];
     let bytes = 0;
     let trimmed = false;
@@ -138,7 +135,7 @@ export class MessageService {
       messages.push(toWire(entry.message, entry.flow));
     }
     if (messages.length > 0) this.metrics.messagesDelivered.inc({ via: 'sync' }, messages.length);
-    return { afterSeq: from, messages, more: page.more || trimmed, head };
+    return { afterSeq: from, messages, more: page.more || trimmed, head: page.head };
   }
 
   /** Record that `inst` processed its mailbox up to `seq` (clamped to the mailbox head). */

@@ -3,7 +3,7 @@
  * ends; clients then see their mailbox position beyond the new head and start over from 0
  * (see `head` in docs/protocol.md).
  */
-import { StoreClosedError, type MailboxEntry, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+import { StoreClosedError, type MailboxEntry, type MailboxPage, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
 
 interface Mailbox {
   /** entries[i] has seq i + 1. */
@@ -35,11 +35,11 @@ export class MemoryStore implements MessageStore {
     return { message, created: true };
   }
 
-  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<{ entries: MailboxEntry[]; more: boolean }> {
+  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<MailboxPage> {
     this.check();
     const entries = this.mailboxes.get(this.key(sdkAppId, userID))?.entries ?? [];
     const page = entries.slice(afterSeq, afterSeq + limit);
-    return { entries: page, more: afterSeq + page.length < entries.length };
+    return { entries: page, more: afterSeq + page.length < entries.length, head: entries.length };
   }
 
   async head(sdkAppId: number, userID: string): Promise<number> {

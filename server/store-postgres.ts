@@ -21,7 +21,7 @@ import {
   redactUrl,
   toMessage,
   type EntryRow,
-  type MailboxEntry,
+  type MailboxPage,
   type MessageStore,
   type NewMessage,
   type StoredMessage,
@@ -199,14 +199,23 @@ export class PostgresStore implements MessageStore {
     };
   }
 
-  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<{ entries: MailboxEntry[]; more: boolean }> {
-    const rows = await this.query<EntryRow>(
-      `SELECT b.seq AS seq, b.flow AS flow, m.* FROM tabchat_mailbox b JOIN tabchat_messages m ON m.id = b.message_id
-       WHERE b.sdk_app_id = $1 AND b.user_id = $2 AND b.seq > $3 ORDER BY b.seq LIMIT $4`,
+  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<MailboxPage> {
+    // One statement, so one snapshot and one round trip: the page and the head agree. The
+    // one-row base keeps the head when the page is empty (then `seq` is null).
+    const rows = await this.query<Partial<EntryRow> & { mailbox_head: number | null }>(
+      `SELECT u.head AS mailbox_head, p.* FROM (SELECT 1) AS one
+       LEFT JOIN tabchat_users u ON u.sdk_app_id = $1 AND u.user_id = $2
+       LEFT JOIN LATERAL (
+         SELECT b.seq AS seq, b.flow AS flow, m.* FROM tabchat_mailbox b JOIN tabchat_messages m ON m.id = b.message_id
+         WHERE b.sdk_app_id = $1 AND b.user_id = $2 AND b.seq > $3 ORDER BY b.seq LIMIT $4
+       ) p ON true
+       ORDER BY p.seq`,
       [sdkAppId, userID, afterSeq, limit + 1],
     );
-    const more = rows.length > limit;
-    return { entries: rows.slice(0, limit).map((row) => ({ seq: row.seq, flow: row.flow, message: toMessage(row) })), more };
+    const head = Number(rows[0]?.mailbox_head ?? 0);
+    const page = rows.filter((row): row is EntryRow & { mailbox_head: number | null } => row.seq !== null && row.seq !== undefined);
+    const more = page.length > limit;
+    return { entries: page.slice(0, limit).map((row) => ({ seq: row.seq, flow: row.flow, message: toMessage(row) })), more, head };
   }
 
   async head(sdkAppId: number, userID: string): Promise<number> {

@@ -21,7 +21,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { MessageFlow } from '../src/protocol/frames.js';
-import { StoreClosedError, DEFAULT_STORE_BATCH, toMessage, type StoreBatchOptions, type EntryRow, type MailboxEntry, type MessageRow, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+import { StoreClosedError, DEFAULT_STORE_BATCH, toMessage, type StoreBatchOptions, type EntryRow, type MailboxPage, type MessageRow, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
 
 /** Schema version this code writes; `PRAGMA user_version` of an up-to-date file. */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -205,12 +205,14 @@ export class SqliteStore implements MessageStore {
     outcomes.forEach((outcome, i) => ('error' in outcome ? batch[i]!.reject(outcome.error) : batch[i]!.resolve(outcome)));
   }
 
-  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<{ entries: MailboxEntry[]; more: boolean }> {
+  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<MailboxPage> {
     this.check();
+    // One snapshot: better-sqlite3 is synchronous, so no write lands between the two reads.
     const rows = this.stmt.page.all(sdkAppId, userID, afterSeq, limit + 1);
+    const head = this.stmt.user.get(sdkAppId, userID)?.head ?? 0;
     const more = rows.length > limit;
     const entries = rows.slice(0, limit).map((row) => ({ seq: row.seq, flow: row.flow, message: toMessage(row) }));
-    return { entries, more };
+    return { entries, more, head };
   }
 
   async head(sdkAppId: number, userID: string): Promise<number> {

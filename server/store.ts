@@ -40,6 +40,14 @@ export interface MailboxEntry {
 /** What {@link MessageStore.send} stores: a message before its seqs are assigned (`id` is used if it is new). */
 export type NewMessage = Omit<StoredMessage, 'fromSeq' | 'toSeq'>;
 
+/** One page of a mailbox, see {@link MessageStore.read}. */
+export interface MailboxPage {
+  entries: MailboxEntry[];
+  more: boolean;
+  /** Highest seq in the mailbox when the page was read (0 when empty). */
+  head: number;
+}
+
 export interface MessageStore {
   /** `memory`, `sqlite` or `postgres`. */
   readonly kind: string;
@@ -49,8 +57,12 @@ export interface MessageStore {
    * A message to oneself takes ONE entry (flow `out`) in that mailbox.
    */
   send(message: NewMessage): Promise<{ message: StoredMessage; created: boolean }>;
-  /** Mailbox entries with seq > `afterSeq`, ascending, at most `limit`, and whether more follow. */
-  read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<{ entries: MailboxEntry[]; more: boolean }>;
+  /**
+   * Mailbox entries with seq > `afterSeq`, ascending, at most `limit`, whether more follow,
+   * and the mailbox head, all from one snapshot (one round trip on a networked store): a
+   * client compares `head` with its position to tell a gap from a reset mailbox.
+   */
+  read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<MailboxPage>;
   /** Highest seq in the user's mailbox (0 when empty). */
   head(sdkAppId: number, userID: string): Promise<number>;
   /** Highest seq acknowledged by any instance of the user (0 when none). */

@@ -62,6 +62,11 @@ describe('postgres store', () => {
     assert.deepEqual(again.message, first.message);
     const page = await store.read(APP, 'bob', 1, 3);
     assert.deepEqual([page.entries.map((e) => e.seq), page.more], [[2, 3, 4], true]);
+    // Page and head come from one statement (one snapshot), also when the page is empty.
+    const head = await store.head(APP, 'bob');
+    assert.equal(page.head, head);
+    assert.deepEqual(await store.read(APP, 'bob', head, 3), { entries: [], more: false, head });
+    assert.deepEqual(await store.read(APP, 'nobody', 0, 3), { entries: [], more: false, head: 0 });
     assert.equal(await store.ack(APP, 'bob', 3), 3);
     assert.equal(await store.ack(APP, 'bob', 2), 2);
     assert.equal(await store.acked(APP, 'bob'), 3);

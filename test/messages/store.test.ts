@@ -82,9 +82,12 @@ for (const [kind, open] of KINDS) {
       const page = await store.read(APP, 'bob', 1, 3);
       assert.deepEqual(page.entries.map((e) => e.seq), [2, 3, 4]);
       assert.equal(page.more, true);
+      assert.equal(page.head, 5, 'the head comes with the page');
       const last = await store.read(APP, 'bob', 4, 3);
       assert.deepEqual(last.entries.map((e) => e.seq), [5]);
       assert.equal(last.more, false);
+      assert.deepEqual(await store.read(APP, 'bob', 5, 3), { entries: [], more: false, head: 5 }, 'an empty page still has the head');
+      assert.deepEqual(await store.read(APP, 'nobody', 0, 3), { entries: [], more: false, head: 0 });
       assert.equal(await store.acked(APP, 'bob'), 0);
       assert.equal(await store.ack(APP, 'bob', 3), 3);
       assert.equal(await store.ack(APP, 'bob', 2), 2);
