@@ -41,7 +41,7 @@ import {
 import { redactUrl } from './store.js';
 import type { Logger } from './log.js';
 import { SCRIPTS, type ScriptCommands } from './redis-scripts.js';
-import type { Instance, InstanceOwner, KickRecord } from './registry.js';
+import { userKey, type Instance, type InstanceOwner, type KickRecord } from './registry.js';
 
 /** Redis commands that do not answer within this time fail (9030 for the caller). */
 const COMMAND_TIMEOUT_MS = 2_000;
@@ -103,10 +103,6 @@ type NodeMessage =
   | { t: 'forget'; id: string }
   | { t: 'msg'; a: number; u: string; x: number; m: WireMessage }
   | { t: 'settings'; a: number; max: number; policy: LoginPolicy };
-
-function userKey(sdkAppId: number, userID: string): string {
-  return `${sdkAppId}\u0000${userID}`;
-}
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');

@@ -16,7 +16,7 @@ import {
 import type { Engine } from './engine.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import type { Instance } from './registry.js';
+import { userKey, type Instance } from './registry.js';
 import { StoreClosedError, StoreUnavailableError, type MessageStore, type StoredMessage } from './store.js';
 
 /** A sync page stops growing past this many bytes of text (it always holds at least one message). */
@@ -170,7 +170,7 @@ export class MessageService {
   async resync(instances: Instance[]): Promise<void> {
     const byUser = new Map<string, Instance[]>();
     for (const inst of instances) {
-      const key = `${inst.sdkAppId}\u0000${inst.userID}`;
+      const key = userKey(inst.sdkAppId, inst.userID);
       const list = byUser.get(key);
       if (list) list.push(inst);
       else byUser.set(key, [inst]);

@@ -81,7 +81,8 @@ export function policyConflicts(policy: LoginPolicy, incoming: Platform, existin
   }
 }
 
-function userKey(sdkAppId: number, userID: string): string {
+/** Map key of one app's user (registry, cluster engine, memory store). */
+export function userKey(sdkAppId: number, userID: string): string {
   return `${sdkAppId}\u0000${userID}`;
 }
 

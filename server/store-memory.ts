@@ -3,6 +3,7 @@
  * ends; clients then see their mailbox position beyond the new head and start over from 0
  * (see `head` in docs/protocol.md).
  */
+import { userKey } from './registry.js';
 import { StoreClosedError, type MailboxEntry, type MailboxPage, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
 
 interface Mailbox {
@@ -20,7 +21,7 @@ export class MemoryStore implements MessageStore {
 
   async send(input: NewMessage): Promise<{ message: StoredMessage; created: boolean }> {
     this.check();
-    const key = `${input.sdkAppId}\u0000${input.from}\u0000${input.clientMsgId}`;
+    const key = `${userKey(input.sdkAppId, input.from)}\u0000${input.clientMsgId}`;
     const existing = this.byClientId.get(key);
     if (existing) return { message: existing, created: false };
     const sender = this.mailbox(input.sdkAppId, input.from);
@@ -37,24 +38,24 @@ export class MemoryStore implements MessageStore {
 
   async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<MailboxPage> {
     this.check();
-    const entries = this.mailboxes.get(this.key(sdkAppId, userID))?.entries ?? [];
+    const entries = this.mailboxes.get(userKey(sdkAppId, userID))?.entries ?? [];
     const page = entries.slice(afterSeq, afterSeq + limit);
     return { entries: page, more: afterSeq + page.length < entries.length, head: entries.length };
   }
 
   async head(sdkAppId: number, userID: string): Promise<number> {
     this.check();
-    return this.mailboxes.get(this.key(sdkAppId, userID))?.entries.length ?? 0;
+    return this.mailboxes.get(userKey(sdkAppId, userID))?.entries.length ?? 0;
   }
 
   async acked(sdkAppId: number, userID: string): Promise<number> {
     this.check();
-    return this.mailboxes.get(this.key(sdkAppId, userID))?.acked ?? 0;
+    return this.mailboxes.get(userKey(sdkAppId, userID))?.acked ?? 0;
   }
 
   async ack(sdkAppId: number, userID: string, seq: number): Promise<number> {
     this.check();
-    const box = this.mailboxes.get(this.key(sdkAppId, userID));
+    const box = this.mailboxes.get(userKey(sdkAppId, userID));
     if (!box) return 0;
     const clamped = Math.min(seq, box.entries.length);
     box.acked = Math.max(box.acked, clamped);
@@ -65,12 +66,8 @@ export class MemoryStore implements MessageStore {
     this.closed = true;
   }
 
-  private key(sdkAppId: number, userID: string): string {
-    return `${sdkAppId}\u0000${userID}`;
-  }
-
   private mailbox(sdkAppId: number, userID: string): Mailbox {
-    const key = this.key(sdkAppId, userID);
+    const key = userKey(sdkAppId, userID);
     let box = this.mailboxes.get(key);
     if (!box) this.mailboxes.set(key, (box = { entries: [], acked: 0 }));
     return box;
