@@ -7,6 +7,7 @@ import type { KickType, Platform, WireMessage } from '../src/protocol/frames.js'
 import type { AppConfig } from './config.js';
 import {
   RevokedError,
+  pushToOwners,
   type ClusterStats,
   type Engine,
   type EngineEvents,
@@ -70,14 +71,7 @@ export class MemoryEngine implements Engine {
   }
 
   deliver(sdkAppId: number, userID: string, message: WireMessage, except?: Instance): number {
-    let pushed = 0;
-    for (const inst of this.registry.instancesOf(sdkAppId, userID)) {
-      // Detached instances (no owner) catch up with `sync` when they resume.
-      if (inst === except || !inst.owner?.deliverMessage) continue;
-      inst.owner.deliverMessage(inst.instId, message);
-      pushed++;
-    }
-    return pushed;
+    return pushToOwners(this.registry.instancesOf(sdkAppId, userID), message, except?.instId ?? 0);
   }
 
   async online(sdkAppId: number, userIDs: string[]): Promise<OnlineInstance[][]> {

@@ -28,6 +28,7 @@ import { LOGIN_POLICIES, type AppConfig, type LoginPolicy } from './config.js';
 import {
   EngineUnavailableError,
   RevokedError,
+  pushToOwners,
   type ClusterStats,
   type Engine,
   type EngineEvents,
@@ -740,14 +741,9 @@ export class RedisEngine implements Engine {
     return pushed;
   }
 
+  /** Push order does not matter: the user's instances unsorted and uncopied (this is the relay path). */
   private pushLocal(sdkAppId: number, userID: string, message: WireMessage, exceptId: number): number {
-    let pushed = 0;
-    for (const inst of this.localOf(sdkAppId, userID)) {
-      if (inst.instId === exceptId || !inst.owner?.deliverMessage) continue;
-      inst.owner.deliverMessage(inst.instId, message);
-      pushed++;
-    }
-    return pushed;
+    return pushToOwners(this.byUser.get(userKey(sdkAppId, userID))?.values() ?? [], message, exceptId);
   }
 
   async online(sdkAppId: number, userIDs: string[]): Promise<OnlineInstance[][]> {

@@ -137,6 +137,21 @@ export interface Engine {
   close(): Promise<void>;
 }
 
+/**
+ * Push a message to each of these instances that has a connected owner, except the one
+ * with id `exceptId` (the sending instance; 0 = none). Detached instances (no owner) catch
+ * up with `sync` when they resume. Returns how many pushes were made.
+ */
+export function pushToOwners(instances: Iterable<Instance>, message: WireMessage, exceptId: number): number {
+  let pushed = 0;
+  for (const inst of instances) {
+    if (inst.instId === exceptId || !inst.owner?.deliverMessage) continue;
+    inst.owner.deliverMessage(inst.instId, message);
+    pushed++;
+  }
+  return pushed;
+}
+
 /** The cluster engine cannot be reached (9030). */
 export class EngineUnavailableError extends Error {
   override name = 'EngineUnavailableError';
