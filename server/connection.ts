@@ -273,13 +273,9 @@ export class Connection implements InstanceOwner {
   private async handleSync(frame: SyncFrame): Promise<void> {
     const inst = this.instanceFor(frame.instId);
     if (inst instanceof MessageError) return this.replyError(frame.id, inst.code, inst.message);
-    try {
-      const data = await this.ctx.messages.sync(inst, frame.afterSeq, frame.limit);
-      this.send({ type: 'result', id: frame.id, ok: true, data });
-    } catch (err) {
-      if (!(err instanceof MessageError)) throw err;
-      this.replyError(frame.id, err.code, err.message);
-    }
+    // A MessageError (store closed or unavailable) is answered with its code by internalError.
+    const data = await this.ctx.messages.sync(inst, frame.afterSeq, frame.limit);
+    this.send({ type: 'result', id: frame.id, ok: true, data });
   }
 
   private async handleAck(frame: AckFrame): Promise<void> {
