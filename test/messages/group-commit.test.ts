@@ -7,14 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { CODE } from '../../src/protocol/codes.js';
 import type { MsgFrame, SyncResultData } from '../../src/protocol/frames.js';
 import { ConfigError, validateConfig } from '../../server/config.js';
-import { SqliteStore } from '../../server/store-sqlite.js';
 import { RawClient, until } from '../helpers/raw-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { isGapless, tempDir } from './util.js';
+import { isGapless, sqliteFileFailingOnCommit, tempDir } from './util.js';
 
 interface Session {
   client: RawClient;
@@ -72,13 +70,7 @@ test('a burst from many connections: each message stored once, seqs gap-free and
 
 test('a batch whose commit fails: every sender in it gets 9099, nothing is acknowledged, stored or delivered; retries succeed', async (t) => {
   const path = join(tempDir(t), 'failing.db');
-  await SqliteStore.open(path).close();
-  // A deferred foreign key is checked at COMMIT: "fail the commit" makes its whole transaction fail there.
-  const raw = new Database(path);
-  raw.exec(`CREATE TABLE boom (message_id TEXT REFERENCES messages (id) DEFERRABLE INITIALLY DEFERRED);
-            CREATE TRIGGER boom AFTER INSERT ON messages WHEN NEW.text = 'fail the commit'
-            BEGIN INSERT INTO boom VALUES ('no such message'); END`);
-  raw.close();
+  await sqliteFileFailingOnCommit(path);
   // Batches of exactly three (the wait bound is never what commits here).
   const ts = await startTestServer({}, { store: `sqlite:${path}`, storeBatch: { maxMessages: 3, maxWaitMs: 10_000 } });
   t.after(() => ts.close());

@@ -6,33 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
-import { SessionEngine } from '../../src/core/engine.js';
 import { MemoryOutbox, newClientMsgId } from '../../src/core/outbox.js';
-import type { InstanceEvents, LoginParams, Logger, WebSocketConstructor } from '../../src/core/types.js';
+import type { InstanceEvents } from '../../src/core/types.js';
 import { CODE } from '../../src/protocol/codes.js';
 import type { WireMessage } from '../../src/protocol/frames.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/raw-client.js';
-import { rejection } from './util.js';
-
-const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
-
-async function server(t: { after(fn: () => Promise<void>): void }): Promise<TestServer> {
-  const ts = await startTestServer();
-  t.after(() => ts.close());
-  return ts;
-}
-
-function engine(t: { after(fn: () => void): void }, ts: TestServer, options: { outbox?: MemoryOutbox; framesPerSecond?: number } = {}): SessionEngine {
-  const e = new SessionEngine({ url: ts.wsUrl, WebSocket: WebSocket as unknown as WebSocketConstructor, logger: quiet, ...options });
-  t.after(() => e.close());
-  return e;
-}
-
-function params(ts: TestServer, userID: string): LoginParams {
-  return { sdkAppId: ts.sdkAppId, userID, userSig: ts.sig(userID), platform: 'Web' };
-}
+import { engine, params, rejection, server } from './util.js';
 
 function recorder(extra: Partial<InstanceEvents> = {}): InstanceEvents & { received: WireMessage[] } {
   const received: WireMessage[] = [];

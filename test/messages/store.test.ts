@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { openStore, StoreClosedError, type MessageStore, type NewMessage } from '../../server/store.js';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../server/store-sqlite.js';
 import { newMessageId } from '../../server/messages.js';
-import { isGapless, tempDir } from './util.js';
+import { isGapless, sqliteFileFailingOnCommit, tempDir } from './util.js';
 
 const APP = 1400000001;
 let counter = 0;
@@ -213,13 +213,7 @@ describe('sqlite only', () => {
 
   test('a batch whose commit fails rejects every send of it and stores none; the next batch goes on without gaps', async (t) => {
     const path = join(tempDir(t), 'commit-fails.db');
-    await SqliteStore.open(path).close();
-    // A deferred foreign key is checked at COMMIT: the message "fail the commit" makes its whole transaction fail there.
-    const raw = new Database(path);
-    raw.exec(`CREATE TABLE boom (message_id TEXT REFERENCES messages (id) DEFERRABLE INITIALLY DEFERRED);
-              CREATE TRIGGER boom AFTER INSERT ON messages WHEN NEW.text = 'fail the commit'
-              BEGIN INSERT INTO boom VALUES ('no such message'); END`);
-    raw.close();
+    await sqliteFileFailingOnCommit(path);
     const store = SqliteStore.open(path);
     t.after(() => store.close());
     const outcomes = await Promise.allSettled([
