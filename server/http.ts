@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CODE } from '../src/protocol/codes.js';
+import { LIMITS, isUserID } from '../src/protocol/frames.js';
 import type { ServerContext } from './context.js';
 import { handleRest, isRestPath } from './rest.js';
 import { generateUserSig } from './usersig.js';
@@ -115,7 +116,7 @@ function devUserSig(ctx: ServerContext, res: ServerResponse, url: URL): void {
   const expire = expireParam === null ? 86_400 : Number(expireParam);
   const app = ctx.apps.get(appId);
   if (!app) return json(res, 404, { code: CODE.SDKAPPID_NOT_FOUND, message: `SDKAppID ${url.searchParams.get('sdkappid')} is not configured` });
-  if (userID.length === 0 || userID.length > 128) return json(res, 400, { code: CODE.INVALID_PARAMETER, message: 'userID must be 1..128 characters' });
+  if (!isUserID(userID)) return json(res, 400, { code: CODE.INVALID_PARAMETER, message: `userID must be 1..${LIMITS.maxUserIdLength} characters` });
   if (!Number.isInteger(expire) || expire < 1 || expire > 365 * 86_400) {
     return json(res, 400, { code: CODE.INVALID_PARAMETER, message: 'expire must be 1..31536000 seconds' });
   }

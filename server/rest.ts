@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CODE } from '../src/protocol/codes.js';
-import { isPlatform } from '../src/protocol/frames.js';
+import { LIMITS, isPlatform, isUserID } from '../src/protocol/frames.js';
 import { AuthError } from './auth.js';
 import { LOGIN_POLICIES, type AppConfig, type LoginPolicy } from './config.js';
 import type { ServerContext } from './context.js';
@@ -31,8 +31,8 @@ type Handler = (ctx: ServerContext, app: AppConfig, body: Body) => Reply | Promi
 const COMMANDS: Record<string, Handler> = {
   'im_open_login_svc/kick': async (ctx, app, body) => {
     const userID = body.UserID;
-    if (typeof userID !== 'string' || userID.length === 0 || userID.length > 128) {
-      throw new RestError(CODE.REST_INVALID_PARAMS, 'UserID must be a string of 1..128 characters');
+    if (!isUserID(userID)) {
+      throw new RestError(CODE.REST_INVALID_PARAMS, `UserID must be a string of 1..${LIMITS.maxUserIdLength} characters`);
     }
     const kicked = await ctx.engine.kickUser(app.sdkAppId, userID, 'REST_API_Kick');
     ctx.log.info({ sdkAppId: app.sdkAppId, userID, kicked: kicked.length }, 'REST kick');
@@ -47,11 +47,11 @@ const COMMANDS: Record<string, Handler> = {
     const needDetail = body.IsNeedDetail === 1 || body.IsNeedDetail === true;
     const QueryResult: Reply[] = [];
     const ErrorList: Reply[] = [];
-    const valid = accounts.filter((a): a is string => typeof a === 'string' && a.length > 0 && a.length <= 128);
+    const valid = accounts.filter(isUserID);
     const online = await ctx.engine.online(app.sdkAppId, valid);
     let next = 0;
     for (const account of accounts) {
-      if (typeof account !== 'string' || account.length === 0 || account.length > 128) {
+      if (!isUserID(account)) {
         ErrorList.push({ To_Account: account, ErrorCode: CODE.REST_ACCOUNT_NOT_STRING });
         continue;
       }

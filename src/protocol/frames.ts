@@ -241,6 +241,10 @@ function isPositiveInt(value: unknown): value is number {
 function isBoundedString(value: unknown, max: number): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= max;
 }
+/** A userID as every part of tabchat accepts it: a string of 1..{@link LIMITS.maxUserIdLength} characters. */
+export function isUserID(value: unknown): value is string {
+  return isBoundedString(value, LIMITS.maxUserIdLength);
+}
 function isSeq(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER;
 }
@@ -268,7 +272,7 @@ export function utf8ByteLength(text: string): number {
  * same codes) by clients. Returns null when valid, else the code and a message.
  */
 export function textMessageError(to: unknown, text: unknown): { code: number; message: string } | null {
-  if (!isBoundedString(to, LIMITS.maxUserIdLength)) {
+  if (!isUserID(to)) {
     return { code: CODE.MSG_INVALID_RECIPIENT, message: `to must be a userID of 1..${LIMITS.maxUserIdLength} characters` };
   }
   if (typeof text !== 'string' || text.length === 0) return { code: CODE.MSG_TEXT_EMPTY, message: 'the message text is empty' };
@@ -350,7 +354,7 @@ export function parseClientFrame(raw: string): ParseResult<ClientFrame> {
       if (!isPositiveInt(value.sdkAppId) || value.sdkAppId > 0xffffffff) {
         return bad('login.sdkAppId must be a positive integer', id, CODE.INVALID_PARAMETER);
       }
-      if (!isBoundedString(value.userID, LIMITS.maxUserIdLength)) {
+      if (!isUserID(value.userID)) {
         return bad(`userID must be a string of 1..${LIMITS.maxUserIdLength} characters`, id, CODE.INVALID_PARAMETER);
       }
       if (typeof value.userSig !== 'string' || value.userSig.length === 0) {
