@@ -40,6 +40,13 @@ export interface StoredRun {
  */
 export const MAX_RUN_AGE_MS = 3_600_000;
 
+/** A well-formed run record younger than {@link MAX_RUN_AGE_MS}. */
+function isRecent(run: unknown): run is StoredRun {
+  if (typeof run !== 'object' || run === null) return false;
+  const { instances, updatedAt } = run as Partial<StoredRun>;
+  return Array.isArray(instances) && typeof updatedAt === 'number' && Date.now() - updatedAt < MAX_RUN_AGE_MS;
+}
+
 /** The record of this worker run: coalesced writes, latest state wins. */
 export class RunStore {
   private readonly store: UseStore | null;
@@ -82,12 +89,11 @@ export class RunStore {
   async others(): Promise<StoredRun[]> {
     const store = this.store;
     if (!store) return [];
-    const all = await entries<string, StoredRun>(store);
+    const all = await entries<string, unknown>(store);
     const recent: StoredRun[] = [];
     for (const [key, run] of all) {
       if (key === this.epoch) continue;
-      const valid = typeof run === 'object' && run !== null && Array.isArray(run.instances) && typeof run.updatedAt === 'number';
-      if (valid && Date.now() - run.updatedAt < MAX_RUN_AGE_MS) recent.push(run);
+      if (isRecent(run)) recent.push(run);
       else await del(key, store);
     }
     return recent;
@@ -97,9 +103,8 @@ export class RunStore {
   async get(epoch: string): Promise<StoredRun | undefined> {
     const store = this.store;
     if (!store) return undefined;
-    const run = await get<StoredRun>(epoch, store);
-    const valid = typeof run === 'object' && run !== null && Array.isArray(run.instances) && typeof run.updatedAt === 'number';
-    return valid && Date.now() - run.updatedAt < MAX_RUN_AGE_MS ? run : undefined;
+    const run = await get<unknown>(epoch, store);
+    return isRecent(run) ? run : undefined;
   }
 
   /** Forget another run's record once its instances are dealt with. */
