@@ -11,7 +11,7 @@
  * One entry per worker run (key: epoch). The resume token is a secret that lets its holder
  * resume the instance for the resume window; it is stored only while the instance lives.
  */
-import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
+import { createStore, del, delMany, entries, get, set, type UseStore } from 'idb-keyval';
 import type { Logger } from '../src/core/types.js';
 
 /** One server instance of a worker run. */
@@ -91,11 +91,13 @@ export class RunStore {
     if (!store) return [];
     const all = await entries<string, unknown>(store);
     const recent: StoredRun[] = [];
+    const stale: string[] = [];
     for (const [key, run] of all) {
       if (key === this.epoch) continue;
       if (isRecent(run)) recent.push(run);
-      else await del(key, store);
+      else stale.push(key);
     }
+    if (stale.length > 0) await delMany(stale, store);
     return recent;
   }
 
