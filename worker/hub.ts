@@ -26,7 +26,7 @@
 import { CODE } from '../src/protocol/codes.js';
 import type { KickType, WireMessage } from '../src/protocol/frames.js';
 import { ChatError, toErrorData } from '../src/core/errors.js';
-import type { ErrorData, InstanceEvents, LoginParams, LoginResult, Logger, NetState, OutgoingText, SessionHandle } from '../src/core/types.js';
+import type { ErrorData, InstanceEvents, LoginParams, Logger, OutgoingText, SessionEngineApi, SessionHandle } from '../src/core/types.js';
 import {
   BUILD,
   HUB_VERSION,
@@ -46,31 +46,14 @@ import {
 } from '../src/browser/hub-protocol.js';
 import type { StoredInstance, StoredRun } from './storage.js';
 
-/** What the hub needs from a session engine (src/core `SessionEngine` fits). */
-export interface HubEngine {
-  /** Browser `online` / `offline` (see `SessionEngine.setOnline`); optional for test doubles. */
+/**
+ * What the hub needs from a session engine: a part of src/core's {@link SessionEngineApi}
+ * (`SessionEngine` fits), plus the browser `online` / `offline` switch
+ * (`SessionEngine.setOnline`, optional for test doubles).
+ */
+export type HubEngine = Pick<SessionEngineApi, 'login' | 'resume' | 'logout' | 'send' | 'getServerTime' | 'netState' | 'onNetState' | 'close'> & {
   setOnline?(online: boolean): void;
-  login(params: LoginParams, events: InstanceEvents): Promise<{ handle: SessionHandle; result: LoginResult }>;
-  /**
-   * Take over an instance that another engine (a previous worker) held: a silent `resume`
-   * with its instId and token, falling back to a login with the stored UserSig when the
-   * resume window has passed. A kick found on resume rejects with the kick's code and
-   * `data.kickType`.
-   */
-  resume(
-    params: LoginParams,
-    instance: { instId: number; token: string; lastSeq?: number | null },
-    events: InstanceEvents,
-  ): Promise<{ handle: SessionHandle; result: LoginResult }>;
-  /** `keepQueued`: leave the instance's queued messages in the outbox for the user's next instance. */
-  logout(handle: SessionHandle, options?: { keepQueued?: boolean }): Promise<void>;
-  /** Send through the outbox; resolves with the stored message (see `SessionEngineApi.send`). */
-  send(handle: SessionHandle, message: OutgoingText, options?: { timeoutMs?: number }): Promise<WireMessage>;
-  getServerTime(): number;
-  readonly netState: NetState;
-  onNetState(listener: (state: NetState) => void): () => void;
-  close(): void;
-}
+};
 
 /** The environment the hub runs in. */
 export interface HubHost {

@@ -11,7 +11,7 @@
  * One entry per worker run (key: epoch). The resume token is a secret that lets its holder
  * resume the instance for the resume window; it is stored only while the instance lives.
  */
-import { createStore, del, entries, get, set, type UseStore } from 'idb-keyval';
+import { createStore, del, delMany, entries, get, set, type UseStore } from 'idb-keyval';
 import type { Logger } from '../src/core/types.js';
 
 /** One server instance of a worker run. */
@@ -39,6 +39,13 @@ export interface StoredRun {
  * by config) has passed, so their instances are gone anyway.
  */
 export const MAX_RUN_AGE_MS = 3_600_000;
+
+/** A well-formed run record younger than {@link MAX_RUN_AGE_MS}. */
+function isRecent(run: unknown): run is StoredRun {
+  if (typeof run !== 'object' || run === null) return false;
+  const { instances, updatedAt } = run as Partial<StoredRun>;
+  return Array.isArray(instances) && typeof updatedAt === 'number' && Date.now() - updatedAt < MAX_RUN_AGE_MS;
+}
 
 /** The record of this worker run: coalesced writes, latest state wins. */
 export class RunStore {
@@ -82,14 +89,15 @@ export class RunStore {
   async others(): Promise<StoredRun[]> {
     const store = this.store;
     if (!store) return [];
-    const all = await entries<string, StoredRun>(store);
+    const all = await entries<string, unknown>(store);
     const recent: StoredRun[] = [];
+    const stale: string[] = [];
     for (const [key, run] of all) {
       if (key === this.epoch) continue;
-      const valid = typeof run === 'object' && run !== null && Array.isArray(run.instances) && typeof run.updatedAt === 'number';
-      if (valid && Date.now() - run.updatedAt < MAX_RUN_AGE_MS) recent.push(run);
-      else await del(key, store);
+      if (isRecent(run)) recent.push(run);
+      else stale.push(key);
     }
+    if (stale.length > 0) await delMany(stale, store);
     return recent;
   }
 
@@ -97,9 +105,8 @@ export class RunStore {
   async get(epoch: string): Promise<StoredRun | undefined> {
     const store = this.store;
     if (!store) return undefined;
-    const run = await get<StoredRun>(epoch, store);
-    const valid = typeof run === 'object' && run !== null && Array.isArray(run.instances) && typeof run.updatedAt === 'number';
-    return valid && Date.now() - run.updatedAt < MAX_RUN_AGE_MS ? run : undefined;
+    const run = await get<unknown>(epoch, store);
+    return isRecent(run) ? run : undefined;
   }
 
   /** Forget another run's record once its instances are dealt with. */

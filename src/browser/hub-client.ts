@@ -526,6 +526,11 @@ interface Session {
   seen: Set<string>;
 }
 
+/** Whether the envelope is of the session's epoch and at or before the login reply's position (the reply reflected it). */
+function predates(envelope: Envelope, session: Session): boolean {
+  return envelope.workerEpoch === session.sinceEpoch && envelope.seq <= session.sinceSeq;
+}
+
 /** Remember an id, forgetting the oldest beyond {@link SEEN_LIMIT}. */
 function remember(seen: Set<string>, id: string): void {
   seen.delete(id);
@@ -711,7 +716,7 @@ export class WorkerBackend implements ChatBackend {
       if (envelope.target !== serverKey(this.spec.server) || !(this.#session || this.#loginWait)) return;
       // Predates the login reply, which carried the state as of its own position.
       const session = this.#session;
-      if (session && envelope.workerEpoch === session.sinceEpoch && envelope.seq <= session.sinceSeq) return;
+      if (session && predates(envelope, session)) return;
       this.#events?.netState(envelope.state);
       return;
     }
@@ -748,7 +753,7 @@ export class WorkerBackend implements ChatBackend {
 
   /** Deliver each message once: not those predating the session, seen already, or sent by this chat. */
   #applyMessages(session: Session, envelope: MessagesEnvelope): void {
-    if (envelope.workerEpoch === session.sinceEpoch && envelope.seq <= session.sinceSeq) return;
+    if (predates(envelope, session)) return;
     session.position = envelope.position;
     const fresh: WireMessage[] = [];
     for (const message of envelope.messages) {

@@ -1181,17 +1181,16 @@ export class SessionEngine implements SessionEngineApi {
       return;
     }
     if (!this.owns(instance) || entries.length === 0) return;
-    const held = new Set<string>();
-    for (const other of this.instances.values()) for (const item of other.queue.values()) held.add(item.entry.clientMsgId);
     const adopted: Array<{ entry: OutboxEntry; frameBytes: number }> = [];
     for (const entry of [...entries].sort((a, b) => a.queuedAt - b.queuedAt)) {
-      if (held.has(entry.clientMsgId)) continue;
-      if (textMessageError(entry.to, entry.text) || sendFrameBytes(entry) > this.maxFrameBytes) {
+      if (this.isQueued(entry.clientMsgId)) continue;
+      const frameBytes = sendFrameBytes(entry);
+      if (textMessageError(entry.to, entry.text) || frameBytes > this.maxFrameBytes) {
         this.log.warn(`outbox: dropping unsendable entry ${entry.clientMsgId}`);
         this.outboxDelete(entry.clientMsgId);
         continue;
       }
-      adopted.push({ entry, frameBytes: sendFrameBytes(entry) });
+      adopted.push({ entry, frameBytes });
     }
     if (adopted.length === 0) return;
     instance.queue.prepend(adopted);

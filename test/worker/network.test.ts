@@ -10,19 +10,10 @@ import WebSocket from 'ws';
 import { SessionEngine } from '../../src/core/engine.js';
 import type { InstanceEvents, NetState } from '../../src/core/types.js';
 import { watchNetwork } from '../../worker/network.js';
+import { until } from '../helpers/raw-client.js';
 import { startTestServer } from '../helpers/server.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-
-async function until<T>(probe: () => T | Promise<T>, what: string, ms = 5_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 test('offline closes the socket and waits; online reconnects at once and resumes silently', async (t) => {
   // A long reconnect backoff: only the `online` event can explain a quick reconnect.
@@ -48,15 +39,15 @@ test('offline closes the socket and waits; online reconnects at once and resumes
   assert.deepEqual(net, ['connecting', 'connected', 'connecting'], 'offline closes the socket at once');
   assert.equal(engine.netState, 'connecting');
   // The server sees the connection go; the instance waits in its resume window.
-  await until(async () => server.server.context.connections.size === 0, 'the server to see the socket close');
+  await until(async () => server.server.context.connections.size === 0, 5_000, 'the server to see the socket close');
   const online = async () => (await server.rest('openim/query_online_status', { To_Account: ['alice'], IsNeedDetail: 1 })).QueryResult[0].Detail;
   assert.deepEqual((await online()).map((d: { Connected: boolean }) => d.Connected), [false]);
 
   const backAt = Date.now();
   global.dispatchEvent(new Event('online'));
-  await until(() => engine.netState === 'connected', 'connected after online');
+  await until(() => engine.netState === 'connected', 5_000, 'connected after online');
   assert.ok(Date.now() - backAt < 5_000, 'reconnected without waiting for the backoff');
-  await until(async () => (await online()).every((d: { Connected: boolean }) => d.Connected), 'the instance attached again');
+  await until(async () => (await online()).every((d: { Connected: boolean }) => d.Connected), 5_000, 'the instance attached again');
   assert.deepEqual((await online()).map((d: { InstId: number }) => d.InstId), [handle.instId], 'resumed: same instance');
   assert.deepEqual(net, ['connecting', 'connected', 'connecting', 'connected']);
   assert.deepEqual(kicked, []);
@@ -68,5 +59,5 @@ test('offline closes the socket and waits; online reconnects at once and resumes
   global.dispatchEvent(new Event('offline'));
   assert.deepEqual(net.slice(4), ['connecting']);
   global.dispatchEvent(new Event('online'));
-  await until(() => engine.netState === 'connected', 'connected after the second online');
+  await until(() => engine.netState === 'connected', 5_000, 'connected after the second online');
 });

@@ -105,15 +105,9 @@ async function until(probe: () => boolean, what: string): Promise<void> {
   throw new Error(`never happened: ${what}`);
 }
 
-/** Let every queued microtask and immediate run. */
-const settle = () => new Promise((resolve) => setImmediate(resolve));
-
-test('a dead run is adopted at once; a run whose lock is still held is adopted when it is released, with its latest record', async () => {
-  const locks = new FakeLocks();
-  const records = new Map<string, StoredRun>([['dead', run('dead', [1])], ['dying', run('dying', [2])]]);
+/** Run `adoptDeadRuns` over `records` (read live); returns the list the adopted runs land in. */
+async function watchRuns(locks: FakeLocks, records: Map<string, StoredRun>): Promise<StoredRun[]> {
   const adopted: StoredRun[] = [];
-  // The crashed leader's life lock is still listed as held when the new leader starts.
-  locks.hold(workerLockName('dying'));
   await adoptDeadRuns({
     locks,
     others: async () => [...records.values()],
@@ -121,6 +115,18 @@ test('a dead run is adopted at once; a run whose lock is still held is adopted w
     adopt: (r) => adopted.push(r),
     log: quiet,
   });
+  return adopted;
+}
+
+/** Let every queued microtask and immediate run. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+test('a dead run is adopted at once; a run whose lock is still held is adopted when it is released, with its latest record', async () => {
+  const locks = new FakeLocks();
+  const records = new Map<string, StoredRun>([['dead', run('dead', [1])], ['dying', run('dying', [2])]]);
+  // The crashed leader's life lock is still listed as held when the new leader starts.
+  locks.hold(workerLockName('dying'));
+  const adopted = await watchRuns(locks, records);
   await until(() => adopted.length === 1, 'the dead run adopted');
   assert.equal(adopted[0]!.epoch, 'dead');
   assert.deepEqual(
@@ -144,16 +150,9 @@ test('a dead run is adopted at once; a run whose lock is still held is adopted w
 test('waiting on a live run blocks nobody and adopts nothing; a record gone meanwhile is not adopted', async () => {
   const locks = new FakeLocks();
   const records = new Map<string, StoredRun>([['alive', run('alive', [1])], ['dropped', run('dropped', [2])]]);
-  const adopted: StoredRun[] = [];
   locks.hold(workerLockName('alive'));
   locks.hold(workerLockName('dropped'));
-  await adoptDeadRuns({
-    locks,
-    others: async () => [...records.values()],
-    record: async (epoch) => records.get(epoch),
-    adopt: (r) => adopted.push(r),
-    log: quiet,
-  });
+  const adopted = await watchRuns(locks, records);
   // Tabs of the live run watch it with shared requests too: they are not held up by ours.
   let tabWatchGranted = false;
   void locks.request(workerLockName('alive'), { mode: 'shared' }, () => { tabWatchGranted = true; });
