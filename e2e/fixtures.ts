@@ -265,6 +265,22 @@ export async function expectOnlineCount(server: Pick<ChatServerProcess, 'onlineI
   return took;
 }
 
+/**
+ * The SDK state events chat `sdkAppId` emitted in `tab`, in order (NET_STATE_CHANGE left out),
+ * a KICKED_OUT as `kickedOut:<type>`.
+ */
+export async function sdkStates(tab: Pick<Tab, 'events'>, sdkAppId: number): Promise<string[]> {
+  return (await tab.events(sdkAppId)).filter((e) => e.name !== 'netStateChange').map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
+}
+
+/** Create chat `sdkAppId` in `tab` (fresh) and log `userID` in; waits for SDK_READY. */
+export async function loginReady(tab: Pick<Tab, 'h'>, sdkAppId: number, userID: string, create: Record<string, unknown> = {}): Promise<void> {
+  expect(await tab.h('create', { SDKAppID: sdkAppId, ...create })).toEqual({ ok: true, value: 'new' });
+  const login = await tab.h('login', sdkAppId, userID);
+  expect(login.ok, JSON.stringify(login)).toBe(true);
+  await expect.poll(() => tab.h('isReady', sdkAppId)).toBe(true);
+}
+
 /** Open a tab, create the chat and log in; waits for SDK_READY. */
 export async function readyTab(
   openTab: Fixtures['openTab'],
@@ -273,10 +289,7 @@ export async function readyTab(
   options: { ctx?: BrowserContext; create?: Record<string, unknown> } = {},
 ): Promise<Tab> {
   const tab = await openTab(options.ctx ? { ctx: options.ctx } : {});
-  expect(await tab.h('create', { SDKAppID: sdkAppId, ...options.create })).toEqual({ ok: true, value: 'new' });
-  const login = await tab.h('login', sdkAppId, userID);
-  expect(login.ok, JSON.stringify(login)).toBe(true);
-  await expect.poll(() => tab.h('isReady', sdkAppId)).toBe(true);
+  await loginReady(tab, sdkAppId, userID, options.create);
   return tab;
 }
 
