@@ -52,8 +52,8 @@ export interface ChatServerProcess {
   tmpDir: string;
 }
 
-/** Run the built server CLI with `args` (which must include `--port 0`); resolves once it listens. */
-async function spawnCli(args: string[]): Promise<{ child: ChildProcess; httpUrl: string }> {
+/** Run the built server CLI with `args` (which must include `--port`); resolves once it listens. */
+export async function spawnCli(args: string[]): Promise<{ child: ChildProcess; httpUrl: string }> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
   const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
     cwd: ROOT,
@@ -80,11 +80,11 @@ async function spawnCli(args: string[]): Promise<{ child: ChildProcess; httpUrl:
   return { child, httpUrl };
 }
 
-/** SIGTERM the CLI (SIGKILL after 5 s) and wait for it to exit. */
-async function stopCli(child: ChildProcess): Promise<void> {
+/** Send `signal` to the CLI (SIGKILL after 5 s) and wait for it to exit. */
+export async function stopCli(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
+  child.kill(signal);
   const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(killTimer);
@@ -204,32 +204,7 @@ export const test = base.extend<Fixtures, { serverProcess: ChatServerProcess }>(
   },
   openTab: async ({ context, server, allowConsoleErrors }, use) => {
     const problems: string[] = [];
-    const watched = new Set<Page>();
-    const watch = (page: Page) => {
-      if (watched.has(page)) return;
-      watched.add(page);
-      page.on('console', (message) => {
-        if (message.type() !== 'error') return;
-        const text = message.text();
-        if (!allowConsoleErrors.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
-      });
-      page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
-    };
-    const open = async (options: { ctx?: BrowserContext; path?: string } = {}): Promise<Tab> => {
-      const ctx = options.ctx ?? context;
-      const page = await ctx.newPage();
-      watch(page);
-      await page.goto(`${server.httpUrl}${options.path ?? '/e2e/index.html'}`);
-      await page.waitForFunction(() => typeof (window as any).h === 'object');
-      const tab: Tab = {
-        page,
-        h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
-        names: (sdkAppId) => page.evaluate((id) => (window as any).h.names(id), sdkAppId),
-        events: (sdkAppId) => page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), sdkAppId),
-      };
-      return tab;
-    };
-    await use(open);
+    await use((options = {}) => openHarnessTab(options.ctx ?? context, `${server.httpUrl}${options.path ?? '/e2e/index.html'}`, problems, allowConsoleErrors));
     expect(problems, 'console errors / page errors during the test').toEqual([]);
   },
 });
@@ -360,6 +335,23 @@ export function watchPageErrors(page: Page, problems: string[], allow: RegExp[] 
     if (!allow.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
   });
   page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
+}
+
+/**
+ * Open `url` (a page running e2e/pages/harness.js) in a new page of `ctx` and wait for the
+ * harness; its console errors (unless `allow`ed) and page errors go onto `problems`.
+ */
+export async function openHarnessTab(ctx: BrowserContext, url: string, problems: string[], allow: RegExp[] = []): Promise<Tab> {
+  const page = await ctx.newPage();
+  watchPageErrors(page, problems, allow);
+  await page.goto(url);
+  await page.waitForFunction(() => typeof (window as any).h === 'object');
+  return {
+    page,
+    h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
+    names: (sdkAppId) => page.evaluate((id) => (window as any).h.names(id), sdkAppId),
+    events: (sdkAppId) => page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), sdkAppId),
+  };
 }
 
 /**
