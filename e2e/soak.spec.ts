@@ -22,6 +22,7 @@
 import { randomInt } from 'node:crypto';
 import TabChatNode from '../src/node/index.js';
 import { expect, RESUME_WINDOW_MS, test, type Tab } from './fixtures.js';
+import { Rng } from '../test/helpers/rng.js';
 import { RESTART_APP, startRestartableServer, tabOpener } from './server-control.js';
 
 const SOAK_MS = Number(process.env.TABCHAT_SOAK_MS ?? 0);
@@ -29,20 +30,6 @@ const SEED = process.env.TABCHAT_SOAK_SEED ? Number(process.env.TABCHAT_SOAK_SEE
 const MAX_TABS = 6;
 const USERS = 2;
 const SETTLE_EVERY = 10;
-
-class Rng {
-  private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number { return Math.floor(this.next() * n); }
-  pick<T>(items: readonly T[]): T { return items[this.int(items.length)]!; }
-}
 
 interface SoakTab { tab: Tab; n: number; user: string | null }
 
