@@ -90,6 +90,14 @@ export async function stopCli(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL'
   clearTimeout(killTimer);
 }
 
+/** POST /v4/<command> to the server at `httpUrl` as `admin` of app `sdkAppId` (signed with `key`); the parsed JSON body. */
+export async function adminRest(httpUrl: string, sdkAppId: number, key: string, admin: string, command: string, body: unknown): Promise<any> {
+  const usersig = generateUserSig({ sdkAppId, key, identifier: admin });
+  const query = new URLSearchParams({ sdkappid: String(sdkAppId), identifier: admin, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
+  const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
+  return res.json();
+}
+
 async function startServer(): Promise<{ server: ChatServerProcess; stop: () => Promise<void> }> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
   const dir = mkdtempSync(join(tmpdir(), 'tabchat-e2e-'));
@@ -107,12 +115,7 @@ async function startServer(): Promise<{ server: ChatServerProcess; stop: () => P
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config));
   const { child, httpUrl } = await spawnCli(['--config', configPath, '--port', '0']);
-  const rest = async (sdkAppId: number, command: string, body: unknown) => {
-    const usersig = generateUserSig({ sdkAppId, key: SECRET, identifier: ADMIN });
-    const query = new URLSearchParams({ sdkappid: String(sdkAppId), identifier: ADMIN, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
-    const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
-    return res.json();
-  };
+  const rest = (sdkAppId: number, command: string, body: unknown) => adminRest(httpUrl, sdkAppId, SECRET, ADMIN, command, body);
   const server: ChatServerProcess = {
     httpUrl,
     wsUrl: httpUrl.replace(/^http/, 'ws') + '/ws',
@@ -317,12 +320,7 @@ export async function startDemoServer(): Promise<{ server: DemoServer; stop: () 
   const server: DemoServer = {
     httpUrl,
     sdkAppId: app.sdkAppId,
-    async rest(command, body) {
-      const usersig = generateUserSig({ sdkAppId: app.sdkAppId, key: app.secretKey, identifier: admin });
-      const query = new URLSearchParams({ sdkappid: String(app.sdkAppId), identifier: admin, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
-      const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
-      return res.json();
-    },
+    rest: (command, body) => adminRest(httpUrl, app.sdkAppId, app.secretKey, admin, command, body),
   };
   return { server, stop: () => stopCli(child) };
 }

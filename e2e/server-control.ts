@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, type BrowserContext } from '@playwright/test';
 import { generateUserSig } from '../server/usersig.js';
-import { RESUME_WINDOW_MS, openHarnessTab, spawnCli, stopCli } from './fixtures.js';
+import { RESUME_WINDOW_MS, adminRest, openHarnessTab, spawnCli, stopCli } from './fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -55,12 +55,7 @@ export async function startRestartableServer(): Promise<RestartableServer> {
   writeFileSync(configPath, JSON.stringify(config));
   let { child, httpUrl } = await spawnCli(['--config', configPath, '--port', '0']);
   const port = new URL(httpUrl).port;
-  const rest = async (command: string, body: unknown) => {
-    const usersig = generateUserSig({ sdkAppId: RESTART_APP, key: SECRET, identifier: ADMIN });
-    const query = new URLSearchParams({ sdkappid: String(RESTART_APP), identifier: ADMIN, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
-    const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
-    return res.json() as Promise<any>;
-  };
+  const rest = (command: string, body: unknown) => adminRest(httpUrl, RESTART_APP, SECRET, ADMIN, command, body);
   return {
     httpUrl,
     rest,
