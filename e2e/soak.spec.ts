@@ -36,7 +36,10 @@ interface SoakTab { tab: Tab; n: number; user: string | null }
 test.skip(!SOAK_MS, 'set TABCHAT_SOAK_MS to run the soak');
 test.setTimeout(SOAK_MS + 180_000);
 
-test(`soak: random tabs, crashes, logins, kicks, limits and messages (seed ${SEED})`, async ({ context, uid }) => {
+// The seed is not in the title: without TABCHAT_SOAK_SEED each Playwright process draws its own,
+// and a title that differs between the loader and the worker is "Test not found in the worker
+// process". The worker prints it and records it as the `seed` annotation.
+test('soak: random tabs, crashes, logins, kicks, limits and messages', async ({ context, uid }) => {
   console.log(`# tabchat soak: TABCHAT_SOAK_SEED=${SEED} TABCHAT_SOAK_MS=${SOAK_MS}`);
   test.info().annotations.push({ type: 'seed', description: String(SEED) });
   const rng = new Rng(SEED);
