@@ -97,6 +97,16 @@ const outDir = resolve(root, 'dist');
  */
 const BROWSER_TARGET = 'es2022';
 
+/** Build options of every browser build (the ESM one and the IIFE ones). */
+const browserBuild = {
+  outDir,
+  emptyOutDir: false,
+  copyPublicDir: false,
+  target: BROWSER_TARGET,
+  minify: true,
+  sourcemap: true,
+} as const;
+
 /** The IIFE builds have no `import.meta`; the tab code falls back to `document.currentScript`. */
 const iifeDefine = { ...define, 'import.meta.url': 'undefined' };
 
@@ -108,12 +118,7 @@ function classicBuild(entry: string, name: string, fileName: string): InlineConf
     define: iifeDefine,
     plugins: [inlineCodes()],
     build: {
-      outDir,
-      emptyOutDir: false,
-      copyPublicDir: false,
-      target: BROWSER_TARGET,
-      minify: true,
-      sourcemap: true,
+      ...browserBuild,
       lib: { entry: resolve(root, entry), name, formats: ['iife'], fileName: () => fileName },
     },
   };
@@ -143,12 +148,7 @@ export default defineConfig({
   define,
   plugins: [inlineCodes(), classicBuilds()],
   build: {
-    outDir,
-    emptyOutDir: false,
-    copyPublicDir: false,
-    target: BROWSER_TARGET,
-    minify: true,
-    sourcemap: true,
+    ...browserBuild,
     lib: {
       entry: resolve(root, 'src/index.ts'),
       formats: ['es'],

@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { expect, test, type BrowserContext } from '@playwright/test';
+import { loginReady, openHarnessTab, sdkStates, type Tab } from './fixtures.js';
 import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../test/helpers/services.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -88,35 +89,14 @@ test.afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Tab {
-  page: Page;
-  h<T = any>(method: string, ...args: unknown[]): Promise<T>;
-}
-
 /** A tab of `ctx` on the harness page served by `node`, with a chat created and logged in as `userID`. */
 async function readyTabOn(ctx: BrowserContext, node: Node, userID: string, problems: string[]): Promise<Tab> {
-  const page = await ctx.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error in ${page.url()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error in ${page.url()}: ${e.message}`));
-  await page.goto(`${node.httpUrl}/e2e/index.html`);
-  await page.waitForFunction(() => typeof (window as any).h === 'object');
-  const tab: Tab = {
-    page,
-    h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
-  };
-  expect(await tab.h('create', { SDKAppID: SDKAPPID })).toEqual({ ok: true, value: 'new' });
-  const login = await tab.h('login', SDKAPPID, userID);
-  expect(login.ok, JSON.stringify(login)).toBe(true);
-  await expect.poll(() => tab.h('isReady', SDKAPPID)).toBe(true);
+  const tab = await openHarnessTab(ctx, `${node.httpUrl}/e2e/index.html`, problems);
+  await loginReady(tab, SDKAPPID, userID);
   return tab;
 }
 
-async function states(tab: Tab): Promise<string[]> {
-  const events = await tab.page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), SDKAPPID);
-  return events.filter((e: any) => e.name !== 'netStateChange').map((e: any) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
-}
+const states = (tab: Tab): Promise<string[]> => sdkStates(tab, SDKAPPID);
 
 test('limit 2 across three browsers on three nodes: a3 on node 3 kicks a1 on node 1; a2 on node 2 stays', async ({ browser }) => {
   const user = `a-${randomBytes(3).toString('hex')}`;

@@ -52,8 +52,8 @@ export interface ChatServerProcess {
   tmpDir: string;
 }
 
-/** Run the built server CLI with `args` (which must include `--port 0`); resolves once it listens. */
-async function spawnCli(args: string[]): Promise<{ child: ChildProcess; httpUrl: string }> {
+/** Run the built server CLI with `args` (which must include `--port`); resolves once it listens. */
+export async function spawnCli(args: string[]): Promise<{ child: ChildProcess; httpUrl: string }> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
   const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
     cwd: ROOT,
@@ -80,14 +80,22 @@ async function spawnCli(args: string[]): Promise<{ child: ChildProcess; httpUrl:
   return { child, httpUrl };
 }
 
-/** SIGTERM the CLI (SIGKILL after 5 s) and wait for it to exit. */
-async function stopCli(child: ChildProcess): Promise<void> {
+/** Send `signal` to the CLI (SIGKILL after 5 s) and wait for it to exit. */
+export async function stopCli(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
+  child.kill(signal);
   const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(killTimer);
+}
+
+/** POST /v4/<command> to the server at `httpUrl` as `admin` of app `sdkAppId` (signed with `key`); the parsed JSON body. */
+export async function adminRest(httpUrl: string, sdkAppId: number, key: string, admin: string, command: string, body: unknown): Promise<any> {
+  const usersig = generateUserSig({ sdkAppId, key, identifier: admin });
+  const query = new URLSearchParams({ sdkappid: String(sdkAppId), identifier: admin, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
+  const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
+  return res.json();
 }
 
 async function startServer(): Promise<{ server: ChatServerProcess; stop: () => Promise<void> }> {
@@ -107,12 +115,7 @@ async function startServer(): Promise<{ server: ChatServerProcess; stop: () => P
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config));
   const { child, httpUrl } = await spawnCli(['--config', configPath, '--port', '0']);
-  const rest = async (sdkAppId: number, command: string, body: unknown) => {
-    const usersig = generateUserSig({ sdkAppId, key: SECRET, identifier: ADMIN });
-    const query = new URLSearchParams({ sdkappid: String(sdkAppId), identifier: ADMIN, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
-    const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
-    return res.json();
-  };
+  const rest = (sdkAppId: number, command: string, body: unknown) => adminRest(httpUrl, sdkAppId, SECRET, ADMIN, command, body);
   const server: ChatServerProcess = {
     httpUrl,
     wsUrl: httpUrl.replace(/^http/, 'ws') + '/ws',
@@ -204,32 +207,7 @@ export const test = base.extend<Fixtures, { serverProcess: ChatServerProcess }>(
   },
   openTab: async ({ context, server, allowConsoleErrors }, use) => {
     const problems: string[] = [];
-    const watched = new Set<Page>();
-    const watch = (page: Page) => {
-      if (watched.has(page)) return;
-      watched.add(page);
-      page.on('console', (message) => {
-        if (message.type() !== 'error') return;
-        const text = message.text();
-        if (!allowConsoleErrors.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
-      });
-      page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
-    };
-    const open = async (options: { ctx?: BrowserContext; path?: string } = {}): Promise<Tab> => {
-      const ctx = options.ctx ?? context;
-      const page = await ctx.newPage();
-      watch(page);
-      await page.goto(`${server.httpUrl}${options.path ?? '/e2e/index.html'}`);
-      await page.waitForFunction(() => typeof (window as any).h === 'object');
-      const tab: Tab = {
-        page,
-        h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
-        names: (sdkAppId) => page.evaluate((id) => (window as any).h.names(id), sdkAppId),
-        events: (sdkAppId) => page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), sdkAppId),
-      };
-      return tab;
-    };
-    await use(open);
+    await use((options = {}) => openHarnessTab(options.ctx ?? context, `${server.httpUrl}${options.path ?? '/e2e/index.html'}`, problems, allowConsoleErrors));
     expect(problems, 'console errors / page errors during the test').toEqual([]);
   },
 });
@@ -265,6 +243,22 @@ export async function expectOnlineCount(server: Pick<ChatServerProcess, 'onlineI
   return took;
 }
 
+/**
+ * The SDK state events chat `sdkAppId` emitted in `tab`, in order (NET_STATE_CHANGE left out),
+ * a KICKED_OUT as `kickedOut:<type>`.
+ */
+export async function sdkStates(tab: Pick<Tab, 'events'>, sdkAppId: number): Promise<string[]> {
+  return (await tab.events(sdkAppId)).filter((e) => e.name !== 'netStateChange').map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
+}
+
+/** Create chat `sdkAppId` in `tab` (fresh) and log `userID` in; waits for SDK_READY. */
+export async function loginReady(tab: Pick<Tab, 'h'>, sdkAppId: number, userID: string, create: Record<string, unknown> = {}): Promise<void> {
+  expect(await tab.h('create', { SDKAppID: sdkAppId, ...create })).toEqual({ ok: true, value: 'new' });
+  const login = await tab.h('login', sdkAppId, userID);
+  expect(login.ok, JSON.stringify(login)).toBe(true);
+  await expect.poll(() => tab.h('isReady', sdkAppId)).toBe(true);
+}
+
 /** Open a tab, create the chat and log in; waits for SDK_READY. */
 export async function readyTab(
   openTab: Fixtures['openTab'],
@@ -273,10 +267,7 @@ export async function readyTab(
   options: { ctx?: BrowserContext; create?: Record<string, unknown> } = {},
 ): Promise<Tab> {
   const tab = await openTab(options.ctx ? { ctx: options.ctx } : {});
-  expect(await tab.h('create', { SDKAppID: sdkAppId, ...options.create })).toEqual({ ok: true, value: 'new' });
-  const login = await tab.h('login', sdkAppId, userID);
-  expect(login.ok, JSON.stringify(login)).toBe(true);
-  await expect.poll(() => tab.h('isReady', sdkAppId)).toBe(true);
+  await loginReady(tab, sdkAppId, userID, options.create);
   return tab;
 }
 
@@ -329,12 +320,7 @@ export async function startDemoServer(): Promise<{ server: DemoServer; stop: () 
   const server: DemoServer = {
     httpUrl,
     sdkAppId: app.sdkAppId,
-    async rest(command, body) {
-      const usersig = generateUserSig({ sdkAppId: app.sdkAppId, key: app.secretKey, identifier: admin });
-      const query = new URLSearchParams({ sdkappid: String(app.sdkAppId), identifier: admin, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
-      const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
-      return res.json();
-    },
+    rest: (command, body) => adminRest(httpUrl, app.sdkAppId, app.secretKey, admin, command, body),
   };
   return { server, stop: () => stopCli(child) };
 }
@@ -347,6 +333,23 @@ export function watchPageErrors(page: Page, problems: string[], allow: RegExp[] 
     if (!allow.some((re) => re.test(text))) problems.push(`console error in ${page.url()}: ${text}`);
   });
   page.on('pageerror', (error) => problems.push(`page error in ${page.url()}: ${error.stack ?? error.message}`));
+}
+
+/**
+ * Open `url` (a page running e2e/pages/harness.js) in a new page of `ctx` and wait for the
+ * harness; its console errors (unless `allow`ed) and page errors go onto `problems`.
+ */
+export async function openHarnessTab(ctx: BrowserContext, url: string, problems: string[], allow: RegExp[] = []): Promise<Tab> {
+  const page = await ctx.newPage();
+  watchPageErrors(page, problems, allow);
+  await page.goto(url);
+  await page.waitForFunction(() => typeof (window as any).h === 'object');
+  return {
+    page,
+    h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
+    names: (sdkAppId) => page.evaluate((id) => (window as any).h.names(id), sdkAppId),
+    events: (sdkAppId) => page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), sdkAppId),
+  };
 }
 
 /**

@@ -4,16 +4,7 @@
  * hub and the single socket; the others talk to it over BroadcastChannel. When the leader
  * goes, the next tab takes over and every surviving session is resumed silently.
  */
-import type { BrowserContext } from '@playwright/test';
-import { APP, expect, expectOnlineCount, readyTab, test, type Tab } from './fixtures.js';
-
-async function sdkStates(tab: Tab, sdkAppId: number): Promise<string[]> {
-  return (await tab.events(sdkAppId)).filter((e) => e.name !== 'netStateChange').map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
-}
-
-async function withoutSharedWorker(context: BrowserContext): Promise<void> {
-  await context.addInitScript(() => { delete (globalThis as { SharedWorker?: unknown }).SharedWorker; });
-}
+import { APP, expect, expectOnlineCount, readyTab, sdkStates, test, withoutSharedWorker, type Tab } from './fixtures.js';
 
 test('without SharedWorker a leader tab carries every tab on one socket', async ({ context, openTab, server, uid }) => {
   await withoutSharedWorker(context);

@@ -5,11 +5,7 @@
  * window; the 1 s target itself is measured by `npm run bench`).
  */
 import TabChatNode from '../src/node/index.js';
-import { APP, expect, expectOnlineCount, readyTab, test, type Tab } from './fixtures.js';
-
-async function sdkStates(tab: Tab, sdkAppId: number): Promise<string[]> {
-  return (await tab.events(sdkAppId)).filter((e) => e.name !== 'netStateChange').map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
-}
+import { APP, expect, expectOnlineCount, readyTab, sdkStates, test, type Tab } from './fixtures.js';
 
 test('limit 1: a second tab kicks the first (multipleAccount, then SDK_NOT_READY) and it stays out', async ({ openTab, server, uid }) => {
   const user = uid();

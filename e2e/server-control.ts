@@ -8,18 +8,16 @@
  * Playwright worker and must not restart). Messages are stored in sqlite, so what the server
  * acknowledged survives its restarts, as in production.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, type BrowserContext, type Page } from '@playwright/test';
+import { expect, type BrowserContext } from '@playwright/test';
 import { generateUserSig } from '../server/usersig.js';
-import { RESUME_WINDOW_MS, watchPageErrors, type Tab } from './fixtures.js';
+import { RESUME_WINDOW_MS, adminRest, openHarnessTab, spawnCli, stopCli } from './fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const CLI = join(here, '..', 'dist', 'node', 'server', 'cli.js');
 
 /** The one app of a restartable server: 20 instances per platform, policy multi. */
 export const RESTART_APP = 1400000101;
@@ -43,37 +41,6 @@ export interface RestartableServer {
 const SECRET = randomBytes(24).toString('hex');
 const ADMIN = 'administrator';
 
-function run(args: string[]): Promise<{ child: ChildProcess; httpUrl: string }> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: join(here, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 15 s:\n${output}`)), 15_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[^\s]+)/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve({ child, httpUrl: match[1].replace(/\/$/, '') });
-      }
-    });
-    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${output}`));
-    });
-  });
-}
-
-async function kill(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const force = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(force);
-}
-
 /** Start a restartable server (free port, sqlite store, the e2e pages under `/e2e/`). */
 export async function startRestartableServer(): Promise<RestartableServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tabchat-e2e-restart-'));
@@ -86,22 +53,17 @@ export async function startRestartableServer(): Promise<RestartableServer> {
   };
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config));
-  let { child, httpUrl } = await run(['--config', configPath, '--port', '0']);
+  let { child, httpUrl } = await spawnCli(['--config', configPath, '--port', '0']);
   const port = new URL(httpUrl).port;
-  const rest = async (command: string, body: unknown) => {
-    const usersig = generateUserSig({ sdkAppId: RESTART_APP, key: SECRET, identifier: ADMIN });
-    const query = new URLSearchParams({ sdkappid: String(RESTART_APP), identifier: ADMIN, usersig, random: String(Math.floor(Math.random() * 2 ** 32)), contenttype: 'json' });
-    const res = await fetch(`${httpUrl}/v4/${command}?${query}`, { method: 'POST', body: JSON.stringify(body) });
-    return res.json() as Promise<any>;
-  };
+  const rest = (command: string, body: unknown) => adminRest(httpUrl, RESTART_APP, SECRET, ADMIN, command, body);
   return {
     httpUrl,
     rest,
     sig: (userID, options = {}) => generateUserSig({ sdkAppId: RESTART_APP, key: SECRET, identifier: userID, ...options }),
-    stop: (signal = 'SIGTERM') => kill(child, signal),
+    stop: (signal) => stopCli(child, signal),
     async start() {
       if (child.exitCode === null && child.signalCode === null) throw new Error('the server is still running');
-      ({ child } = await run(['--config', configPath, '--port', port]));
+      ({ child } = await spawnCli(['--config', configPath, '--port', port]));
     },
     async onlineInstances(userID) {
       const body = await rest('openim/query_online_status', { To_Account: [userID], IsNeedDetail: 1 });
@@ -109,7 +71,7 @@ export async function startRestartableServer(): Promise<RestartableServer> {
       return (body.QueryResult?.[0]?.Detail ?? []).filter((d: { Status: string }) => d.Status !== 'Offline');
     },
     async close() {
-      await kill(child, 'SIGTERM');
+      await stopCli(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -124,19 +86,8 @@ export function tabOpener(server: { httpUrl: string }, defaultContext: BrowserCo
   // so Chromium logs each refused reconnect attempt to that page's console.
   allow = [...allow, /WebSocket connection to '.*' failed: .*ERR_CONNECTION_REFUSED/];
   const problems: string[] = [];
-  const watch = (page: Page) => watchPageErrors(page, problems, allow);
-  const openTab = async (options: { ctx?: BrowserContext } = {}): Promise<Tab> => {
-    const page = await (options.ctx ?? defaultContext).newPage();
-    watch(page);
-    await page.goto(`${server.httpUrl}/e2e/index.html`);
-    await page.waitForFunction(() => typeof (window as any).h === 'object');
-    return {
-      page,
-      h: (method, ...args) => page.evaluate(([m, a]) => (window as any).h[m as string](...(a as unknown[])), [method, args] as const),
-      names: (sdkAppId) => page.evaluate((id) => (window as any).h.names(id), sdkAppId),
-      events: (sdkAppId) => page.evaluate((id) => (window as any).h.events.filter((e: any) => e.sdkAppId === id), sdkAppId),
-    };
-  };
+  const openTab = (options: { ctx?: BrowserContext } = {}) =>
+    openHarnessTab(options.ctx ?? defaultContext, `${server.httpUrl}/e2e/index.html`, problems, allow);
   const assertNoProblems = () => expect(problems, 'console errors / page errors during the test').toEqual([]);
   return { openTab, problems, assertNoProblems };
 }

@@ -4,13 +4,9 @@
  * that tab's API state; the instance is released when its last tab leaves; a kick of the
  * instance reaches every tab attached to it.
  */
-import { APP, expect, expectOnlineCount, readyTab, test, type Tab } from './fixtures.js';
+import { APP, expect, expectOnlineCount, readyTab, sdkStates, test, type Tab } from './fixtures.js';
 
 const SHARED = { create: { tabs: 'shared' } };
-
-async function sdkStates(tab: Tab, sdkAppId: number): Promise<string[]> {
-  return (await tab.events(sdkAppId)).filter((e) => e.name !== 'netStateChange').map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
-}
 
 test('shared tabs use one instance; logout is per tab; the last tab out releases it', async ({ openTab, server, uid }) => {
   const user = uid();

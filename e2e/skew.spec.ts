@@ -7,7 +7,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP, ROOT, expect, sharedWorkerTargets, test, type Tab } from './fixtures.js';
+import { APP, ROOT, expect, loginReady, sharedWorkerTargets, test, type Tab } from './fixtures.js';
 
 const BUILD_RE = /\b\d+\.\d+\.\d+\+[0-9a-f]{10}\b/;
 const NEW_BUILD = '9.9.9+ffffffffff';
@@ -30,13 +30,6 @@ function deployNewBuild(tmpDir: string): string {
     '</head><body><pre id="state">loading</pre></body></html>',
   ].join('\n'));
   return build!;
-}
-
-async function loginReady(tab: Tab, sdkAppId: number, user: string, create: Record<string, unknown> = {}): Promise<void> {
-  expect(await tab.h('create', { SDKAppID: sdkAppId, ...create })).toEqual({ ok: true, value: 'new' });
-  const login = await tab.h('login', sdkAppId, user);
-  expect(login.ok, JSON.stringify(login)).toBe(true);
-  await expect.poll(() => tab.h('isReady', sdkAppId)).toBe(true);
 }
 
 test('an old and a new deploy in one profile: two hubs, one session per tab, the old one steps down cleanly', async ({ openTab, server, uid, noSharedWorker }) => {

@@ -22,6 +22,7 @@
 import { randomInt } from 'node:crypto';
 import TabChatNode from '../src/node/index.js';
 import { expect, RESUME_WINDOW_MS, test, type Tab } from './fixtures.js';
+import { Rng } from '../test/helpers/rng.js';
 import { RESTART_APP, startRestartableServer, tabOpener } from './server-control.js';
 
 const SOAK_MS = Number(process.env.TABCHAT_SOAK_MS ?? 0);
@@ -30,26 +31,15 @@ const MAX_TABS = 6;
 const USERS = 2;
 const SETTLE_EVERY = 10;
 
-class Rng {
-  private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number { return Math.floor(this.next() * n); }
-  pick<T>(items: readonly T[]): T { return items[this.int(items.length)]!; }
-}
-
 interface SoakTab { tab: Tab; n: number; user: string | null }
 
 test.skip(!SOAK_MS, 'set TABCHAT_SOAK_MS to run the soak');
 test.setTimeout(SOAK_MS + 180_000);
 
-test(`soak: random tabs, crashes, logins, kicks, limits and messages (seed ${SEED})`, async ({ context, uid }) => {
+// The seed is not in the title: without TABCHAT_SOAK_SEED each Playwright process draws its own,
+// and a title that differs between the loader and the worker is "Test not found in the worker
+// process". The worker prints it and records it as the `seed` annotation.
+test('soak: random tabs, crashes, logins, kicks, limits and messages', async ({ context, uid }) => {
   console.log(`# tabchat soak: TABCHAT_SOAK_SEED=${SEED} TABCHAT_SOAK_MS=${SOAK_MS}`);
   test.info().annotations.push({ type: 'seed', description: String(SEED) });
   const rng = new Rng(SEED);

@@ -4,11 +4,7 @@
  * (same instIds, no KICKED_OUT, no SDK_NOT_READY); commands and events keep working.
  */
 import { createServer, type Socket } from 'node:net';
-import { APP, expect, killSharedWorker, readyTab, sharedWorkerTargets, test, type Tab } from './fixtures.js';
-
-async function sdkStates(tab: Tab, sdkAppId: number): Promise<string[]> {
-  return (await tab.events(sdkAppId)).filter((e) => e.name !== 'netStateChange').map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
-}
+import { APP, expect, killSharedWorker, readyTab, sdkStates, sharedWorkerTargets, test, type Tab } from './fixtures.js';
 
 test('pages of one context share one worker; killing it is survived silently', async ({ openTab, server, uid }) => {
   const user = uid();

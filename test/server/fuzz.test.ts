@@ -15,6 +15,7 @@ import { Writable } from 'node:stream';
 import { CLOSE, CODE } from '../../src/protocol/codes.js';
 import { PLATFORMS, PROTOCOL_VERSION, parseServerFrame, type ServerFrame } from '../../src/protocol/frames.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { Rng } from '../helpers/rng.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { createLogger } from '../../server/log.js';
 import { onlineIds } from './util.js';
@@ -29,31 +30,6 @@ const SYNC_ID_BASE = 2 ** 52;
 
 // Printed at load time so the seed is visible even if the test hangs or crashes.
 console.log(`# tabchat fuzz: TABCHAT_FUZZ_SEED=${SEED} TABCHAT_FUZZ_ITERATIONS=${ITERATIONS} (REST requests: ${REST_ITERATIONS})`);
-
-// ---------------------------------------------------------------- seeded PRNG (mulberry32)
-
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
 
 // ---------------------------------------------------------------- value generators
 
