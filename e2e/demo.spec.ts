@@ -2,8 +2,9 @@
  * The demo page (demo/, served at `/`), driven the way a newcomer uses it: against a server
  * started like `npm start` (the CLI with `--demo`, i.e. config/demo.json, on a free port),
  * clicking the page's own buttons, opening tabs with its "Open another tab" button: the
- * limit-1 kick, the README's four clicks (limit 2, a3 kicks a1), a REST kick, a text message
- * between two browsers, and the accessibility basics at phone width.
+ * limit-1 kick, the README's four clicks (limit 2, a new login kicks the oldest, a1) with the
+ * labels the README promises at each step, a REST kick, a text message between two browsers,
+ * and the accessibility basics at phone width.
  * Screenshots of every state go to this test's folder under test-results/ (gitignored,
  * `testInfo.outputPath()`). Any console error or page error in any tab fails the test.
  */
@@ -60,7 +61,7 @@ async function onlineInstances(demo: DemoServer, userID: string): Promise<Array<
   return body.QueryResult[0].Detail;
 }
 
-test('two tabs kick with the default limit; limit 2 in Admin; the third login (a3) kicks the oldest (a1)', async ({ page, demo }, testInfo) => {
+test('two tabs kick with the default limit; limit 2 in Admin; a third tab kicks the oldest login (a1)', async ({ page, demo }, testInfo) => {
   test.setTimeout(120_000); // three tabs, eight full-page screenshots: slow on a busy 2-core machine
   // Tab A: the page as `npm start` serves it; log in as the preset user.
   const tabA = page;
@@ -89,6 +90,8 @@ test('two tabs kick with the default limit; limit 2 in Admin; the third login (a
   const tabB = await openAnotherTab(tabA);
   await expectReady(tabB);
   await expect(tabB.locator('#net')).toHaveText('connected');
+  // README step 2: the new tab is now the only login, a1.
+  await expect(tabB.locator('#order-tag')).toHaveText('a1');
   await expectNotReady(tabA, '3003', 'multipleAccount');
   await expect(tabA.locator('#reason-text')).toContainText('this tab was a1');
   await expect(tabA.locator('#log')).toContainText('KICKED_OUT type=multipleAccount');
@@ -116,7 +119,7 @@ test('two tabs kick with the default limit; limit 2 in Admin; the third login (a
   await tabA.getByRole('button', { name: 'Log in', exact: true }).click(); // 3
   await expectReady(tabA);
   await expectReady(tabB);
-  // Login order: B has been logged in longer, so B is a1 now and A is a2.
+  // README click 3: A is ready again as a2; B has been logged in longer and is a1.
   await expect(tabB.locator('#order-tag')).toHaveText('a1');
   await expect(tabA.locator('#order-tag')).toHaveText('a2');
   await expect(tabB.locator('#order')).toContainText('the next login over the limit kicks this tab');
@@ -125,18 +128,21 @@ test('two tabs kick with the default limit; limit 2 in Admin; the third login (a
 
   const tabC = await openAnotherTab(tabA); // 4
   await expectReady(tabC);
+  // README click 4: the oldest login (a1, tab B) is kicked; A moves up to a1, the new tab C is a2.
   await expectNotReady(tabB, '3003', 'multipleAccount');
   await expect(tabB.locator('#reason-text')).toContainText('this tab was a1');
   await expect(tabB.locator('#log')).toContainText('KICKED_OUT type=multipleAccount');
   await expectReady(tabA);
+  await expect(tabA.locator('#order-tag')).toHaveText('a1');
+  await expect(tabC.locator('#order-tag')).toHaveText('a2');
   const online = await onlineInstances(demo, 'alice');
   expect(online).toHaveLength(2);
   await expect(tabC.locator('#instances tr')).toHaveCount(2);
   await expect(tabC.locator('#instances tr.mine')).toBeVisible();
   await expect(tabC.locator('#stat-conns')).toHaveText('1');
   await expect(tabC.locator('#worker')).toContainText('1 WebSocket shared by 3 tabs');
-  await shot(tabC, testInfo, '06-tabC-a3-ready');
-  await shot(tabB, testInfo, '07-tabB-a1-kicked-by-a3');
+  await shot(tabC, testInfo, '06-tabC-ready-as-a2');
+  await shot(tabB, testInfo, '07-tabB-a1-kicked-by-tabC');
 
   // Admin REST kick from tab C: every instance of alice goes, with REST_API_Kick.
   await tabC.getByRole('button', { name: 'Kick', exact: true }).click();

@@ -1,6 +1,6 @@
 /**
  * C2C text messages through the chat API (Node instances, real server): A→B, the Message
- * fields of REF §1.8, who gets MESSAGE_RECEIVED (the recipient and the sender's OTHER
+ * fields of docs/client-api.md "Message fields", who gets MESSAGE_RECEIVED (the recipient and the sender's OTHER
  * instances, never the sending instance), offline delivery after login, the not-ready gate
  * and the argument checks and refusal codes of createTextMessage / sendMessage.
  */

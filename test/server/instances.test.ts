@@ -1,5 +1,5 @@
 /**
- * Login instances end to end (spec §3, docs/protocol.md "Instances"): per-platform limits,
+ * Login instances end to end (docs/protocol.md "Instances, limits and policy"): per-platform limits,
  * login policies, several instances per connection, UserSig expiry, REST kick and
  * revocation, resume, the heartbeat sweep and graceful shutdown.
  */

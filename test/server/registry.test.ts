@@ -11,9 +11,10 @@ import { Registry, policyConflicts, type InstanceOwner } from '../../server/regi
 import { until } from '../helpers/raw-client.js';
 
 /**
- * Expected conflicts, written out by hand from REF §5.4 / docs/protocol.md (not derived from
- * the implementation). Row = incoming login's platform, column = existing instance's
- * platform, in PLATFORMS order: Web Android iPhone iPad Windows Mac Linux. "x" = kicked.
+ * Expected conflicts, written out by hand from the login policies of docs/reference-behaviour.md
+ * and docs/protocol.md (not derived from the implementation). Row = incoming login's platform,
+ * column = existing instance's platform, in PLATFORMS order: Web Android iPhone iPad Windows
+ * Mac Linux. "x" = kicked.
  */
 const TABLE: Record<LoginPolicy, string[]> = {
   multi: [

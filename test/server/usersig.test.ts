@@ -1,5 +1,5 @@
 /**
- * UserSig (TLSSigAPIv2): the reference test vector (REF §4), generate → verify, and every
+ * UserSig (TLSSigAPIv2): the test vector of docs/reference-behaviour.md "UserSig", generate → verify, and every
  * failure code. Pure functions, no server.
  */
 import { test } from 'node:test';
@@ -17,7 +17,7 @@ import {
   verifyUserSig,
 } from '../../server/usersig.js';
 
-// ---- the reference test vector (tencent-chat-reference.md §4) ----
+// ---- the test vector (docs/reference-behaviour.md, "UserSig (TLSSigAPIv2)") ----
 const V = {
   sdkappid: 1400000000,
   key: '5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e',
