@@ -26,7 +26,8 @@
 import { CODE } from '../src/protocol/codes.js';
 import type { KickType, WireMessage } from '../src/protocol/frames.js';
 import { ChatError, toErrorData } from '../src/core/errors.js';
-import type { ErrorData, InstanceEvents, LoginParams, Logger, OutgoingText, SessionEngineApi, SessionHandle } from '../src/core/types.js';
+import type { ErrorData, Logger, OutgoingText } from '../src/protocol/data.js';
+import type { InstanceEvents, LoginParams, SessionEngineApi, SessionHandle } from '../src/core/types.js';
 import {
   BUILD,
   HUB_VERSION,
@@ -43,7 +44,7 @@ import {
   type Reply,
   type Snapshot,
   type WorkerState,
-} from '../src/browser/hub-protocol.js';
+} from '../src/protocol/hub-protocol.js';
 import type { StoredInstance, StoredRun } from './storage.js';
 
 /**
