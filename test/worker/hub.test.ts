@@ -10,7 +10,8 @@ import { BUILD, HUB_VERSION, type ChatSpec, type Envelope, type MessagesEnvelope
 import type { NetState, OutgoingText } from '../../src/protocol/data.js';
 import type { InstanceEvents, LoginParams, SessionHandle } from '../../src/core/types.js';
 import type { WireMessage } from '../../src/protocol/frames.js';
-import { BUFFER_MAX_MESSAGES, Hub, type HubEngine, type HubHost } from '../../worker/hub.js';
+import { Hub, type HubEngine, type HubHost } from '../../worker/hub.js';
+import { BUFFER_MAX_MESSAGES } from '../../worker/message-buffer.js';
 
 class FakeEngine implements HubEngine {
   readonly events: InstanceEvents[] = [];
