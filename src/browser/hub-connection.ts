@@ -295,7 +295,7 @@ export class HubConnection {
     const error = new ChatError(CODE.WORKER_GONE, `the tabchat worker went away (${why})`);
     for (const call of this.#calls.takeAll()) call.reject(error);
     const sessions = [...this.#backends].filter((b) => b.hasSession());
-    for (const backend of sessions) backend.workerDown();
+    for (const backend of this.#backends) backend.workerDown();
     if (sessions.length > 0) void this.#takeOver(sessions);
   }
 

@@ -84,6 +84,8 @@ export class WorkerBackend implements ChatBackend {
   #loginWait: { key: string; envelopes: Envelope[] } | null = null;
   /** serverTime − Date.now(), ms. */
   #clockOffset = 0;
+  /** The socket state last reported to the chat (the chat starts from `disconnected`). */
+  #net: NetState = 'disconnected';
   #destroyed = false;
 
   readonly #hub: HubCalls;
@@ -122,7 +124,7 @@ export class WorkerBackend implements ChatBackend {
       // The socket may have been connected by another tab long before this login: report its
       // current state; the chat announces it if it is not what it announced last (a
       // transition only, see docs/client-api.md "Order").
-      this.#events?.netState(reply.net);
+      this.#reportNet(reply.net);
       const late = wait.envelopes.filter((envelope) => envelope.seq > reply.seq);
       if (late.length > 0) {
         // After the chat has seen the login resolve (a kick between login and SDK_READY).
@@ -201,9 +203,12 @@ export class WorkerBackend implements ChatBackend {
     return resume;
   }
 
-  /** @internal the worker died; its replacement is being started */
+  /**
+   * @internal the worker died with its socket: a session waits for the take-over by its
+   * replacement (`connecting`); a chat without one no longer has a socket to show
+   */
   workerDown(): void {
-    this.#events?.netState('connecting');
+    if (this.#followsNet()) this.#reportNet(this.#session ? 'connecting' : 'disconnected');
   }
 
   /** @internal the sessions could not be restored in a new worker */
@@ -219,10 +224,9 @@ export class WorkerBackend implements ChatBackend {
    *   produced the snapshot (then a snapshot without it means the worker could not keep it)
    */
   applySnapshot(chat: ChatSnapshot | undefined, server: { net: NetState; serverTime: number } | undefined, offered: boolean): void {
-    if (server) {
-      this.#clockOffset = server.serverTime - Date.now();
-      if (this.#session) this.#events?.netState(server.net);
-    }
+    if (server) this.#clockOffset = server.serverTime - Date.now();
+    // No entry: the hub has no engine for this server, hence no socket.
+    if (this.#followsNet()) this.#reportNet(server?.net ?? 'disconnected');
     const session = this.#session;
     if (!session || this.#loginWait) return;
     if (chat && chat.generation < session.generation) return; // older than this session
@@ -251,11 +255,11 @@ export class WorkerBackend implements ChatBackend {
   /** @internal an envelope of the current worker, in sequence */
   applyEnvelope(envelope: Envelope): void {
     if (envelope.type === 'net') {
-      if (envelope.target !== serverKey(this.spec.server) || !(this.#session || this.#loginWait)) return;
+      if (envelope.target !== serverKey(this.spec.server) || !this.#followsNet()) return;
       // Predates the login reply, which carried the state as of its own position.
       const session = this.#session;
       if (session && predates(envelope, session)) return;
-      this.#events?.netState(envelope.state);
+      this.#reportNet(envelope.state);
       return;
     }
     if (this.#loginWait && this.#loginWait.key === envelope.target) {
@@ -307,5 +311,20 @@ export class WorkerBackend implements ChatBackend {
     if (!this.#session) return;
     this.#session = null;
     this.#events?.kicked(type);
+  }
+
+  /**
+   * Whether the chat follows the socket's state: while it logs in or is logged in, and after
+   * its session ended (logout, kick, loss) until it has reported `disconnected`, so the state
+   * it shows never stays `connected` after the socket closed. A chat that is logged out and
+   * shows `disconnected` ignores what other tabs do with the socket.
+   */
+  #followsNet(): boolean {
+    return this.#session !== null || this.#loginWait !== null || this.#net !== 'disconnected';
+  }
+
+  #reportNet(state: NetState): void {
+    this.#net = state;
+    this.#events?.netState(state);
   }
 }
