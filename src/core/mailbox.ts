@@ -40,20 +40,14 @@ export interface MailboxOptions {
 
 /** The mailboxes of one engine's instances; see the module comment. */
 export class Mailbox {
-  private readonly ackDelayMs: number;
-  private readonly backoff: (failures: number) => number;
   private readonly log: Logger;
-  private readonly settleQueued: MailboxOptions['settleQueued'];
 
   constructor(
     private readonly link: MailboxLink,
     private readonly instances: InstanceView,
-    options: MailboxOptions,
+    private readonly options: MailboxOptions,
   ) {
-    this.ackDelayMs = options.ackDelayMs;
-    this.backoff = options.backoff;
     this.log = options.log;
-    this.settleQueued = options.settleQueued;
   }
 
   /** A `msg` push from the server. */
@@ -160,7 +154,7 @@ export class Mailbox {
       const error = asChatError(err);
       // A closed socket: the restore on the next connection syncs again.
       if (this.instances.owns(instance) && error.code !== CODE.NETWORK_ERROR) {
-        const delay = this.backoff(instance.syncFailures++);
+        const delay = this.options.backoff(instance.syncFailures++);
         this.log.warn(`sync of instance ${instance.instId} failed (${error.code} ${error.message}); retrying in ${Math.round(delay)} ms`);
         instance.syncRetryTimer = setTimeout(() => {
           instance.syncRetryTimer = undefined;
@@ -224,7 +218,7 @@ export class Mailbox {
       if (own.id === message.id) return true;
     }
     if (message.flow !== 'out' || message.clientMsgId === undefined) return false;
-    return this.settleQueued(instance, message);
+    return this.options.settleQueued(instance, message);
   }
 
   /** Own sends fill their seqs: move the position over them (collecting them in `report`, when given). */
@@ -244,6 +238,6 @@ export class Mailbox {
     instance.ackTimer = setTimeout(() => {
       instance.ackTimer = undefined;
       if (this.instances.owns(instance)) this.ackNow(instance);
-    }, this.ackDelayMs);
+    }, this.options.ackDelayMs);
   }
 }

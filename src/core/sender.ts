@@ -65,11 +65,7 @@ function sendFrameBytes(message: { clientMsgId: string; to: string; text: string
 /** The sends of one engine's instances; see the module comment. */
 export class Sender {
   private readonly outbox: Outbox;
-  private readonly sendTimeoutMs: number;
-  private readonly framesPerSecond: number;
-  private readonly maxFrameBytes: number;
   private readonly log: Logger;
-  private readonly stored: SenderOptions['stored'];
   /** Token bucket pacing message frames. */
   private tokens: number;
   private tokensAt = Date.now();
@@ -79,15 +75,11 @@ export class Sender {
   constructor(
     private readonly link: SenderLink,
     private readonly instances: InstanceView,
-    options: SenderOptions,
+    private readonly options: SenderOptions,
   ) {
     this.outbox = options.outbox;
-    this.sendTimeoutMs = options.sendTimeoutMs;
-    this.framesPerSecond = options.framesPerSecond;
-    this.maxFrameBytes = options.maxFrameBytes;
     this.log = options.log;
-    this.stored = options.stored;
-    this.tokens = this.framesPerSecond;
+    this.tokens = options.framesPerSecond;
   }
 
   /** See `SessionEngineApi.send`. */
@@ -101,7 +93,7 @@ export class Sender {
     }
     const refused = textMessageError(message.to, message.text);
     if (refused) throw new ChatError(refused.code, refused.message);
-    const timeoutMs = options.timeoutMs ?? this.sendTimeoutMs;
+    const timeoutMs = options.timeoutMs ?? this.options.sendTimeoutMs;
     return new Promise<WireMessage>((resolve, reject) => {
       let item: QueuedSend | null = null;
       let timedOut = false;
@@ -148,7 +140,7 @@ export class Sender {
       if (instance.state !== 'attached') continue;
       for (let item = instance.queue.peek(); item !== undefined; item = instance.queue.peek()) {
         if (!this.takeToken()) {
-          this.scheduleFlush(Math.ceil(1000 / this.framesPerSecond));
+          this.scheduleFlush(Math.ceil(1000 / this.options.framesPerSecond));
           return;
         }
         instance.queue.take();
@@ -209,7 +201,7 @@ export class Sender {
     for (const entry of [...entries].sort((a, b) => a.queuedAt - b.queuedAt)) {
       if (this.isQueued(entry.clientMsgId)) continue;
       const frameBytes = sendFrameBytes(entry);
-      if (textMessageError(entry.to, entry.text) || frameBytes > this.maxFrameBytes) {
+      if (textMessageError(entry.to, entry.text) || frameBytes > this.options.maxFrameBytes) {
         this.log.warn(`outbox: dropping unsendable entry ${entry.clientMsgId}`);
         this.outboxDelete(entry.clientMsgId);
         continue;
@@ -234,8 +226,8 @@ export class Sender {
     const existing = find();
     if (existing) return existing;
     const frameBytes = sendFrameBytes(message);
-    if (frameBytes > this.maxFrameBytes) {
-      throw new ChatError(CODE.MSG_TOO_LONG, `the message's frame would be ${frameBytes} bytes; the server accepts frames of ${this.maxFrameBytes} bytes`);
+    if (frameBytes > this.options.maxFrameBytes) {
+      throw new ChatError(CODE.MSG_TOO_LONG, `the message's frame would be ${frameBytes} bytes; the server accepts frames of ${this.options.maxFrameBytes} bytes`);
     }
     const entry: OutboxEntry = { ...message, sdkAppId: instance.sdkAppId, from: instance.userID, queuedAt: Date.now() };
     try {
@@ -260,10 +252,10 @@ export class Sender {
     }, delayMs);
   }
 
-  /** Token bucket of {@link framesPerSecond} (burst: one second's worth). */
+  /** Token bucket of `framesPerSecond` (burst: one second's worth). */
   private takeToken(): boolean {
     const now = Date.now();
-    this.tokens = Math.min(this.framesPerSecond, this.tokens + ((now - this.tokensAt) / 1000) * this.framesPerSecond);
+    this.tokens = Math.min(this.options.framesPerSecond, this.tokens + ((now - this.tokensAt) / 1000) * this.options.framesPerSecond);
     this.tokensAt = now;
     if (this.tokens < 1) return false;
     this.tokens -= 1;
@@ -281,7 +273,7 @@ export class Sender {
         item.inFlight = false;
         if (instance.queue.holds(item)) this.completeSend(instance, item, message);
         else if (!this.isQueued(entry.clientMsgId)) this.outboxDelete(entry.clientMsgId); // stored after its instance left
-        if (this.instances.owns(instance)) this.stored(instance, message);
+        if (this.instances.owns(instance)) this.options.stored(instance, message);
       })
       .catch((err: unknown) => this.sendFailed(instance, item, asChatError(err)));
   }

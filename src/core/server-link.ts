@@ -80,13 +80,7 @@ function sendableCloseCode(code: number): number {
 /** The engine's link to the server; see the module comment. */
 export class ServerLink {
   private readonly url: string;
-  private readonly WebSocketCtor: WebSocketConstructor;
-  private readonly clientName: string;
-  private readonly requestTimeoutMs: number;
-  private readonly silenceMarginMs: number;
-  private readonly backoff: (attempt: number) => number;
   private readonly log: Logger;
-  private readonly owner: LinkOwner;
 
   /** Written only by {@link transition}. */
   private current: SessionState = 'idle';
@@ -109,15 +103,12 @@ export class ServerLink {
   private readonly stateListeners = new Set<(change: StateChange) => void>();
   private readonly netListeners = new Set<(state: NetState) => void>();
 
-  constructor(options: ServerLinkOptions, owner: LinkOwner) {
+  constructor(
+    private readonly options: ServerLinkOptions,
+    private readonly owner: LinkOwner,
+  ) {
     this.url = options.url;
-    this.WebSocketCtor = options.WebSocket;
-    this.clientName = options.clientName;
-    this.requestTimeoutMs = options.requestTimeoutMs;
-    this.silenceMarginMs = options.silenceMarginMs;
-    this.backoff = options.backoff;
     this.log = options.log;
-    this.owner = owner;
   }
 
   get state(): SessionState {
@@ -155,7 +146,7 @@ export class ServerLink {
   }
 
   /** Send a request on the open connection; settles with its result, 2801 on timeout, 2800 on close. */
-  request(build: (id: number) => RequestFrame, timeoutMs: number = this.requestTimeoutMs): Promise<unknown> {
+  request(build: (id: number) => RequestFrame, timeoutMs: number = this.options.requestTimeoutMs): Promise<unknown> {
     const live = this.live;
     if (!live || this.current !== 'open' || live.socket.readyState !== SOCKET_OPEN) {
       return Promise.reject(new ChatError(CODE.NETWORK_ERROR, `not connected (state '${this.current}')`));
@@ -263,7 +254,7 @@ export class ServerLink {
   private openSocket(): void {
     let socket: WebSocketLike;
     try {
-      socket = new this.WebSocketCtor(this.url);
+      socket = new this.options.WebSocket(this.url);
     } catch (err) {
       this.handleDisconnect(CLOSE_ABNORMAL, `cannot open ${this.url}: ${asChatError(err).message}`);
       return;
@@ -276,7 +267,7 @@ export class ServerLink {
     socket.onclose = (event) => this.socketOnClose(id, event.code, event.reason);
     // The close event follows every error; the reason is reported there.
     socket.onerror = () => this.log.debug(`socket #${id} error`);
-    this.armWatchdog(live, this.requestTimeoutMs, 'no welcome');
+    this.armWatchdog(live, this.options.requestTimeoutMs, 'no welcome');
   }
 
   /** The current socket's record if `id` names it, else null (the event comes from a replaced socket). */
@@ -288,13 +279,13 @@ export class ServerLink {
     const live = this.record(id);
     if (!live) return;
     live.helloSentAt = Date.now();
-    this.sendFrame(live, { type: 'hello', v: PROTOCOL_VERSION, client: this.clientName });
+    this.sendFrame(live, { type: 'hello', v: PROTOCOL_VERSION, client: this.options.clientName });
   }
 
   private socketOnMessage(id: number, raw: unknown): void {
     const live = this.record(id);
     if (!live) return;
-    if (live.heartbeatMs > 0) this.armWatchdog(live, live.heartbeatMs + this.silenceMarginMs, 'no frame');
+    if (live.heartbeatMs > 0) this.armWatchdog(live, live.heartbeatMs + this.options.silenceMarginMs, 'no frame');
     if (typeof raw !== 'string') {
       this.log.warn('dropped a binary frame from the server');
       return;
@@ -342,7 +333,7 @@ export class ServerLink {
     this.updateClock(frame.serverTime, live.helloSentAt);
     live.heartbeatMs = Math.max(1, frame.heartbeatMs);
     live.pingTimer = setInterval(() => this.sendPing(live), live.heartbeatMs);
-    this.armWatchdog(live, live.heartbeatMs + this.silenceMarginMs, 'no frame');
+    this.armWatchdog(live, live.heartbeatMs + this.options.silenceMarginMs, 'no frame');
     this.attempt = 0;
     this.transition('open', { code: 0, reason: `welcome from node ${frame.node}` });
     for (const waiting of this.opening.takeAll()) waiting.resolve();
@@ -394,7 +385,7 @@ export class ServerLink {
       this.log.info('offline: the reconnect waits for the network to come back (online)');
       return;
     }
-    const delay = this.backoff(this.attempt++);
+    const delay = this.options.backoff(this.attempt++);
     this.log.info(`reconnecting in ${Math.round(delay)} ms (attempt ${this.attempt})`);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
