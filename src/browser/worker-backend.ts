@@ -130,7 +130,7 @@ export class WorkerBackend implements ChatBackend {
         // After the chat has seen the login resolve (a kick between login and SDK_READY).
         setTimeout(() => { for (const envelope of late) this.applyEnvelope(envelope); }, 0);
       }
-      return reply; // a LoginResult, and more
+      return reply; // a LoginResult with more fields; the chat reads instId and userID
     } finally {
       if (this.#loginWait === wait) this.#loginWait = null;
     }
