@@ -70,6 +70,22 @@ test('a REST kick reaches every tab of the user; older UserSigs are refused afte
   await expect.poll(() => a1.h('isReady', APP.limit2)).toBe(true);
 });
 
+test('after a REST kick of the only user every tab shows NET_STATE_CHANGE disconnected, as the socket is closed', async ({ openTab, server, uid }) => {
+  const user = uid();
+  const a1 = await readyTab(openTab, APP.limit2, user);
+  const a2 = await readyTab(openTab, APP.limit2, user);
+  expect((await a1.h('workerState')).value.sockets).toBe(1);
+  await server.rest(APP.limit2, 'im_open_login_svc/kick', { UserID: user });
+  for (const tab of [a1, a2]) {
+    await expect.poll(() => sdkStates(tab, APP.limit2)).toEqual(['sdkStateReady', 'kickedOut:REST_API_Kick', 'sdkStateNotReady']);
+    // The state shown follows the socket after the kick: `disconnected` once it is closed.
+    await expect.poll(async () => (await tab.events(APP.limit2)).map((e) => (e.name === 'netStateChange' ? e.data.state : e.name)).slice(-3))
+      .toEqual(['kickedOut', 'sdkStateNotReady', 'disconnected']);
+  }
+  await expect.poll(async () => (await a2.h('workerState')).value.sockets).toBe(0);
+  expect(await server.onlineInstances(APP.limit2, user)).toHaveLength(0);
+});
+
 test('an expiring UserSig kicks the tab with userSigExpired', async ({ openTab, uid }) => {
   const user = uid();
   const tab = await openTab();

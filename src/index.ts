@@ -7,7 +7,7 @@ import TabChat from './browser/tabchat.js';
 
 export default TabChat;
 export type { BrowserCreateOptions } from './browser/tabchat.js';
-export type { TabsMode, WorkerState } from './browser/hub-protocol.js';
+export type { TabsMode, WorkerState } from './protocol/hub-protocol.js';
 export type {
   Chat,
   ChatResponse,
@@ -21,5 +21,5 @@ export type {
 export type { Message, MessageStatus } from './client/message.js';
 export type { ChatEvent, ChatEventHandler } from './client/emitter.js';
 export type { ChatError } from './core/errors.js';
-export type { ErrorData, NetState } from './core/types.js';
+export type { ErrorData, NetState } from './protocol/data.js';
 export type { KickType } from './protocol/frames.js';

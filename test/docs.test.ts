@@ -75,19 +75,6 @@ const PENDING_IN_CODE: ReadonlyArray<string> = [
   " * its Redis (api\x2emd's example config combines `redis` with the default `sqlite:` store), but",
   ' * under `policy` (REF \u00a75.4). Same-platform limits are handled separately.',
   ' * Tencent-compatible REST API (REF \u00a75): `POST /v4/<service>/<command>?sdkappid=&identifier=',
-  ' * The browser `TabChat` object (api\x2emd \u00a72): `create()`, `EVENT`, `TYPES`, `VERSION`.',
-  ' * instance until it is destroyed (REF \u00a71.1).',
-  '/** Platforms of the reference login policy (REF \u00a75.4). */',
-  '/** Not-ready reason code of each kick type (REF \u00a71.7); also the code of a resume refused by a kick. */',
-  '/** The error every bad argument throws, synchronously (REF \u00a71.1). */',
-  " * Event emitter with the reference SDK's EventEmitter3 semantics (REF \u00a71.6): handlers get",
-  ' * The `Message` object of the chat API (REF \u00a71.8): what `createTextMessage()` returns,',
-  ' * exactly those of the reference SDK (REF \u00a72), so code written for it keeps working.',
-  ' * The chat API object applications use (REF \u00a71.2\u20131.10, api\x2emd \u00a72). Generic over its',
-  ' * Every public method runs (1) the not-ready gate unless whitelisted (REF \u00a71.7), (2) a',
-  '/** `createTextMessage()` options (REF \u00a71.8; the C2C text subset). */',
-  '/** A send failure: `{code, message, data: {message}}` with the message\'s status `fail` (REF \u00a71.8). */',
-  '   * Not-ready gate (REF \u00a71.7): null when ready, else a rejected Promise whose error has',
 ];
 const CODE_FOLDERS = ['src/', 'worker/', 'server/'];
 

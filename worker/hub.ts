@@ -2,8 +2,10 @@
  * The hub: the part of the SharedWorker that knows tabs, chats and server instances. It hosts
  * one session engine per chat server URL (so ONE WebSocket per browser profile whatever the
  * number of tabs), maps each tab's chats onto server instances, and announces what happens
- * to them in sequenced envelopes. It does not know how it is hosted: worker/index.ts gives it
- * the engine factory, the event channel and the Web Locks (see {@link HubHost}).
+ * to them in sequenced envelopes. It does not know how it is hosted: worker/runtime.ts gives
+ * it the engine factory, the event channel and the Web Locks (see {@link HubHost}). Beside
+ * it: its engines (worker/hub-engines.ts), its message buffer (worker/message-buffer.ts) and
+ * the orphans of dead runs it has in charge (worker/orphan-adoption.ts).
  *
  * Tab modes (`TabChat.create({tabs})`):
  * - `separate`: every chat is its own server instance (the reference a1/a2/a3 semantics).
@@ -24,9 +26,8 @@
  * worker can be rebuilt from the tabs at any moment).
  */
 import { CODE } from '../src/protocol/codes.js';
+import type { ErrorData, OutgoingText } from '../src/protocol/data.js';
 import type { KickType, WireMessage } from '../src/protocol/frames.js';
-import { ChatError, toErrorData } from '../src/core/errors.js';
-import type { ErrorData, InstanceEvents, LoginParams, Logger, OutgoingText, SessionEngineApi, SessionHandle } from '../src/core/types.js';
 import {
   BUILD,
   HUB_VERSION,
@@ -43,20 +44,19 @@ import {
   type Reply,
   type Snapshot,
   type WorkerState,
-} from '../src/browser/hub-protocol.js';
+} from '../src/protocol/hub-protocol.js';
+import { fullJitterBackoff } from '../src/core/defaults.js';
+import { ChatError, toErrorData } from '../src/core/errors.js';
+import type { InstanceEvents, LoginParams, SessionHandle } from '../src/core/types.js';
+import { HubEngines, type HubEngine } from './hub-engines.js';
+import { MessageBuffers } from './message-buffer.js';
+import { OrphanAdoption, type OrphanHost } from './orphan-adoption.js';
 import type { StoredInstance, StoredRun } from './storage.js';
 
-/**
- * What the hub needs from a session engine: a part of src/core's {@link SessionEngineApi}
- * (`SessionEngine` fits), plus the browser `online` / `offline` switch
- * (`SessionEngine.setOnline`, optional for test doubles).
- */
-export type HubEngine = Pick<SessionEngineApi, 'login' | 'resume' | 'logout' | 'send' | 'getServerTime' | 'netState' | 'onNetState' | 'close'> & {
-  setOnline?(online: boolean): void;
-};
+export type { HubEngine } from './hub-engines.js';
 
 /** The environment the hub runs in. */
-export interface HubHost {
+export interface HubHost extends OrphanHost {
   /** Random id of this run. */
   epoch: string;
   /** Name of the lock this host holds for its life (tabs wait on it). */
@@ -66,17 +66,10 @@ export interface HubHost {
   createEngine(server: string): HubEngine;
   /** Post an envelope to every tab. */
   broadcast(envelope: Envelope): void;
-  /** Call `onGone` once the tab's life lock is released; returns a function that stops watching. */
-  watchTab(tabId: string, onGone: () => void): () => void;
   /** WebSockets open now / ever opened. */
   socketStats(): { open: number; opened: number };
   /** Record the live instances durably (for the next run, should this one die). */
   persist(instances: StoredInstance[]): void;
-  /** Release an orphaned instance of a dead run on the server (resume + logout). */
-  releaseOrphan(instance: StoredInstance): Promise<unknown>;
-  /** Forget a dead run's record. */
-  dropRun(epoch: string): Promise<void>;
-  log: Logger;
 }
 
 interface TabRecord {
@@ -101,7 +94,8 @@ interface ChatRecord {
 
 type InstanceStatus = 'pending' | 'live' | 'ended';
 
-interface InstanceRecord {
+/** A server instance as the hub holds it: the chats attached to it (one, or several in `shared` mode), its session handle. */
+interface HubInstance {
   key: string;
   server: string;
   params: LoginParams;
@@ -116,37 +110,6 @@ interface InstanceRecord {
   resumingInstId: number | null;
 }
 
-/** An instance of a dead worker run, waiting for its tabs' locks (see adoptOrphans). */
-interface Orphan {
-  instance: StoredInstance;
-  stopWatching: Array<() => void>;
-  /** Tabs not yet known dead. */
-  alive: Set<string>;
-  done: () => void;
-}
-
-interface EngineRecord {
-  engine: HubEngine;
-  stopNet: () => void;
-}
-
-/** Recent `messages` envelopes of one instance key, for tabs that missed some (see {@link Hub.register}). */
-interface MessageBuffer {
-  envelopes: MessagesEnvelope[];
-  /** Messages and text characters held. */
-  count: number;
-  chars: number;
-  /** Highest envelope seq dropped to stay within the bounds (0: none yet). */
-  droppedThrough: number;
-  /** Removal of the buffer of an instance that ended. */
-  expiry: ReturnType<typeof setTimeout> | undefined;
-}
-
-/** Bounds of one instance's message buffer: messages, and characters of text. */
-export const BUFFER_MAX_MESSAGES = 500;
-export const BUFFER_MAX_CHARS = 2_000_000;
-/** How long the buffer of an ended instance stays (a tab resyncing after a kick still gets what preceded it). */
-export const ENDED_BUFFER_TTL_MS = 60_000;
 /** Longest send timeout a tab may ask for (ms). */
 const MAX_SEND_TIMEOUT_MS = 24 * 3_600_000;
 
@@ -158,65 +121,33 @@ const fail = (err: unknown): Reply<never> => ({ ok: false, error: toErrorData(er
  * unreachable; below the tab's register timeout (15 s), so the tab still gets its answer.
  */
 const TAKEOVER_NETWORK_RETRY_MS = 10_000;
+/** Delay before the next try of such a take-over: the engine's jittered backoff, 250 ms … 2 s. */
+const TAKEOVER_BACKOFF = fullJitterBackoff({ minMs: 250, maxMs: 2_000 });
 
 export class Hub {
   private seq = 0;
   private readonly tabs = new Map<string, TabRecord>();
   private readonly chats = new Map<string, ChatRecord>();
-  private readonly instances = new Map<string, InstanceRecord>();
-  private readonly engines = new Map<string, EngineRecord>();
-  /** Last `online` / `offline` of the host (see {@link networkChanged}). */
-  private online = true;
-  private readonly orphans = new Map<number, Orphan>();
-  private readonly buffers = new Map<string, MessageBuffer>();
+  private readonly instances = new Map<string, HubInstance>();
+  private readonly engines: HubEngines;
+  private readonly orphans: OrphanAdoption;
+  /** Recent `messages` envelopes per instance key, for tabs that missed some (see {@link register}). */
+  private readonly buffers = new MessageBuffers((key) => this.instances.has(key));
 
-  constructor(private readonly host: HubHost) {}
+  constructor(private readonly host: HubHost) {
+    this.engines = new HubEngines(
+      (server) => host.createEngine(server),
+      (server, state) => this.send({ type: 'net', target: serverKey(server), state }),
+    );
+    this.orphans = new OrphanAdoption(host, (instId) => this.isClaimed(instId));
+  }
 
   /**
    * Take charge of the instances of a dead worker run: each one is released on the server
    * as soon as all its tabs are gone, unless a tab takes it over first (register).
    */
   adoptOrphans(run: StoredRun): void {
-    let pending = run.instances.length;
-    const settleOne = () => {
-      if (--pending === 0) this.host.dropRun(run.epoch).catch((err: unknown) => this.host.log.warn('cannot drop a dead run record:', err));
-    };
-    if (pending === 0) {
-      pending = 1;
-      settleOne();
-      return;
-    }
-    this.host.log.info(`run ${run.epoch} died holding ${run.instances.length} instance(s); watching their tabs`);
-    for (const instance of run.instances) {
-      if (this.isClaimed(instance.instId) || this.orphans.has(instance.instId)) {
-        settleOne();
-        continue;
-      }
-      let finished = false;
-      const orphan: Orphan = {
-        instance,
-        stopWatching: [],
-        alive: new Set(instance.tabIds),
-        done: () => {
-          if (finished) return;
-          finished = true;
-          for (const stop of orphan.stopWatching) stop();
-          this.orphans.delete(instance.instId);
-          settleOne();
-        },
-      };
-      this.orphans.set(instance.instId, orphan);
-      if (orphan.alive.size === 0) {
-        void this.releaseOrphan(orphan);
-        continue;
-      }
-      for (const tabId of instance.tabIds) {
-        orphan.stopWatching.push(this.host.watchTab(tabId, () => {
-          orphan.alive.delete(tabId);
-          if (orphan.alive.size === 0) void this.releaseOrphan(orphan);
-        }));
-      }
-    }
+    this.orphans.adopt(run);
   }
 
   // ------------------------------------------------------------------ commands
@@ -232,7 +163,7 @@ export class Hub {
     }
     const tab = this.ensureTab(req.tabId);
     // These instances are claimed by a live tab: they are not orphans of a dead run.
-    for (const chat of req.resume) this.orphans.get(chat.instId)?.done();
+    for (const chat of req.resume) this.orphans.claim(chat.instId);
     await Promise.all(req.resume.map((chat) => this.takeOver(tab, chat)));
     return ok(this.snapshotFor(req.tabId, req.after));
   }
@@ -274,7 +205,7 @@ export class Hub {
   async sendText(tabId: string, chatId: string, message: OutgoingText, timeoutMs: number): Promise<Reply<WireMessage>> {
     const chat = this.chats.get(chatId);
     const inst = chat && chat.tabId === tabId && chat.phase === 'ready' && chat.key ? this.instances.get(chat.key) : undefined;
-    const engine = inst ? this.engines.get(inst.server)?.engine : undefined;
+    const engine = inst ? this.engines.find(inst.server) : undefined;
     if (!inst || inst.status !== 'live' || !inst.handle || !engine) {
       return fail(new ChatError(CODE.USER_NOT_LOGGED_IN, 'this chat is not logged in in the tabchat worker'));
     }
@@ -320,8 +251,7 @@ export class Hub {
   /** The host's network came back (`online`) or went away (`offline`): tell every engine. */
   networkChanged(online: boolean): void {
     this.host.log.info(`network ${online ? 'online' : 'offline'}`);
-    this.online = online;
-    for (const record of this.engines.values()) record.engine.setOnline?.(online);
+    this.engines.setOnline(online);
   }
 
   getState(): WorkerState {
@@ -400,16 +330,17 @@ export class Hub {
       // The old hub may have died while the server was unreachable (a leader tab closed during
       // an outage): keep trying for a while, as a live instance would ride out a network drop.
       const until = Date.now() + TAKEOVER_NETWORK_RETRY_MS;
-      let inst: InstanceRecord;
-      for (let wait = 250; ; wait = Math.min(wait * 2, 2_000)) {
+      let inst: HubInstance;
+      for (let attempt = 0; ; attempt++) {
         try {
           inst = await this.acquire(spec, chat.key, params, saved);
           break;
         } catch (err) {
           const code = toErrorData(err).code;
           const network = code === CODE.NETWORK_ERROR || code === CODE.NETWORK_TIMEOUT;
+          const wait = TAKEOVER_BACKOFF(attempt);
           if (!network || Date.now() + wait >= until || !this.isCurrent(chat, generation)) throw err;
-          this.host.log.info(`take-over of chat ${spec.chatId} waits for the server (${code}); again in ${wait} ms`);
+          this.host.log.info(`take-over of chat ${spec.chatId} waits for the server (${code}); again in ${Math.round(wait)} ms`);
           await new Promise((resolve) => setTimeout(resolve, wait));
           if (!this.isCurrent(chat, generation)) throw err;
         }
@@ -463,7 +394,7 @@ export class Hub {
     key: string,
     params: LoginParams,
     resume: { instId: number; token: string; lastSeq: number | null } | null,
-  ): Promise<InstanceRecord> {
+  ): Promise<HubInstance> {
     for (;;) {
       const existing = this.instances.get(key);
       if (!existing || existing.status === 'ended') break;
@@ -475,7 +406,7 @@ export class Hub {
       await existing.settled;
     }
     let settle!: () => void;
-    const inst: InstanceRecord = {
+    const inst: HubInstance = {
       key,
       server: spec.server,
       params,
@@ -494,7 +425,7 @@ export class Hub {
       onMessages: (messages) => this.instanceMessages(inst, messages),
       reportOwn: true,
     };
-    const engine = this.engineFor(spec.server);
+    const engine = this.engines.ensure(spec.server);
     try {
       const { handle, result } = resume
         ? await engine.resume(params, resume, events)
@@ -514,7 +445,7 @@ export class Hub {
   }
 
   /** A chat leaves an instance; the last one out logs it out on the server (see {@link detach} for `keepQueued`). */
-  private async release(inst: InstanceRecord, chatId: string, keepQueued = false): Promise<void> {
+  private async release(inst: HubInstance, chatId: string, keepQueued = false): Promise<void> {
     inst.members.delete(chatId);
     if (inst.members.size > 0 || inst.status !== 'live') {
       if (inst.status === 'live') this.persist();
@@ -523,16 +454,16 @@ export class Hub {
     inst.status = 'ended';
     if (this.instances.get(inst.key) === inst) this.instances.delete(inst.key);
     this.persist();
-    this.expireBuffer(inst.key);
-    const engine = this.engines.get(inst.server)?.engine;
+    this.buffers.expire(inst.key);
+    const engine = this.engines.find(inst.server);
     if (engine && inst.handle) await engine.logout(inst.handle, { keepQueued });
   }
 
-  private instanceEnded(inst: InstanceRecord, why: { type: 'kicked'; kickType: KickType } | { type: 'lost'; error: ErrorData }): void {
+  private instanceEnded(inst: HubInstance, why: { type: 'kicked'; kickType: KickType } | { type: 'lost'; error: ErrorData }): void {
     const wasLive = inst.status === 'live';
     inst.status = 'ended';
     if (this.instances.get(inst.key) === inst) this.instances.delete(inst.key);
-    this.expireBuffer(inst.key);
+    this.buffers.expire(inst.key);
     if (!wasLive) return; // a pending login/resume reports through its own promise
     for (const chatId of inst.members) {
       const chat = this.chats.get(chatId);
@@ -548,47 +479,21 @@ export class Hub {
     else this.send({ type: 'lost', target: inst.key, error: why.error });
   }
 
-  private instanceRestored(inst: InstanceRecord): void {
+  private instanceRestored(inst: HubInstance): void {
     if (!inst.handle || inst.status !== 'live') return;
     this.persist();
     this.send({ type: 'restored', target: inst.key, instId: inst.handle.instId, token: inst.handle.token });
   }
 
   /** The engine reported messages of the instance: post them to its chats, keep them for resyncs. */
-  private instanceMessages(inst: InstanceRecord, messages: WireMessage[]): void {
+  private instanceMessages(inst: HubInstance, messages: WireMessage[]): void {
     if (inst.status === 'ended' || this.instances.get(inst.key) !== inst) return;
     const position = inst.handle?.lastSeq ?? messages[messages.length - 1]?.seq ?? 0;
-    const envelope = this.send({ type: 'messages', target: inst.key, messages, position }) as MessagesEnvelope;
-    let buffer = this.buffers.get(inst.key);
-    if (!buffer) {
-      buffer = { envelopes: [], count: 0, chars: 0, droppedThrough: 0, expiry: undefined };
-      this.buffers.set(inst.key, buffer);
-    }
-    clearTimeout(buffer.expiry);
-    buffer.expiry = undefined;
-    buffer.envelopes.push(envelope);
-    buffer.count += messages.length;
-    for (const message of messages) buffer.chars += message.text.length;
-    while (buffer.envelopes.length > 1 && (buffer.count > BUFFER_MAX_MESSAGES || buffer.chars > BUFFER_MAX_CHARS)) {
-      const dropped = buffer.envelopes.shift()!;
-      buffer.count -= dropped.messages.length;
-      for (const message of dropped.messages) buffer.chars -= message.text.length;
-      buffer.droppedThrough = dropped.seq;
-    }
+    this.buffers.add(this.send({ type: 'messages', target: inst.key, messages, position }) as MessagesEnvelope);
   }
 
-  /** The instance of `key` ended: forget its buffer soon, unless a new instance of the key uses it. */
-  private expireBuffer(key: string): void {
-    const buffer = this.buffers.get(key);
-    if (!buffer) return;
-    clearTimeout(buffer.expiry);
-    buffer.expiry = setTimeout(() => {
-      if (this.buffers.get(key) === buffer && !this.instances.has(key)) this.buffers.delete(key);
-    }, ENDED_BUFFER_TTL_MS);
-  }
-
-  private loginReply(inst: InstanceRecord, chat: ChatRecord): LoginReply {
-    const engine = this.engines.get(inst.server)?.engine;
+  private loginReply(inst: HubInstance, chat: ChatRecord): LoginReply {
+    const engine = this.engines.find(inst.server);
     return {
       instId: inst.handle?.instId ?? 0,
       token: inst.handle?.token ?? '',
@@ -604,28 +509,12 @@ export class Hub {
 
   // ------------------------------------------------------------------ engines and events
 
-  private engineFor(server: string): HubEngine {
-    let record = this.engines.get(server);
-    if (!record) {
-      const engine = this.host.createEngine(server);
-      if (!this.online) engine.setOnline?.(false);
-      const stopNet = engine.onNetState((state) => this.send({ type: 'net', target: serverKey(server), state }));
-      record = { engine, stopNet };
-      this.engines.set(server, record);
-    }
-    return record.engine;
-  }
-
   private closeEngines(why: string): void {
     if (this.engines.size === 0) return;
     this.host.log.info(`closing ${this.engines.size} connection(s): ${why}`);
-    for (const record of this.engines.values()) {
-      record.stopNet();
-      record.engine.close();
-    }
-    this.engines.clear();
+    this.engines.closeAll();
     this.instances.clear();
-    for (const key of this.buffers.keys()) this.expireBuffer(key);
+    this.buffers.expireAll();
     this.persist();
   }
 
@@ -636,16 +525,6 @@ export class Hub {
       if (inst.handle?.instId === instId || inst.resumingInstId === instId) return true;
     }
     return false;
-  }
-
-  private async releaseOrphan(orphan: Orphan): Promise<void> {
-    try {
-      if (!this.isClaimed(orphan.instance.instId)) await this.host.releaseOrphan(orphan.instance);
-    } catch (err) {
-      this.host.log.warn(`release of orphaned instance ${orphan.instance.instId} failed:`, err);
-    } finally {
-      orphan.done();
-    }
   }
 
   private persist(): void {
@@ -705,22 +584,11 @@ export class Hub {
       chats[id] = this.chatSnapshot(chat);
       if (chat.key) keys.add(chat.key);
     }
-    const messages: MessagesEnvelope[] = [];
-    const gaps: string[] = [];
-    if (after) {
-      const from = after.epoch === this.host.epoch && typeof after.seq === 'number' ? after.seq : 0;
-      for (const key of keys) {
-        const buffer = this.buffers.get(key);
-        if (!buffer) continue;
-        if (buffer.droppedThrough > from) gaps.push(key);
-        for (const envelope of buffer.envelopes) if (envelope.seq > from) messages.push(envelope);
-      }
-      messages.sort((a, b) => a.seq - b.seq);
-    }
-    const servers: Snapshot['servers'] = {};
-    for (const [server, record] of this.engines) {
-      servers[server] = { net: record.engine.netState, serverTime: record.engine.getServerTime() };
-    }
+    // What the tab missed since `after` (all of this run's when `after` names another run).
+    const { messages, gaps } = after
+      ? this.buffers.since(keys, after.epoch === this.host.epoch && typeof after.seq === 'number' ? after.seq : 0)
+      : { messages: [], gaps: [] };
+    const servers = this.engines.states();
     return { epoch: this.host.epoch, build: BUILD, seq: this.seq, workerLock: this.host.workerLock, chats, servers, messages, gaps };
   }
 }

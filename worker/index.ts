@@ -5,7 +5,7 @@
  *   the same build. Commands arrive over comlink, one `expose` per connecting port; events
  *   leave on the BroadcastChannel; see worker/runtime.ts for locks and diagnostics.
  * - Tabs, in browsers without SharedWorker: each tab using the leader transport loads this
- *   script with a `<script>` element and gets its endpoint from the factory this file
+ *   script with a `<script>` element and gets its hub link from the factory this file
  *   leaves on `globalThis`; the tab that wins the election runs the hub (worker/leader.ts).
  */
 import * as Comlink from 'comlink';
@@ -15,7 +15,7 @@ import {
   LEADER_HOST_GLOBAL,
   WORKER_NAME,
   type LeaderHostFactory,
-} from '../src/browser/hub-protocol.js';
+} from '../src/protocol/hub-protocol.js';
 import { LeaderElection } from './leader.js';
 import { createRuntime } from './runtime.js';
 
@@ -43,9 +43,9 @@ if (typeof SharedWorkerScopeCtor === 'function' && globalThis instanceof SharedW
   const factory: LeaderHostFactory = {
     build: BUILD,
     hubVersion: HUB_VERSION,
-    endpoint: (tabId, deadEpochs, log) => {
+    link: (tabId, deadEpochs, log) => {
       election ??= new LeaderElection(tabId, log);
-      return election.endpoint(deadEpochs);
+      return election.link(deadEpochs);
     },
   };
   (globalThis as Record<string, unknown>)[LEADER_HOST_GLOBAL] = factory;

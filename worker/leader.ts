@@ -2,7 +2,7 @@
  * Leader-tab fallback for browsers without SharedWorker (older Chrome for Android, Samsung
  * Internet, old WebViews), or when `transport: 'leader'` is forced. This code runs in tabs:
  * each tab that uses the leader transport loads `tabchat-worker.js` with a `<script>`
- * element (src/browser/hub-client.ts), so the common SharedWorker path keeps a small tab
+ * element (the tab's hub connection does it), so the common SharedWorker path keeps a small tab
  * script and only these browsers pay for it.
  *
  * - Election: every such tab queues on the Web Lock `tabchat:leader:<build>`; the holder is
@@ -21,17 +21,19 @@
  */
 import { CODE } from '../src/protocol/codes.js';
 import { ChatError, asChatError } from '../src/core/errors.js';
-import type { Logger } from '../src/core/types.js';
+import type { Logger } from '../src/protocol/data.js';
 import {
   LEADER_LOCK,
   RPC_CHANNEL,
   WORKER_NAME,
+  webLocks,
   workerLockName,
-  type Endpoint,
   type HubApi,
+  type HubLink,
   type RpcMessage,
   type RpcMethod,
-} from '../src/browser/hub-protocol.js';
+} from '../src/protocol/hub-protocol.js';
+import { PendingMap } from '../src/core/pending.js';
 import { createRuntime } from './runtime.js';
 
 /** Upper bound of one follower command on the channel (the caller's own timeout is shorter). */
@@ -48,7 +50,8 @@ type Role =
 export class LeaderElection {
   private role: Role = { name: 'idle' };
   private channel: BroadcastChannel | null = null;
-  private readonly pending = new Map<string, { resolve(value: unknown): void; reject(error: ChatError): void; timer: ReturnType<typeof setTimeout> }>();
+  /** Requests sent to the leader, by request id. */
+  private readonly pending = new PendingMap<string, unknown>();
   /** Called on every leader announcement, and when this tab becomes leader. */
   private readonly waiters = new Set<() => void>();
   /** Epoch of the last leader that announced itself. */
@@ -61,18 +64,18 @@ export class LeaderElection {
   ) {}
 
   /**
-   * An endpoint to the current leader (this tab's own hub when it leads). Joins the
+   * A link to the current leader's hub (this tab's own hub when it leads). Joins the
    * election on first use. Waits until a leader is known; the caller bounds the wait.
    * @param deadEpochs - leaders known dead; their late announcements are ignored
    */
-  async endpoint(deadEpochs: ReadonlySet<string>): Promise<Endpoint> {
+  async link(deadEpochs: ReadonlySet<string>): Promise<HubLink> {
     this.join();
     for (;;) {
       const role = this.role;
       if (role.name === 'failed') throw role.error;
-      if (role.name === 'leader') return this.localEndpoint(role.api);
-      if (role.name === 'starting') return this.localEndpoint(await role.started);
-      if (this.announced && !deadEpochs.has(this.announced)) return this.remoteEndpoint(this.announced);
+      if (role.name === 'leader') return this.localLink(role.api);
+      if (role.name === 'starting') return this.localLink(await role.started);
+      if (this.announced && !deadEpochs.has(this.announced)) return this.remoteLink(this.announced);
       await new Promise<void>((resolve) => {
         const waiter = () => {
           this.waiters.delete(waiter);
@@ -86,7 +89,7 @@ export class LeaderElection {
 
   private join(): void {
     if (this.role.name !== 'idle') return;
-    const manager = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+    const manager = webLocks();
     if (!manager) {
       this.role = {
         name: 'failed',
@@ -110,7 +113,7 @@ export class LeaderElection {
       return runtime;
     })();
     const startedApi = started.then((runtime) => runtime.api());
-    startedApi.catch(() => {}); // reported below; endpoint() callers see it through the role
+    startedApi.catch(() => {}); // reported below; link() callers see it through the role
     this.role = { name: 'starting', started: startedApi };
     this.wake();
     let runtime;
@@ -168,15 +171,9 @@ export class LeaderElection {
         // asked again of this one.
         if (role.name === 'leader' && message.epoch === role.epoch) void this.serve(role, message);
         return;
-      case 'res': {
-        if (message.to !== this.tabId) return;
-        const entry = this.pending.get(message.id);
-        if (!entry) return;
-        this.pending.delete(message.id);
-        clearTimeout(entry.timer);
-        entry.resolve(message.value);
+      case 'res':
+        if (message.to === this.tabId) this.pending.take(message.id)?.resolve(message.value);
         return;
-      }
     }
   }
 
@@ -187,38 +184,32 @@ export class LeaderElection {
     this.post({ kind: 'res', id: req.id, to: req.from, epoch: role.epoch, value });
   }
 
-  private localEndpoint(api: HubApi): Endpoint {
+  private localLink(api: HubApi): HubLink {
     return { api, failed: new Promise<never>(() => {}), close: () => {} };
   }
 
   /** Commands to the leader over the channel; `failed` rejects when the leader's life lock is released. */
-  private remoteEndpoint(epoch: string): Endpoint {
+  private remoteLink(epoch: string): HubLink {
     const requests = new Set<string>();
     const watch = new AbortController();
     const failed = new Promise<never>((_, reject) => {
-      navigator.locks
-        .request(workerLockName(epoch), { mode: 'shared', signal: watch.signal }, () => {
+      // join() found Web Locks, or there would be no leader to link to.
+      webLocks()
+        ?.request(workerLockName(epoch), { mode: 'shared', signal: watch.signal }, () => {
           reject(new ChatError(CODE.WORKER_GONE, `the leader tab (epoch ${epoch}) went away`));
         })
         .catch(() => {}); // aborted by close()
     });
     failed.catch(() => {}); // only raced by the caller
-    const send = (method: RpcMethod, args: unknown[], timeoutMs = RPC_TIMEOUT_MS): Promise<unknown> =>
-      new Promise((resolve, reject) => {
-        const id = `${this.tabId}:${this.nextId++}`;
-        const timer = setTimeout(() => {
-          this.pending.delete(id);
-          requests.delete(id);
-          reject(new ChatError(CODE.NETWORK_TIMEOUT, `the leader tab did not answer ${method} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        this.pending.set(id, {
-          resolve: (value) => { requests.delete(id); resolve(value); },
-          reject: (error) => { requests.delete(id); reject(error); },
-          timer,
-        });
-        requests.add(id);
-        this.post({ kind: 'req', id, from: this.tabId, epoch, method, args });
-      });
+    const send = (method: RpcMethod, args: unknown[], timeoutMs = RPC_TIMEOUT_MS): Promise<unknown> => {
+      const id = `${this.tabId}:${this.nextId++}`;
+      const answer = this.pending.wait(id, timeoutMs, `the leader tab did not answer ${method} within ${timeoutMs} ms`);
+      const done = () => requests.delete(id);
+      answer.then(done, done);
+      requests.add(id);
+      this.post({ kind: 'req', id, from: this.tabId, epoch, method, args });
+      return answer;
+    };
     const api: HubApi = {
       register: (req) => send('register', [req]) as ReturnType<HubApi['register']>,
       login: (tabId, spec, creds) => send('login', [tabId, spec, creds]) as ReturnType<HubApi['login']>,
@@ -233,14 +224,7 @@ export class LeaderElection {
     const close = () => {
       watch.abort();
       const error = new ChatError(CODE.WORKER_GONE, 'the leader tab went away');
-      for (const id of [...requests]) {
-        const entry = this.pending.get(id);
-        this.pending.delete(id);
-        if (entry) {
-          clearTimeout(entry.timer);
-          entry.reject(error);
-        }
-      }
+      for (const id of [...requests]) this.pending.take(id)?.reject(error);
       requests.clear();
     };
     return { api, failed, close };

@@ -12,8 +12,9 @@
  */
 import { CODE } from '../src/protocol/codes.js';
 import { PROTOCOL_VERSION, encodeFrame, parseServerFrame } from '../src/protocol/frames.js';
-import type { Logger, WebSocketConstructor } from '../src/core/types.js';
-import { workerLockName } from '../src/browser/hub-protocol.js';
+import type { Logger } from '../src/protocol/data.js';
+import type { WebSocketConstructor } from '../src/core/types.js';
+import { workerLockName } from '../src/protocol/hub-protocol.js';
 import type { StoredInstance, StoredRun } from './storage.js';
 
 /** What {@link adoptDeadRuns} needs: the Web Locks, the run records, and the hub. */

@@ -8,18 +8,20 @@
 import { SessionEngine } from '../src/core/engine.js';
 import { watchNetwork, type NetworkEventSource } from './network.js';
 import { toErrorData } from '../src/core/errors.js';
-import type { Logger } from '../src/core/types.js';
+import type { Logger } from '../src/protocol/data.js';
 import {
   BUILD,
   DIAG_CHANNEL,
   EVENTS_CHANNEL,
   VERSION,
+  holdForLife,
   tabLockName,
+  webLocks,
   workerLockName,
   type DiagMessage,
   type HubApi,
   type Reply,
-} from '../src/browser/hub-protocol.js';
+} from '../src/protocol/hub-protocol.js';
 import { Hub, type HubEngine } from './hub.js';
 import { adoptDeadRuns, releaseInstance } from './orphans.js';
 import { createOutbox } from './outbox.js';
@@ -86,21 +88,12 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
   }
 
   // -------------------------------------------------------------- locks
-  const lockManager: LockManager | null = typeof navigator !== 'undefined' && navigator.locks ? navigator.locks : null;
+  const lockManager = webLocks();
   const workerLock = workerLockName(epoch);
-  /**
-   * Held for this run's life (the callback's promise never settles on purpose: the browser
-   * releases the lock when the host dies, and that release is how tabs notice).
-   */
+  /** Held for this run's life: its release when the host dies is how tabs notice. */
   const ready: Promise<void> = lockManager
-    ? new Promise<void>((resolve) => {
-        lockManager.request(workerLock, () => {
-          resolve();
-          return new Promise<never>(() => {});
-        }).catch((err: unknown) => {
-          log.error('cannot hold the life lock; tabs will not notice this host dying:', err);
-          resolve();
-        });
+    ? holdForLife(lockManager, workerLock).catch((err: unknown) => {
+        log.error('cannot hold the life lock; tabs will not notice this host dying:', err);
       })
     : Promise.resolve();
 

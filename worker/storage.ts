@@ -12,7 +12,7 @@
  * resume the instance for the resume window; it is stored only while the instance lives.
  */
 import { createStore, del, delMany, entries, get, set, type UseStore } from 'idb-keyval';
-import type { Logger } from '../src/core/types.js';
+import type { Logger } from '../src/protocol/data.js';
 
 /** One server instance of a worker run. */
 export interface StoredInstance {

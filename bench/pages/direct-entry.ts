@@ -7,7 +7,7 @@
  */
 import { Chat } from '../../src/client/chat.js';
 import { EVENT, TYPES, VERSION } from '../../src/client/constants.js';
-import { DirectBackend } from '../../src/core/direct-backend.js';
+import { DirectBackend } from '../../src/client/direct-backend.js';
 import { SessionEngine } from '../../src/core/engine.js';
 import { createConsoleLogger } from '../../src/core/log.js';
 

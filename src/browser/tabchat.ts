@@ -1,17 +1,17 @@
 /**
- * The browser `TabChat` object (api.md §2): `create()`, `EVENT`, `TYPES`, `VERSION`.
+ * The browser `TabChat` object (docs/client-api.md): `create()`, `EVENT`, `TYPES`, `VERSION`.
  * Every chat instance is the shared API object of src/client over a {@link WorkerBackend}:
  * the session lives in ONE SharedWorker per browser profile (one WebSocket for all tabs).
  */
 import { Chat } from '../client/chat.js';
 import { EVENT, TYPES, VERSION } from '../client/constants.js';
 import { paramsError, parseSdkAppId } from '../client/params.js';
-import { DEFAULT_SEND_TIMEOUT_MS } from '../core/engine.js';
+import { DEFAULT_SEND_TIMEOUT_MS } from '../core/defaults.js';
 import { ChatError } from '../core/errors.js';
 import { createConsoleLogger } from '../core/log.js';
 import { CODE } from '../protocol/codes.js';
-import { HubConnection, type Transport } from './hub-client.js';
-import type { TabsMode, WorkerState } from './hub-protocol.js';
+import { HubConnection, type Transport } from './hub-connection.js';
+import type { TabsMode, WorkerState } from '../protocol/hub-protocol.js';
 
 
 /** Options of `TabChat.create()` in browsers. */
@@ -117,7 +117,7 @@ function resolveTransport(transport: unknown): Transport {
 
 /**
  * The chat instance of `options.SDKAppID` in this page: the same SDKAppID returns the same
- * instance until it is destroyed (REF §1.1).
+ * instance until it is destroyed, as in the reference SDK (docs/reference-behaviour.md).
  * @returns the instance, or null (with an error logged) when `SDKAppID` is not numeric
  * @throws Error('Params validate failed.') on an invalid option
  * @throws ChatError 9013 when `workerUrl` is not same-origin with the page; 9014 when

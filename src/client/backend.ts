@@ -9,7 +9,7 @@
  * same plain data (WireMessage in, OutgoingText out, ErrorData-shaped errors back).
  */
 import type { KickType, WireMessage } from '../protocol/frames.js';
-import type { ErrorData, LoginResult, NetState, OutgoingText } from '../core/types.js';
+import type { ErrorData, LoginResult, NetState, OutgoingText } from '../protocol/data.js';
 
 export interface BackendEvents {
   /** This instance was kicked: emit KICKED_OUT then SDK_NOT_READY. Terminal. */

@@ -1,18 +1,18 @@
 /**
- * The chat API object applications use (REF §1.2–1.10, api.md §2). Generic over its
+ * The chat API object applications use (docs/client-api.md). Generic over its
  * {@link ChatBackend}: a direct session engine in Node, the SharedWorker or a leader tab in
  * browsers. It owns this instance's API state: logged in or not, ready or not, and why not.
  *
- * Every public method runs (1) the not-ready gate unless whitelisted (REF §1.7), (2) a
- * parameter check that throws `Error('Params validate failed.')` synchronously, (3) the
- * method itself.
+ * Every public method runs (1) the not-ready gate unless whitelisted (the reference SDK's
+ * whitelist: docs/reference-behaviour.md), (2) a parameter check that throws
+ * `Error('Params validate failed.')` synchronously, (3) the method itself.
  */
 import { textMessageError, type KickType, type WireMessage } from '../protocol/frames.js';
 import { CODE, clientCodeText } from '../protocol/codes.js';
 import { ChatError, KICK_REASON_CODE, asChatError } from '../core/errors.js';
 import { isLogLevel, type LeveledLogger } from '../core/log.js';
 import { newClientMsgId } from '../core/outbox.js';
-import type { ErrorData, LoginResult, NetState } from '../core/types.js';
+import type { ErrorData, LoginResult, NetState } from '../protocol/data.js';
 import type { BackendEvents, ChatBackend } from './backend.js';
 import { EVENT, TYPES } from './constants.js';
 import { Emitter, type ChatEventHandler } from './emitter.js';
@@ -43,7 +43,7 @@ export interface LoginResponseData {
   repeatLogin?: true;
 }
 
-/** `createTextMessage()` options (REF §1.8; the C2C text subset). */
+/** `createTextMessage()` options (the reference SDK's, C2C text subset). */
 export interface TextMessageOptions {
   /** Recipient userID. */
   to: string;
@@ -103,7 +103,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
-/** A send failure: `{code, message, data: {message}}` with the message's status `fail` (REF §1.8). */
+/** A send failure: `{code, message, data: {message}}` with the message's status `fail`, as in the reference SDK. */
 function sendFailure(message: Message, code: number, text: string, data: Record<string, unknown> = {}): ChatError {
   message.status = 'fail';
   return new ChatError(code, text, { ...data, message });
@@ -337,7 +337,7 @@ export class Chat {
   }
 
   /**
-   * Not-ready gate (REF §1.7): null when ready, else a rejected Promise whose error has
+   * Not-ready gate: null when ready, else a rejected Promise whose error has
    * the current reason as code and `"<reason text> | <api> | SDK not ready"` as message;
    * emits ERROR with the same `{code, message}`.
    * @param valueApi - the method returns a value when ready: mark the rejection handled

@@ -1,6 +1,6 @@
 /**
  * Public constants: `TabChat.EVENT`, `TabChat.TYPES`, `TabChat.VERSION`. String values are
- * exactly those of the reference SDK (REF §2), so code written for it keeps working.
+ * exactly those of the reference SDK (docs/reference-behaviour.md), so code written for it keeps working.
  */
 
 /** Event names for `chat.on(name, handler)`. */

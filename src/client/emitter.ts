@@ -1,10 +1,10 @@
 /**
- * Event emitter with the reference SDK's EventEmitter3 semantics (REF §1.6): handlers get
+ * Event emitter with the reference SDK's EventEmitter3 semantics: handlers get
  * `{name, data}`; calling `on` twice with one handler registers it twice; one `off` removes
  * every registration of that handler (of that context, when given); exceptions thrown by
  * handlers are caught and logged, never propagated.
  */
-import type { Logger } from '../core/types.js';
+import type { Logger } from '../protocol/data.js';
 
 /** What every handler receives. */
 export interface ChatEvent<D = unknown> {

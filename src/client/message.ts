@@ -1,5 +1,5 @@
 /**
- * The `Message` object of the chat API (REF §1.8): what `createTextMessage()` returns,
+ * The `Message` object of the chat API (docs/client-api.md "Messages"): what `createTextMessage()` returns,
  * what `sendMessage()` takes and resolves with, and what `MESSAGE_RECEIVED` carries.
  * Field names and values follow the reference SDK; tabchat fills the C2C text subset.
  */

@@ -3,7 +3,7 @@
  * both entries (src/browser/tabchat.ts, src/node/index.ts).
  */
 
-/** The error every bad argument throws, synchronously (REF §1.1). */
+/** The error every bad argument throws, synchronously, with the reference SDK's message. */
 export function paramsError(): Error {
   return new Error('Params validate failed.');
 }

@@ -4,7 +4,7 @@
  * so `instanceof ChatError` and `.code` work on both sides.
  */
 import { CODE, clientCodeText } from '../protocol/codes.js';
-import type { ErrorData } from './types.js';
+import type { ErrorData } from '../protocol/data.js';
 
 export { KICK_REASON_CODE } from '../protocol/frames.js';
 

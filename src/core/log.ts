@@ -2,7 +2,7 @@
  * A tiny leveled console logger shared by the engine and the chat API object. It has no
  * dependencies, so the tab-side bundle can include it.
  */
-import type { Logger } from './types.js';
+import type { Logger } from '../protocol/data.js';
 
 /** Log levels as in the reference `setLogLevel`: 0 debug, 1 info, 2 warn, 3 error, 4 none. */
 export type LogLevel = 0 | 1 | 2 | 3 | 4;
@@ -32,4 +32,13 @@ export function createConsoleLogger(prefix: string, level: LogLevel = 2): Levele
     error: (...args) => { if (logger.level <= 3) console.error(tag, ...args); },
   };
   return logger;
+}
+
+/** Run a callback of the application or a listener: its exceptions are logged, never thrown at the caller. */
+export function safely(log: Logger, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.error('listener threw:', err);
+  }
 }

@@ -4,9 +4,8 @@
  * SharedWorker (one engine for all tabs of a browser profile) and in a leader tab.
  * It must not use Node-only or window-only APIs: the WebSocket constructor is injected.
  */
+import type { ErrorData, LoginResult, Logger, NetState, OutgoingText } from '../protocol/data.js';
 import type { KickType, Platform, WireMessage } from '../protocol/frames.js';
-
-export type NetState = 'connected' | 'connecting' | 'disconnected';
 
 /**
  * States of the engine's one connection (house style: one explicit state machine).
@@ -27,13 +26,6 @@ export interface StateChange {
   reason: string;
 }
 
-/** Plain-data form of an error: what crosses thread boundaries (comlink, BroadcastChannel). */
-export interface ErrorData {
-  code: number;
-  message: string;
-  data?: Record<string, unknown>;
-}
-
 /**
  * A handler slot that accepts both the DOM `WebSocket` and the `ws` package: their event
  * classes differ, and a method-shaped type is checked bivariantly, so both fit.
@@ -51,14 +43,6 @@ export interface WebSocketLike {
   onerror: SocketHandler<unknown> | null;
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-/** Leveled logger; `console` fits. */
-export interface Logger {
-  debug(...args: unknown[]): void;
-  info(...args: unknown[]): void;
-  warn(...args: unknown[]): void;
-  error(...args: unknown[]): void;
-}
 
 export interface LoginParams {
   sdkAppId: number;
@@ -94,18 +78,6 @@ export interface InstanceEvents {
   reportOwn?: boolean;
 }
 
-/** A C2C text message for {@link SessionEngineApi.send}. */
-export interface OutgoingText {
-  /**
-   * Client-generated id (1..64 characters, e.g. from {@link newClientMsgId}); the server's
-   * idempotency key: sending the same id again never creates a second message.
-   */
-  clientMsgId: string;
-  /** Recipient userID. */
-  to: string;
-  text: string;
-}
-
 /** A message waiting in the outbox for the server's acknowledgement. Plain data (storable). */
 export interface OutboxEntry {
   clientMsgId: string;
@@ -136,13 +108,10 @@ export interface Outbox {
   list(sdkAppId: number, userID: string): Promise<OutboxEntry[]>;
 }
 
-export interface LoginResult {
-  instId: number;
-  userID: string;
-  /** Server clock at the reply, ms since epoch. */
-  serverTime: number;
-  /** UserSig expiry, ms since epoch; 0 when unknown (an instance taken over by `resume`). */
-  expireAt: number;
+/** What a login (or a take-over) yields: the instance's handle and the login result. */
+export interface LoginGrant {
+  handle: SessionHandle;
+  result: LoginResult;
 }
 
 export interface SessionHandle {
@@ -205,7 +174,7 @@ export interface SessionEngineOptions {
 
 export interface SessionEngineApi {
   /** Opens the socket if needed, logs the instance in. Rejects with an ErrorData-shaped ChatError. */
-  login(params: LoginParams, events: InstanceEvents): Promise<{ handle: SessionHandle; result: LoginResult }>;
+  login(params: LoginParams, events: InstanceEvents): Promise<LoginGrant>;
   /**
    * Take over an instance another engine held (e.g. a previous SharedWorker): a silent
    * `resume` with its instId and token, or, when the server answers 9005 (resume window
@@ -217,7 +186,7 @@ export interface SessionEngineApi {
     params: LoginParams,
     saved: { instId: number; token: string; lastSeq?: number | null },
     events: InstanceEvents,
-  ): Promise<{ handle: SessionHandle; result: LoginResult }>;
+  ): Promise<LoginGrant>;
   /**
    * Logs the instance out; releases it locally even when the server cannot be reached.
    * Messages still queued for it are dropped: their `send()` rejects with 9023.

@@ -13,8 +13,9 @@ import WebSocket from 'ws';
 import { Chat } from '../client/chat.js';
 import { EVENT, TYPES, VERSION } from '../client/constants.js';
 import { paramsError, parseSdkAppId } from '../client/params.js';
-import { DirectBackend } from '../core/direct-backend.js';
-import { DEFAULT_FRAMES_PER_SECOND, DEFAULT_MAX_FRAME_BYTES, DEFAULT_SEND_TIMEOUT_MS, SessionEngine } from '../core/engine.js';
+import { DirectBackend } from '../client/direct-backend.js';
+import { DEFAULT_FRAMES_PER_SECOND, DEFAULT_MAX_FRAME_BYTES, DEFAULT_SEND_TIMEOUT_MS } from '../core/defaults.js';
+import { SessionEngine } from '../core/engine.js';
 import { createConsoleLogger } from '../core/log.js';
 import { isPlatform, type Platform } from '../protocol/frames.js';
 
@@ -106,4 +107,4 @@ export type { ChatResponse, ChatEventMap, EventData, LoginOptions, LoginResponse
 export type { Message, MessageStatus } from '../client/message.js';
 export type { ChatEvent, ChatEventHandler } from '../client/emitter.js';
 export type { KickType, Platform } from '../protocol/frames.js';
-export type { NetState } from '../core/types.js';
+export type { NetState } from '../protocol/data.js';

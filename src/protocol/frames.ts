@@ -12,7 +12,7 @@ import { CODE } from './codes.js';
 /** Bumped on any incompatible change of a frame. */
 export const PROTOCOL_VERSION = 1;
 
-/** Platforms of the reference login policy (REF §5.4). */
+/** Platforms of the reference SDK's login policy (docs/reference-behaviour.md). */
 export const PLATFORMS = ['Web', 'Android', 'iPhone', 'iPad', 'Windows', 'Mac', 'Linux'] as const;
 export type Platform = (typeof PLATFORMS)[number];
 
@@ -20,7 +20,7 @@ export type Platform = (typeof PLATFORMS)[number];
 export const KICK_TYPES = ['multipleAccount', 'multipleDevice', 'userSigExpired', 'REST_API_Kick'] as const;
 export type KickType = (typeof KICK_TYPES)[number];
 
-/** Not-ready reason code of each kick type (REF §1.7); also the code of a resume refused by a kick. */
+/** Not-ready reason code of each kick type (3003, 3002, 3004, 3006, as the reference SDK's gate reports them); also the code of a resume refused by a kick. */
 export const KICK_REASON_CODE: Readonly<Record<KickType, number>> = Object.freeze({
   multipleAccount: CODE.KICKED_OUT_MULT_ACCOUNT,
   multipleDevice: CODE.KICKED_OUT_MULT_DEVICE,

@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import WebSocket, { WebSocketServer } from 'ws';
 import { CLOSE, CODE } from '../../src/protocol/codes.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/frames.js';
-import { SessionEngine, fullJitterBackoff } from '../../src/core/engine.js';
-import type { ErrorData, NetState, WebSocketConstructor } from '../../src/core/types.js';
+import { fullJitterBackoff } from '../../src/core/defaults.js';
+import { SessionEngine } from '../../src/core/engine.js';
+import type { ErrorData, NetState } from '../../src/protocol/data.js';
+import type { WebSocketConstructor } from '../../src/core/types.js';
 import { until } from '../helpers/raw-client.js';
 
 interface FakeServer {

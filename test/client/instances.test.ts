@@ -1,6 +1,7 @@
 /**
- * Instances, limits and kicks as applications see them (docs/client-api.md "Kicks"): KICKED_OUT {type} then
- * SDK_NOT_READY, the not-ready reason of each kick, and kicked instances staying out.
+ * Instances, limits and kicks as applications see them (docs/client-api.md "Kicks"):
+ * KICKED_OUT {type} then SDK_NOT_READY, the not-ready reason of each kick, and kicked
+ * instances staying out.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -41,6 +41,23 @@ describe('NET_STATE_CHANGE', () => {
     await chat.logout();
     await waitNet(rec, ['connecting', 'connected', 'connecting', 'connected', 'disconnected']);
   });
+
+  test('a kick of the last instance closes the socket: KICKED_OUT, SDK_NOT_READY, then disconnected', async (t) => {
+    const h = await harness(t);
+    const { chat, rec } = h.chat();
+    await chat.login({ userID: 'alice', userSig: h.server.sig('alice') });
+    await waitNet(rec, ['connecting', 'connected']);
+    await h.server.rest('im_open_login_svc/kick', { UserID: 'alice' });
+    await waitNet(rec, ['connecting', 'connected', 'disconnected']);
+    assert.deepEqual(rec.names().filter((n) => n !== EVENT.SDK_READY), [
+      EVENT.NET_STATE_CHANGE,
+      EVENT.NET_STATE_CHANGE,
+      EVENT.KICKED_OUT,
+      EVENT.SDK_NOT_READY,
+      EVENT.NET_STATE_CHANGE,
+    ]);
+    await until(() => h.server.server.context.connections.size === 0, 5000, 'the server holds no connection');
+  });
 });
 
 describe('resume', () => {

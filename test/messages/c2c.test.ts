@@ -1,8 +1,9 @@
 /**
  * C2C text messages through the chat API (Node instances, real server): A→B, the Message
- * fields of docs/client-api.md "Message fields", who gets MESSAGE_RECEIVED (the recipient and the sender's OTHER
- * instances, never the sending instance), offline delivery after login, the not-ready gate
- * and the argument checks and refusal codes of createTextMessage / sendMessage.
+ * fields the reference SDK defines (docs/client-api.md "Messages"), who gets
+ * MESSAGE_RECEIVED (the recipient and the sender's OTHER instances, never the sending
+ * instance), offline delivery after login, the not-ready gate and the argument checks and
+ * refusal codes of createTextMessage / sendMessage.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

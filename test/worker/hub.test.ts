@@ -6,10 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BUILD, HUB_VERSION, type ChatSpec, type Envelope, type MessagesEnvelope } from '../../src/browser/hub-protocol.js';
-import type { InstanceEvents, LoginParams, NetState, OutgoingText, SessionHandle } from '../../src/core/types.js';
+import { BUILD, HUB_VERSION, type ChatSpec, type Envelope, type MessagesEnvelope } from '../../src/protocol/hub-protocol.js';
+import type { NetState, OutgoingText } from '../../src/protocol/data.js';
+import type { InstanceEvents, LoginParams, SessionHandle } from '../../src/core/types.js';
 import type { WireMessage } from '../../src/protocol/frames.js';
-import { BUFFER_MAX_MESSAGES, Hub, type HubEngine, type HubHost } from '../../worker/hub.js';
+import { Hub, type HubEngine, type HubHost } from '../../worker/hub.js';
+import { BUFFER_MAX_MESSAGES } from '../../worker/message-buffer.js';
 
 class FakeEngine implements HubEngine {
   readonly events: InstanceEvents[] = [];

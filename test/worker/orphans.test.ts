@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { workerLockName } from '../../src/browser/hub-protocol.js';
+import { workerLockName } from '../../src/protocol/hub-protocol.js';
 import { adoptDeadRuns } from '../../worker/orphans.js';
 import type { StoredRun } from '../../worker/storage.js';
 

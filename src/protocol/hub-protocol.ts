@@ -1,12 +1,13 @@
 /**
- * The contract between a tab (src/browser) and the SharedWorker hub (worker/): the comlink
- * command surface, the BroadcastChannel event envelope, and the names both sides derive
- * (worker name, channel names, lock names, instance keys). Both sides import this file, so
- * nothing here may touch `window` or `document`. See docs/architecture.md.
+ * The contract between a tab (src/browser) and its hub (worker/, in a SharedWorker or a
+ * leader tab): the command surface, the BroadcastChannel event envelope, and the names both
+ * sides derive (worker name, channel names, lock names, instance keys), next to the wire
+ * frames the hub speaks to the server. Both sides import this file, so nothing here may
+ * touch `window` or `document`. See docs/architecture.md.
  */
-import { PROTOCOL_VERSION } from '../protocol/frames.js';
-import type { KickType, WireMessage } from '../protocol/frames.js';
-import type { ErrorData, Logger, NetState, OutgoingText } from '../core/types.js';
+import { PROTOCOL_VERSION } from './frames.js';
+import type { KickType, WireMessage } from './frames.js';
+import type { ErrorData, Logger, NetState, OutgoingText } from './data.js';
 
 declare const __TABCHAT_VERSION__: string;
 declare const __TABCHAT_BUILD__: string;
@@ -27,7 +28,7 @@ export const HUB_VERSION = 1;
 export const LEADER_HOST_GLOBAL = '__tabchatLeaderHost';
 
 /** A live link from a tab to its hub: commands, a promise that rejects if the host fails, cleanup. */
-export interface Endpoint {
+export interface HubLink {
   api: HubApi;
   /** Rejects when the host fails (did not start, went away); never resolves. */
   failed: Promise<never>;
@@ -36,17 +37,17 @@ export interface Endpoint {
 
 /**
  * What the worker bundle, loaded into a tab with a `<script>` element, offers for the
- * leader-tab fallback (browsers without SharedWorker): an endpoint to the current leader,
+ * leader-tab fallback (browsers without SharedWorker): a link to the current leader's hub,
  * which is this tab's own hub when it wins the election (worker/leader.ts).
  */
 export interface LeaderHostFactory {
   build: string;
   hubVersion: number;
   /**
-   * Join the election (once per page) and resolve an endpoint once a leader is known.
+   * Join the election (once per page) and resolve a link once a leader is known.
    * @param deadEpochs - hubs known dead; their late announcements are ignored
    */
-  endpoint(tabId: string, deadEpochs: ReadonlySet<string>, log: Logger): Promise<Endpoint>;
+  link(tabId: string, deadEpochs: ReadonlySet<string>, log: Logger): Promise<HubLink>;
 }
 
 /** Web Lock whose holder is the leader tab (only used without SharedWorker). */
@@ -64,7 +65,7 @@ export type RpcMessage =
   /**
    * A command for the hub of leader run `epoch`. Any other leader ignores it: a new leader
    * must not answer what a follower meant for the dead one (the follower asks again on its
-   * new endpoint once it notices the death; see worker/leader.ts).
+   * link once it notices the death; see worker/leader.ts).
    */
   | { kind: 'req'; id: string; from: string; epoch: string; method: RpcMethod; args: unknown[] }
   /** The leader's answer, for tab `to`. */
@@ -86,6 +87,28 @@ export const EVENTS_CHANNEL = `tabchat:events:${BUILD}`;
 
 /** BroadcastChannel where every worker mirrors its logs and errors (tests, debugging). */
 export const DIAG_CHANNEL = 'tabchat-diag';
+
+/**
+ * The Web Locks of this page or worker, or null where there are none: a page on a non-secure
+ * origin (plain http on a LAN address) has no `navigator.locks`, nor has Node.
+ */
+export function webLocks(): LockManager | null {
+  return typeof navigator !== 'undefined' && navigator.locks ? navigator.locks : null;
+}
+
+/**
+ * Hold lock `name` until this page or worker dies: the callback's promise never settles on
+ * purpose, so the browser releases the lock only when its holder closes, navigates or
+ * crashes, and that release is what the other side waits for. Resolves once the lock is held.
+ */
+export function holdForLife(locks: LockManager, name: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    locks.request(name, () => {
+      resolve();
+      return new Promise<never>(() => {});
+    }).catch(reject);
+  });
+}
 
 /** Web Lock each tab holds for its whole life; the worker waits on it to notice a dead tab. */
 export function tabLockName(tabId: string): string {

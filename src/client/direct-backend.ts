@@ -3,11 +3,12 @@
  * (one engine per chat instance) and, later, the leader tab's own chat. It owns its engine:
  * `destroy()` closes it.
  */
-import type { BackendEvents, ChatBackend } from '../client/backend.js';
+import { ChatError } from '../core/errors.js';
+import type { SessionEngineApi, SessionHandle } from '../core/types.js';
 import { CODE } from '../protocol/codes.js';
+import type { LoginResult, OutgoingText } from '../protocol/data.js';
 import type { Platform, WireMessage } from '../protocol/frames.js';
-import { ChatError } from './errors.js';
-import type { LoginResult, OutgoingText, SessionEngineApi, SessionHandle } from './types.js';
+import type { BackendEvents, ChatBackend } from './backend.js';
 
 /** What a direct backend logs in with, besides userID and userSig. */
 export interface DirectBackendOptions {
