@@ -30,8 +30,8 @@ import {
   RevokedError,
   pushToOwners,
   type ClusterStats,
-  type Engine,
-  type EngineEvents,
+  type InstanceEngine,
+  type InstanceEngineEvents,
   type LocalInstances,
   type LoginRequest,
   type LoginSettings,
@@ -39,8 +39,7 @@ import {
   type OnlineInstance,
   type ResumeResult,
 } from './engine.js';
-import { redactUrl } from './store.js';
-import type { Logger } from './log.js';
+import { redactUrl, type Logger } from './log.js';
 import { SCRIPTS, type ScriptCommands } from './redis-scripts.js';
 import { userKey, type Instance, type InstanceOwner, type KickRecord } from './registry.js';
 
@@ -68,7 +67,7 @@ export interface RedisEngineOptions {
   apps: Map<number, AppConfig>;
   log: Logger;
   metrics: PromRegistry;
-  events: EngineEvents & {
+  events: InstanceEngineEvents & {
     /** Pushes this node made for messages published by other nodes. */
     onPush?(count: number): void;
     /** After a reconnect to Redis: pushes may have been lost; the server lets these instances catch up. */
@@ -121,7 +120,7 @@ function unavailable(err: unknown): Error {
   return new EngineUnavailableError(`the cluster engine (Redis) is unavailable: ${message}`);
 }
 
-export class RedisEngine implements Engine {
+export class RedisEngine implements InstanceEngine {
   readonly kind = 'redis';
   /** Node key in Redis: the display id plus a boot id, so a restarted node never inherits the old one's instances. */
   readonly nodeKey: string;
