@@ -16,7 +16,7 @@ import { MemoryEngine } from './engine-memory.js';
 import { handleHttp } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { MessageService } from './messages.js';
-import { Metrics } from './metrics.js';
+import { ClusterMetrics, Metrics } from './metrics.js';
 import type { MessageStore } from './store.js';
 import { openStore } from './store-open.js';
 
@@ -53,7 +53,7 @@ function clientIp(req: IncomingMessage): string {
 
 /**
  * A cluster node with a local store (`sqlite:`, `memory`): fine while it is the only node on
- * its Redis (api.md's example config combines `redis` with the default `sqlite:` store), but
+ * its Redis (a config may set `redis` and keep the default `sqlite:` store), but
  * a second node would read other mailboxes than the first. Refuse to start next to live
  * nodes; warn otherwise.
  */
@@ -97,7 +97,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
         nodeTimeoutMs: config.nodeTimeoutMs,
         apps,
         log,
-        metrics: metrics.registry,
+        metrics: new ClusterMetrics(metrics.registry),
         connections: () => connections.size,
         events: {
           ...events,
