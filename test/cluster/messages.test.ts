@@ -220,7 +220,7 @@ test('a single node (no redis) on the postgres store; config validation of clust
   assert.equal(ts.server.context.engine.kind, 'memory');
   assert.equal(ts.server.context.store.kind, 'postgres');
   const apps = [{ sdkAppId: 1, secretKey: 'k' }];
-  // api.md's example combines redis with the default sqlite store: accepted (checked at start, below).
+  // A config may combine redis with the default sqlite store: accepted (checked at start, below).
   for (const store of ['memory', 'sqlite:./x.db', undefined]) {
     assert.doesNotThrow(() => validateConfig({ apps, redis: 'redis://127.0.0.1:6379', ...(store ? { store } : {}) }));
   }

@@ -11,7 +11,7 @@ import { Registry, policyConflicts, type InstanceOwner } from '../../server/regi
 import { until } from '../helpers/raw-client.js';
 
 /**
- * Expected conflicts, written out by hand from REF §5.4 / docs/protocol.md (not derived from
+ * Expected conflicts, written out by hand from docs/protocol.md (not derived from
  * the implementation). Row = incoming login's platform, column = existing instance's
  * platform, in PLATFORMS order: Web Android iPhone iPad Windows Mac Linux. "x" = kicked.
  */

@@ -1,5 +1,5 @@
 /**
- * UserSig (TLSSigAPIv2): the reference test vector (REF §4), generate → verify, and every
+ * UserSig (TLSSigAPIv2): the reference SDK's published test vector, generate → verify, and every
  * failure code. Pure functions, no server.
  */
 import { test } from 'node:test';
