@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The server's CLI in the sources. */
 export const SOURCE_CLI = join(ROOT, 'server', 'cli.ts');
-/** The server's CLI as `npm run build` compiles it (dist/node). */
-export const BUILT_CLI = join(ROOT, 'dist', 'node', 'server', 'cli.js');
+/** The server's CLI as `npm run build` compiles it into the server package (server/dist). */
+export const BUILT_CLI = join(ROOT, 'server', 'dist', 'server', 'cli.js');
 
 /**
  * What to run: `sources` (server/cli.ts through tsx), `built` ({@link BUILT_CLI}), a Node
