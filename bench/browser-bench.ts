@@ -48,25 +48,28 @@
  * With the defaults it takes about 5 minutes on the 2-core machine (leader mode ~35 s a row).
  * `npx tsx bench/browser-bench.ts` runs it alone (needs `npm run build` first).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { build } from 'vite';
 import { generateUserSig } from '../server/usersig.js';
+import { BUILT_CLI, startCli } from '../test/helpers/cli.js';
 import { stats, type Stats } from './server-bench.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(here, '..');
 const DIST = join(ROOT, 'dist');
-/** Bench-time files (gitignored): the direct bundle and a snapshot of dist/ (see snapshotDist). */
+/** The built server package (server/dist). */
+const SERVER_DIST = dirname(dirname(BUILT_CLI));
+/** Bench-time files (gitignored): the direct bundle and snapshots of dist/ and server/dist (see snapshotDist). */
 const BUILD_DIR = join(here, '.build');
 const SNAPSHOT = join(BUILD_DIR, 'dist');
-const CLI = join(SNAPSHOT, 'node', 'server', 'cli.js');
+const SERVER_SNAPSHOT = join(BUILD_DIR, 'server');
+const CLI = join(SERVER_SNAPSHOT, relative(SERVER_DIST, BUILT_CLI));
 
 const envInt = (name: string, dflt: number) => {
   const v = Number(process.env[name] ?? dflt);
@@ -202,15 +205,16 @@ const nodeNow = () => performance.timeOrigin + performance.now();
 // ------------------------------------------------------------------ the direct bundle
 
 /**
- * Copy the built server (dist/node) and the drop-in builds (dist/tabchat.js,
- * dist/tabchat-worker.js) to bench/.build/dist and run everything from that copy: the
- * working tree is shared, and a concurrent `npm run build` empties dist/ for a while.
- * The copy resolves package.json and node_modules from the repository root as dist/ does.
+ * Copy the built server (server/dist) to bench/.build/server and the drop-in builds
+ * (dist/tabchat.js, dist/tabchat-worker.js) to bench/.build/dist, and run everything from
+ * those copies: the working tree is shared, and a concurrent `npm run build` empties dist/
+ * for a while. The server copy resolves node_modules from the repository root as
+ * server/dist does.
  */
 function snapshotDist(): void {
   rmSync(BUILD_DIR, { recursive: true, force: true });
   mkdirSync(SNAPSHOT, { recursive: true });
-  cpSync(join(DIST, 'node'), join(SNAPSHOT, 'node'), { recursive: true });
+  cpSync(SERVER_DIST, SERVER_SNAPSHOT, { recursive: true });
   for (const file of ['tabchat.js', 'tabchat-worker.js']) copyFileSync(join(DIST, file), join(SNAPSHOT, file));
 }
 
@@ -262,27 +266,9 @@ async function startServer(): Promise<Server> {
   };
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config));
-  const child: ChildProcess = spawn(process.execPath, [CLI, '--config', configPath, '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const httpUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 15 s:\n${output}`)), 15_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[^\s]+)/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1].replace(/\/$/, ''));
-      }
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${output}`));
-    });
-  });
-  child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[server] ${chunk.toString()}`));
+  const cli = await startCli(['--config', configPath, '--port', '0'], { entry: { script: CLI } });
+  const { httpUrl } = cli;
+  cli.child.stderr!.on('data', (chunk: string) => process.stderr.write(`[server] ${chunk}`));
   const adminSigs = new Map<number, string>();
   const rest = async (sdkAppId: number, command: string, body: unknown, sent?: (at: number) => void) => {
     let usersig = adminSigs.get(sdkAppId);
@@ -321,13 +307,7 @@ async function startServer(): Promise<Server> {
     },
     sig: (sdkAppId, userID) => generateUserSig({ sdkAppId, key: SECRET, identifier: userID }),
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        child.kill('SIGTERM');
-        const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await exited;
-        clearTimeout(killTimer);
-      }
+      await cli.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -882,8 +862,8 @@ export type Prepared = { directBundle: { raw: number; gzip: number } } | { skipp
 export async function prepareBrowserBench(): Promise<Prepared> {
   if (process.env.BENCH_BROWSER === '0') return { skipped: 'BENCH_BROWSER=0' };
   if (!existsSync(CHROMIUM)) return { skipped: `no Chromium at ${CHROMIUM}` };
-  const needed = ['tabchat.js', 'tabchat-worker.js', 'node/server/cli.js'].map((f) => join(DIST, f));
-  if (!needed.every((f) => existsSync(f))) return { skipped: `dist/ is not built (${needed.join(', ')}): run "npm run build"` };
+  const needed = [...['tabchat.js', 'tabchat-worker.js'].map((f) => join(DIST, f)), BUILT_CLI];
+  if (!needed.every((f) => existsSync(f))) return { skipped: `the builds are missing (${needed.join(', ')}): run "npm run build"` };
   snapshotDist();
   await buildDirectBundle();
   const bundle = readFileSync(join(BUILD_DIR, 'direct', 'tabchat-direct.js'));

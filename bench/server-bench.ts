@@ -27,14 +27,15 @@
  * BENCH_RELAY_INSTANCES, BENCH_RELAY_RATES, BENCH_RELAY_SECONDS, BENCH_SOURCE_ADDRESSES
  * (4: client sockets bind 127.0.0.1..127.0.0.N, so ephemeral ports never run short).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import WebSocket from 'ws';
-import { PROTOCOL_VERSION, type ServerFrame } from '../src/protocol/frames.js';
+import type { ServerFrame } from '../src/protocol/frames.js';
 import { generateUserSig } from '../server/usersig.js';
+import { BUILT_CLI, startCli, type CliServer } from '../test/helpers/cli.js';
+import { RawClient } from '../test/helpers/raw-client.js';
 
 const envInt = (name: string, dflt: number) => {
   const v = Number(process.env[name] ?? dflt);
@@ -119,47 +120,35 @@ export async function startServer(opts: ServerOptions = { store: 'memory' }): Pr
   if (opts.redis) config.redis = opts.redis;
   if (opts.redisPrefix) config.redisPrefix = opts.redisPrefix;
   writeFileSync(configPath, JSON.stringify(config));
-  // The built server when present (what operators run), else the sources through tsx.
-  const entry = existsSync('dist/node/server/cli.js') ? ['dist/node/server/cli.js'] : ['--import', 'tsx', 'server/cli.ts'];
-  const args = [...entry, '--config', configPath, '--port', '0'];
+  const args = ['--config', configPath, '--port', '0'];
   if (opts.node) args.push('--node', opts.node);
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let server: CliServer | undefined;
   const cleanup = () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    if (server && server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
   live.add(cleanup);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    proc.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)));
-  }).catch((err: unknown) => {
+  try {
+    // The built server when present (what operators run), else the sources through tsx.
+    server = await startCli(args, { entry: existsSync(BUILT_CLI) ? 'built' : 'sources', stderr: 'inherit' });
+  } catch (err) {
     cleanup();
     live.delete(cleanup);
     throw err;
-  });
-  proc.stdout!.resume();
+  }
+  const cli = server;
+  const { child } = cli;
   return {
-    proc,
-    url,
-    wsUrl: url.replace('http', 'ws') + '/ws',
+    proc: child,
+    url: cli.httpUrl,
+    wsUrl: cli.wsUrl,
     rssKb() {
-      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
     },
-    cpuSeconds: () => cpuSecondsOf(proc.pid!),
+    cpuSeconds: () => cpuSecondsOf(child.pid!),
     stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-        proc.kill('SIGTERM');
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await cli.stop('SIGTERM', 15_000);
       cleanup();
       live.delete(cleanup);
     },
@@ -189,88 +178,64 @@ export function nextSource(): string {
   return `127.0.0.${1 + (sourceIndex++ % SOURCE_ADDRESSES)}`;
 }
 
-/** One protocol client socket carrying one or several instances. */
+/** One protocol client socket carrying one or several instances (the shared raw client, recording nothing). */
 export class Client {
-  private nextId = 1;
-  private pending = new Map<number, (f: ServerFrame) => void>();
   /** Relay sends in flight: request id → timestamp. */
   private sends = new Map<number, number>();
   onKick: ((instId: number, at: number) => void) | null = null;
   static sink: RelaySink | null = null;
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const at = performance.now();
-      const frame = JSON.parse(data.toString()) as ServerFrame;
-      switch (frame.type) {
-        case 'msg': {
-          const sink = Client.sink;
-          if (frame.message.flow !== 'in' || !sink) return;
-          const bar = frame.message.text.indexOf('|');
-          if (frame.message.text.slice(0, bar) !== sink.tag) return void sink.stray++;
-          sink.delivered++;
-          sink.lastDeliveryAt = at;
-          sink.e2e.push(at - Number(frame.message.text.slice(bar + 1)));
-          return;
-        }
-        case 'result': {
-          const t0 = this.sends.get(frame.id);
-          if (t0 !== undefined) {
-            this.sends.delete(frame.id);
-            const sink = Client.sink;
-            if (!sink) return;
-            if (frame.ok) {
-              sink.accepted++;
-              sink.ack.push(at - t0);
-            } else {
-              sink.rejected++;
-              sink.codes.set(frame.code, (sink.codes.get(frame.code) ?? 0) + 1);
-            }
-            return;
-          }
-          this.pending.get(frame.id)?.(frame);
-          this.pending.delete(frame.id);
-          return;
-        }
-        case 'kick':
-          this.onKick?.(frame.instId, at);
-          return;
-      }
-    });
+  private constructor(readonly raw: RawClient) {
+    raw.onFrame = (frame, at) => this.rawOnFrame(frame, at);
   }
   static async open(wsUrl: string, localAddress?: string): Promise<Client> {
-    const ws = new WebSocket(wsUrl, { perMessageDeflate: false, localAddress });
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    const c = new Client(ws);
-    await new Promise<void>((resolve) => {
-      ws.once('message', () => resolve());
-      ws.send(JSON.stringify({ type: 'hello', v: PROTOCOL_VERSION, client: 'bench' }));
-    });
-    return c;
+    return new Client(await RawClient.connect(wsUrl, { client: 'bench', record: false, ...(localAddress ? { localAddress } : {}) }));
   }
-  request(frame: Record<string, unknown>): Promise<ServerFrame> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.ws.send(JSON.stringify({ ...frame, id }));
-    });
+  private rawOnFrame(frame: ServerFrame, at: number): void {
+    switch (frame.type) {
+      case 'msg': {
+        const sink = Client.sink;
+        if (frame.message.flow !== 'in' || !sink) return;
+        const bar = frame.message.text.indexOf('|');
+        if (frame.message.text.slice(0, bar) !== sink.tag) return void sink.stray++;
+        sink.delivered++;
+        sink.lastDeliveryAt = at;
+        sink.e2e.push(at - Number(frame.message.text.slice(bar + 1)));
+        return;
+      }
+      case 'result': {
+        const t0 = this.sends.get(frame.id);
+        if (t0 === undefined) return; // a request's result: RawClient resolved it
+        this.sends.delete(frame.id);
+        const sink = Client.sink;
+        if (!sink) return;
+        if (frame.ok) {
+          sink.accepted++;
+          sink.ack.push(at - t0);
+        } else {
+          sink.rejected++;
+          sink.codes.set(frame.code, (sink.codes.get(frame.code) ?? 0) + 1);
+        }
+        return;
+      }
+      case 'kick':
+        this.onKick?.(frame.instId, at);
+        return;
+    }
   }
   async login(userID: string, userSig: string): Promise<number> {
-    const r = await this.request({ type: 'login', sdkAppId: SDK_APP_ID, userID, userSig, platform: 'Web' });
+    const r = (await this.raw.request({ type: 'login', sdkAppId: SDK_APP_ID, userID, userSig, platform: 'Web' }, 120_000)) as ServerFrame;
     if (r.type !== 'result' || !r.ok) throw new Error(`login failed: ${JSON.stringify(r)}`);
     return (r.data as { instId: number }).instId;
   }
   /** A relay `send`: the text carries the sink's tag and the send timestamp. */
   sendMessage(instId: number, to: string, tag: string, seq: number): void {
-    const id = this.nextId++;
+    const id = this.raw.requestId();
     const t0 = performance.now();
     this.sends.set(id, t0);
-    this.ws.send(`{"type":"send","id":${id},"instId":${instId},"clientMsgId":"${tag}-${seq}","to":"${to}","text":"${tag}|${t0}"}`);
+    this.raw.send(`{"type":"send","id":${id},"instId":${instId},"clientMsgId":"${tag}-${seq}","to":"${to}","text":"${tag}|${t0}"}`);
   }
   close(): void {
-    this.ws.terminate();
+    this.raw.terminate();
   }
 }
 

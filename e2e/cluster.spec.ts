@@ -4,7 +4,6 @@
  * serving the harness page, so a tab talks to the node that served it. Limits, kicks and
  * messages must hold across nodes exactly as on one server.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,45 +11,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test, type BrowserContext } from '@playwright/test';
 import { loginReady, openHarnessTab, sdkStates, type Tab } from './fixtures.js';
+import { startCli, type CliServer } from '../test/helpers/cli.js';
 import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../test/helpers/services.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(here, '..');
 const SDKAPPID = 1400000002;
-
-interface Node {
-  httpUrl: string;
-  child: ChildProcess;
-}
 
 let redis: RedisServer;
 let pg: PostgresServer;
 let dir: string;
-const nodes: Node[] = [];
-
-async function startNode(config: string, name: string): Promise<Node> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'cli.ts'), '--config', config, '--node', name], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const httpUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 20 s: ${out}`)), 20_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1].replace(/\/$/, ''));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited with ${code}: ${out}`));
-    });
-  });
-  return { httpUrl, child };
-}
+const nodes: CliServer[] = [];
 
 test.describe.configure({ mode: 'serial' });
 
@@ -71,26 +41,17 @@ test.beforeAll(async () => {
       static: { '/e2e/': join(here, 'pages') },
     }),
   );
-  for (const name of ['node1', 'node2', 'node3']) nodes.push(await startNode(config, name));
+  for (const name of ['node1', 'node2', 'node3']) nodes.push(await startCli(['--config', config, '--node', name], { stderr: 'inherit' }));
 });
 
 test.afterAll(async () => {
-  await Promise.all(
-    nodes.map(
-      (n) =>
-        new Promise<void>((resolve) => {
-          if (n.child.exitCode !== null || n.child.signalCode !== null) return resolve();
-          n.child.once('exit', () => resolve());
-          n.child.kill('SIGKILL');
-        }),
-    ),
-  );
+  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
   await Promise.allSettled([redis?.close(), pg?.close()]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** A tab of `ctx` on the harness page served by `node`, with a chat created and logged in as `userID`. */
-async function readyTabOn(ctx: BrowserContext, node: Node, userID: string, problems: string[]): Promise<Tab> {
+async function readyTabOn(ctx: BrowserContext, node: CliServer, userID: string, problems: string[]): Promise<Tab> {
   const tab = await openHarnessTab(ctx, `${node.httpUrl}/e2e/index.html`, problems);
   await loginReady(tab, SDKAPPID, userID);
   return tab;

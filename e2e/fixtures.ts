@@ -4,7 +4,6 @@
  * e2e/pages/harness.js, REST helpers, and a check that fails every test on any console
  * error or page error (worker errors are mirrored into the pages' consoles by the harness).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,10 +11,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test as base, expect, type BrowserContext, type Page } from '@playwright/test';
 import { generateUserSig } from '../server/usersig.js';
+import { BUILT_CLI, ROOT, startCli, type CliServer } from '../test/helpers/cli.js';
 
+export { ROOT };
 const here = dirname(fileURLToPath(import.meta.url));
-export const ROOT = join(here, '..');
-const CLI = join(ROOT, 'dist', 'node', 'server', 'cli.js');
+
+/**
+ * Start the built server (the server package's compiled CLI, as operators run it) with
+ * `args`, which must include `--port`; resolves once it listens.
+ */
+export async function startBuiltServer(args: string[]): Promise<CliServer> {
+  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run "npm run build" first`);
+  return startCli(args, { entry: 'built' });
+}
 
 /** The e2e server's resume window: a dropped socket's instances stay this long. */
 export const RESUME_WINDOW_MS = 10_000;
@@ -52,44 +60,6 @@ export interface ChatServerProcess {
   tmpDir: string;
 }
 
-/** Run the built server CLI with `args` (which must include `--port`); resolves once it listens. */
-export async function spawnCli(args: string[]): Promise<{ child: ChildProcess; httpUrl: string }> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
-  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const httpUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 15 s:\n${output}`)), 15_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/[^\s]+)/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1].replace(/\/$/, ''));
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${output}`));
-    });
-  });
-  return { child, httpUrl };
-}
-
-/** Send `signal` to the CLI (SIGKILL after 5 s) and wait for it to exit. */
-export async function stopCli(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(killTimer);
-}
-
 /** POST /v4/<command> to the server at `httpUrl` as `admin` of app `sdkAppId` (signed with `key`); the parsed JSON body. */
 export async function adminRest(httpUrl: string, sdkAppId: number, key: string, admin: string, command: string, body: unknown): Promise<any> {
   const usersig = generateUserSig({ sdkAppId, key, identifier: admin });
@@ -99,7 +69,6 @@ export async function adminRest(httpUrl: string, sdkAppId: number, key: string, 
 }
 
 async function startServer(): Promise<{ server: ChatServerProcess; stop: () => Promise<void> }> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
   const dir = mkdtempSync(join(tmpdir(), 'tabchat-e2e-'));
   const app = (sdkAppId: number, maxInstancesPerPlatform: number, loginPolicy = 'multi') => ({
     sdkAppId, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform, loginPolicy, allowedOrigins: ['*'], enabled: true,
@@ -114,7 +83,8 @@ async function startServer(): Promise<{ server: ChatServerProcess; stop: () => P
   mkdirSync(join(dir, 'www'));
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config));
-  const { child, httpUrl } = await spawnCli(['--config', configPath, '--port', '0']);
+  const cli = await startBuiltServer(['--config', configPath, '--port', '0']);
+  const { httpUrl } = cli;
   const rest = (sdkAppId: number, command: string, body: unknown) => adminRest(httpUrl, sdkAppId, SECRET, ADMIN, command, body);
   const server: ChatServerProcess = {
     httpUrl,
@@ -135,7 +105,7 @@ async function startServer(): Promise<{ server: ChatServerProcess; stop: () => P
     tmpDir: join(dir, 'www'),
   };
   const stop = async () => {
-    await stopCli(child);
+    await cli.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   return { server, stop };
@@ -316,13 +286,13 @@ export async function startDemoServer(): Promise<{ server: DemoServer; stop: () 
   };
   const app = demoConfig.apps[0]!;
   const admin = app.adminIdentifier ?? ADMIN;
-  const { child, httpUrl } = await spawnCli(['--demo', '--port', '0']);
+  const cli = await startBuiltServer(['--demo', '--port', '0']);
   const server: DemoServer = {
-    httpUrl,
+    httpUrl: cli.httpUrl,
     sdkAppId: app.sdkAppId,
-    rest: (command, body) => adminRest(httpUrl, app.sdkAppId, app.secretKey, admin, command, body),
+    rest: (command, body) => adminRest(cli.httpUrl, app.sdkAppId, app.secretKey, admin, command, body),
   };
-  return { server, stop: () => stopCli(child) };
+  return { server, stop: () => cli.stop() };
 }
 
 /** Push the console errors (unless `allow`ed) and page errors of `page` onto `problems`. */

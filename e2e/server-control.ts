@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, type BrowserContext } from '@playwright/test';
 import { generateUserSig } from '../server/usersig.js';
-import { RESUME_WINDOW_MS, adminRest, openHarnessTab, spawnCli, stopCli } from './fixtures.js';
+import { RESUME_WINDOW_MS, adminRest, openHarnessTab, startBuiltServer } from './fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -53,17 +53,18 @@ export async function startRestartableServer(): Promise<RestartableServer> {
   };
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config));
-  let { child, httpUrl } = await spawnCli(['--config', configPath, '--port', '0']);
-  const port = new URL(httpUrl).port;
+  let cli = await startBuiltServer(['--config', configPath, '--port', '0']);
+  const { httpUrl } = cli;
+  const port = String(cli.port);
   const rest = (command: string, body: unknown) => adminRest(httpUrl, RESTART_APP, SECRET, ADMIN, command, body);
   return {
     httpUrl,
     rest,
     sig: (userID, options = {}) => generateUserSig({ sdkAppId: RESTART_APP, key: SECRET, identifier: userID, ...options }),
-    stop: (signal) => stopCli(child, signal),
+    stop: (signal) => cli.stop(signal),
     async start() {
-      if (child.exitCode === null && child.signalCode === null) throw new Error('the server is still running');
-      ({ child } = await spawnCli(['--config', configPath, '--port', port]));
+      if (cli.child.exitCode === null && cli.child.signalCode === null) throw new Error('the server is still running');
+      cli = await startBuiltServer(['--config', configPath, '--port', port]);
     },
     async onlineInstances(userID) {
       const body = await rest('openim/query_online_status', { To_Account: [userID], IsNeedDetail: 1 });
@@ -71,7 +72,7 @@ export async function startRestartableServer(): Promise<RestartableServer> {
       return (body.QueryResult?.[0]?.Detail ?? []).filter((d: { Status: string }) => d.Status !== 'Offline');
     },
     async close() {
-      await stopCli(child);
+      await cli.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -2,7 +2,9 @@
 # Install everything tabchat's tests need on a fresh Debian machine: Chromium from apt
 # (Playwright's own browser download cannot work offline), redis-server and PostgreSQL
 # from apt (the cluster tests start their own private instances of both; nothing is left
-# running), and the npm packages. Idempotent: only what is missing is installed.
+# running), python3, make and g++ (better-sqlite3, the server's embedded store, compiles
+# from source when no prebuilt binary can be downloaded), and the npm packages.
+# Idempotent: only what is missing is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,9 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need_apt+=(postgresql)
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v make >/dev/null || need_apt+=(make)
+command -v g++ >/dev/null || need_apt+=(g++)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt"
   $SUDO apt-get update -qq
@@ -21,6 +26,9 @@ fi
 /usr/bin/chromium --version
 /usr/bin/redis-server --version
 ls -d /usr/lib/postgresql/*/bin
+python3 --version
+make --version | sed -n 1p
+g++ --version | sed -n 1p
 
 echo "setup: npm ci"
 npm ci --no-audit --no-fund

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm test: type check, Node integration tests (node:test), the protocol fuzzer at scale
-// (>= 100,000 inputs, seeded), build, the Playwright e2e suite in Debian Chromium (both
-// projects: SharedWorker and leader-tab fallback), then a 2-minute seeded soak. `npm test -- unit` or `-- e2e` runs one part.
+// (>= 100,000 inputs, seeded), the packaging test (both tarballs packed, installed in empty
+// folders and used), build, the Playwright e2e suite in Debian Chromium (both projects:
+// SharedWorker and leader-tab fallback), then a 2-minute seeded soak.
+// `npm test -- unit`, `-- packaging` or `-- e2e` runs one part.
 import { spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
@@ -36,6 +38,9 @@ function testFiles(dir) {
 // The protocol/REST fuzzer at scale runs as its own step (below); the default node run
 // skips it. 91,000 frames + 9,100 REST bodies (a tenth) = 100,100 inputs, ~1.5 min here.
 const FUZZ_FILE = join('test', 'server', 'fuzz.test.ts');
+// The packaging test runs alone too: packing rebuilds dist/ and server/dist/, which no
+// other test may see half-written (npm installs and a better-sqlite3 compile: minutes).
+const PACKAGING_FILE = join('test', 'packaging', 'pack.test.ts');
 const FUZZ_ITERATIONS = process.env.TABCHAT_FUZZ_ITERATIONS ?? '91000';
 // One seed per run, printed, so a CI failure is reproducible: TABCHAT_FUZZ_SEED=<seed>.
 const FUZZ_SEED = process.env.TABCHAT_FUZZ_SEED || String(randomInt(2 ** 31));
@@ -43,9 +48,16 @@ const FUZZ_SEED = process.env.TABCHAT_FUZZ_SEED || String(randomInt(2 ** 31));
 const SOAK_MS = process.env.TABCHAT_SOAK_MS ?? '120000';
 const SOAK_SEED = process.env.TABCHAT_SOAK_SEED || String(randomInt(2 ** 31));
 
-if (only !== 'e2e') {
+const PARTS = ['unit', 'packaging', 'e2e'];
+if (only !== undefined && !PARTS.includes(only)) {
+  console.error(`npm test: unknown part "${only}" (${PARTS.join(', ')})`);
+  process.exit(2);
+}
+const runs = (part) => only === undefined || only === part;
+
+if (runs('unit')) {
   run('type check', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
-  const files = testFiles(join(root, 'test')).filter((f) => f !== FUZZ_FILE).sort();
+  const files = testFiles(join(root, 'test')).filter((f) => f !== FUZZ_FILE && f !== PACKAGING_FILE).sort();
   if (files.length === 0) {
     console.error('no test files found under test/');
     process.exit(1);
@@ -56,7 +68,10 @@ if (only !== 'e2e') {
     ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=600000', FUZZ_FILE],
     { TABCHAT_FUZZ_SEED: FUZZ_SEED, TABCHAT_FUZZ_ITERATIONS: FUZZ_ITERATIONS });
 }
-if (only !== 'unit') {
+if (runs('packaging')) {
+  run('packaging (npm pack of both packages, installed in empty folders)', process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', PACKAGING_FILE]);
+}
+if (runs('e2e')) {
   run('build', process.execPath, [join(root, 'scripts', 'build.mjs')]);
   run('e2e (Playwright, Chromium: sharedworker + leader projects)', bin('playwright'), ['test']);
   console.log(`\n# soak seed: TABCHAT_SOAK_SEED=${SOAK_SEED} TABCHAT_SOAK_MS=${SOAK_MS}`);

@@ -6,10 +6,8 @@
  *   tabchat-server usersig --config FILE --user ID [--app SDKAPPID] [--expire SECONDS]
  */
 import { parseArgs } from 'node:util';
-import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { ASSETS, serverVersion } from './assets.js';
 import { ConfigError, loadConfigFile, type ServerConfig } from './config.js';
-import { PACKAGE_ROOT } from './http.js';
 import { createChatServer } from './index.js';
 import { DEFAULT_EXPIRE_SECONDS, generateUserSig } from './usersig.js';
 
@@ -25,15 +23,9 @@ Options:
   --help       this text
   --version    print the version`;
 
-export const DEMO_CONFIG_PATH = join(PACKAGE_ROOT, 'config', 'demo.json');
-
 function fail(message: string): never {
   process.stderr.write(`tabchat-server: ${message}\n`);
   process.exit(2);
-}
-
-function version(): string {
-  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function load(path: string): ServerConfig {
@@ -58,7 +50,7 @@ function usersig(args: string[]): void {
     options: { config: { type: 'string' }, user: { type: 'string' }, app: { type: 'string' }, expire: { type: 'string' }, demo: { type: 'boolean' } },
     strict: true,
   });
-  const config = load(values.demo ? DEMO_CONFIG_PATH : (values.config ?? fail('usersig needs --config FILE (or --demo)')));
+  const config = load(values.demo ? ASSETS.demoConfig : (values.config ?? fail('usersig needs --config FILE (or --demo)')));
   const user = values.user ?? fail('usersig needs --user ID');
   const appId = intArg(values.app, 'app', 1, 0xffffffff);
   const app = appId === undefined ? config.apps[0]! : config.apps.find((a) => a.sdkAppId === appId);
@@ -81,7 +73,7 @@ async function serve(args: string[]): Promise<void> {
   });
   if (!values.config && !values.demo) fail('give --config FILE (or --demo)\n' + USAGE);
   if (values.node !== undefined && !/^[A-Za-z0-9._:-]{1,64}$/.test(values.node)) fail('--node must be 1..64 characters of A-Z a-z 0-9 . _ : -');
-  const config = load(values.config ?? DEMO_CONFIG_PATH);
+  const config = load(values.config ?? ASSETS.demoConfig);
   const port = intArg(values.port, 'port', 0, 65535);
   if (port !== undefined) config.port = port;
   if (values.host !== undefined) config.host = values.host;
@@ -109,7 +101,7 @@ async function serve(args: string[]): Promise<void> {
 
 export async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void process.stdout.write(USAGE + '\n');
-  if (argv.includes('--version')) return void process.stdout.write(version() + '\n');
+  if (argv.includes('--version')) return void process.stdout.write(serverVersion() + '\n');
   try {
     if (argv[0] === 'usersig') return usersig(argv.slice(1));
     await serve(argv);
@@ -120,7 +112,8 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-// Run when executed directly (`node dist/node/server/cli.js …`); bin/tabchat-server.js calls main() itself.
+// Run when executed directly (`node --import tsx server/cli.ts …`, `node dist/server/cli.js …`);
+// bin/tabchat-server.js calls main() itself.
 if (process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
   await main(process.argv.slice(2));
 }

@@ -22,7 +22,7 @@ import {
   type WireMessage,
 } from '../src/protocol/frames.js';
 import { AuthError } from './auth.js';
-import type { ServerContext } from './context.js';
+import type { OpenConnection, ServerContext } from './context.js';
 import { EngineUnavailableError, RevokedError, type LoginOutcome, type ResumeResult } from './engine.js';
 import { MessageError } from './messages.js';
 import type { Instance, InstanceOwner } from './registry.js';
@@ -59,7 +59,7 @@ function uncorkNow(socket: Duplex): void {
   if (corked.delete(socket)) socket.uncork();
 }
 
-export class Connection implements InstanceOwner {
+export class Connection implements InstanceOwner, OpenConnection {
   readonly id = nextConnectionId++;
   /** Instances this connection carries. */
   readonly instances = new Set<number>();

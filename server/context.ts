@@ -1,12 +1,26 @@
 /** What every part of one running server shares. */
 import type { Authenticator } from './auth.js';
 import type { AppConfig, ServerConfig } from './config.js';
-import type { Connection } from './connection.js';
-import type { Engine } from './engine.js';
+import type { InstanceEngine } from './engine.js';
 import type { Logger } from './log.js';
 import type { MessageService } from './messages.js';
 import type { Metrics } from './metrics.js';
 import type { MessageStore } from './store.js';
+
+/**
+ * What the server does with an open client connection from outside it (heartbeat sweep,
+ * shutdown, tests): `Connection` (connection.ts) implements it; declared here so this
+ * file needs nothing from connection.ts.
+ */
+export interface OpenConnection {
+  readonly id: number;
+  /** False after a ping went unanswered until the next sweep. */
+  readonly isAlive: boolean;
+  ping(): void;
+  close(code: number, reason: string): void;
+  /** Drop the socket without a close handshake. */
+  terminate(): void;
+}
 
 export interface ServerContext {
   readonly config: ServerConfig;
@@ -16,7 +30,7 @@ export interface ServerContext {
    * Instances, limits, kicks and routing: in memory (one node) or cluster-wide on Redis
    * (config `redis`). `engine.local` is the instances this node holds.
    */
-  readonly engine: Engine;
+  readonly engine: InstanceEngine;
   readonly auth: Authenticator;
   readonly metrics: Metrics;
   /** Where messages are stored (config `store`). */
@@ -26,6 +40,7 @@ export interface ServerContext {
   readonly log: Logger;
   /** This node's id, in logs and metrics. */
   readonly node: string;
-  readonly connections: Set<Connection>;
+  /** Open client connections; each removes itself when its socket closes. */
+  readonly connections: Set<OpenConnection>;
   shuttingDown: boolean;
 }

@@ -9,8 +9,8 @@ import {
   RevokedError,
   pushToOwners,
   type ClusterStats,
-  type Engine,
-  type EngineEvents,
+  type InstanceEngine,
+  type InstanceEngineEvents,
   type LoginOutcome,
   type LoginRequest,
   type LoginSettings,
@@ -19,7 +19,7 @@ import {
 } from './engine.js';
 import { Registry, type Instance, type InstanceOwner, type KickRecord } from './registry.js';
 
-export class MemoryEngine implements Engine {
+export class MemoryEngine implements InstanceEngine {
   readonly kind = 'memory';
   readonly available = true;
   readonly registry: Registry;
@@ -29,7 +29,7 @@ export class MemoryEngine implements Engine {
    */
   constructor(
     resumeWindowMs: number,
-    events: EngineEvents,
+    events: InstanceEngineEvents,
     private readonly connections: () => number,
   ) {
     this.registry = new Registry(resumeWindowMs, {

@@ -1,7 +1,8 @@
 /**
- * The engine: where login instances live and how kicks and message pushes reach them.
+ * The instance engine: where login instances live and how kicks and message pushes reach
+ * them (not to be confused with the client's session engine, src/core/engine.ts).
  *
- * Two implementations behind {@link Engine}:
+ * Two implementations behind {@link InstanceEngine}:
  * - `memory` (engine-memory.ts, the default): the single-node {@link Registry} in this
  *   process, exactly the embedded behaviour.
  * - `redis` (engine-redis.ts, config `redis`): a cluster-wide registry in Redis, changed only
@@ -84,7 +85,7 @@ export interface KickInfo {
   type: KickType;
 }
 
-export interface EngineEvents {
+export interface InstanceEngineEvents {
   onKick?(kick: KickInfo): void;
   onRelease?(instId: number, why: 'logout' | 'resume-window' | 'shutdown' | 'node-dead' | 'moved'): void;
 }
@@ -97,7 +98,8 @@ export interface LocalInstances {
   instancesOf(sdkAppId: number, userID: string): Instance[];
 }
 
-export interface Engine {
+/** The server's instance engine (config `redis` absent: memory; present: redis). */
+export interface InstanceEngine {
   readonly kind: 'memory' | 'redis';
   /** This node's instances. */
   readonly local: LocalInstances;

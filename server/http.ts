@@ -2,28 +2,15 @@
  * Plain HTTP routes on the server's port: health, metrics, dev UserSigs, REST (rest.ts),
  * the drop-in builds and the demo page (static files).
  */
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { extname, join, normalize, resolve, sep } from 'node:path';
 import { CODE } from '../src/protocol/codes.js';
 import { LIMITS, isUserID } from '../src/protocol/frames.js';
+import { ASSETS } from './assets.js';
 import type { ServerContext } from './context.js';
 import { handleRest, isRestPath } from './rest.js';
 import { generateUserSig } from './usersig.js';
-
-/** The package root (folder of tabchat's package.json), from source or from dist/. */
-export const PACKAGE_ROOT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('tabchat: cannot find package.json above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-})();
-
-const DIST = join(PACKAGE_ROOT, 'dist');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -43,8 +30,8 @@ const TYPES: Record<string, string> = {
 function staticRoutes(ctx: ServerContext): Array<[string, string]> {
   const routes: Array<[string, string]> = [
     ...Object.entries(ctx.config.static),
-    ['/esm/', join(DIST, 'esm')],
-    ['/', join(PACKAGE_ROOT, 'demo')],
+    ['/esm/', join(ASSETS.clientBuilds, 'esm')],
+    ['/', ASSETS.demo],
   ];
   return routes.sort((a, b) => b[0].length - a[0].length);
 }
@@ -88,7 +75,7 @@ function serveFile(req: IncomingMessage, res: ServerResponse, file: string): boo
 
 function serveStatic(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, pathname: string): boolean {
   if (pathname === '/tabchat.js' || pathname === '/tabchat-worker.js' || pathname === '/tabchat.js.map' || pathname === '/tabchat-worker.js.map') {
-    if (serveFile(req, res, join(DIST, pathname.slice(1)))) return true;
+    if (serveFile(req, res, join(ASSETS.clientBuilds, pathname.slice(1)))) return true;
     text(res, 404, `${pathname} is not built: run "npm run build"\n`);
     return true;
   }

@@ -11,18 +11,20 @@ import { Authenticator } from './auth.js';
 import type { ServerConfig } from './config.js';
 import { Connection } from './connection.js';
 import type { ServerContext } from './context.js';
-import type { Engine, EngineEvents } from './engine.js';
+import type { InstanceEngine, InstanceEngineEvents } from './engine.js';
 import { MemoryEngine } from './engine-memory.js';
 import { handleHttp } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { MessageService } from './messages.js';
-import { Metrics } from './metrics.js';
-import { openStore, type MessageStore } from './store.js';
+import { ClusterMetrics, Metrics } from './metrics.js';
+import type { MessageStore } from './store.js';
+import { openStore } from './store-open.js';
 
 export { validateConfig, loadConfigFile, ConfigError, type ServerConfig, type AppConfig } from './config.js';
 export { generateUserSig, verifyUserSig, decodeUserSig } from './usersig.js';
-export { openStore, type MessageStore, type StoredMessage, type MailboxEntry } from './store.js';
-export type { Engine, ClusterStats, LoginSettings } from './engine.js';
+export type { MessageStore, StoredMessage, MailboxEntry } from './store.js';
+export { openStore } from './store-open.js';
+export type { InstanceEngine, ClusterStats, LoginSettings } from './engine.js';
 
 export interface ChatServerOptions {
   /** Use this logger instead of a pino logger on stdout. */
@@ -51,11 +53,11 @@ function clientIp(req: IncomingMessage): string {
 
 /**
  * A cluster node with a local store (`sqlite:`, `memory`): fine while it is the only node on
- * its Redis (api.md's example config combines `redis` with the default `sqlite:` store), but
+ * its Redis (a config may set `redis` and keep the default `sqlite:` store), but
  * a second node would read other mailboxes than the first. Refuse to start next to live
  * nodes; warn otherwise.
  */
-async function checkLocalStoreAlone(engine: Engine, storeKind: string, node: string, log: Logger): Promise<void> {
+async function checkLocalStoreAlone(engine: InstanceEngine, storeKind: string, node: string, log: Logger): Promise<void> {
   const others = ((await engine.stats()).nodes ?? []).map((n) => n.node).filter((id) => id !== node);
   if (others.length > 0) {
     throw new Error(
@@ -70,9 +72,9 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
   const log = options.logger ?? createLogger(config.logLevel, node);
   const apps = new Map(config.apps.map((a) => [a.sdkAppId, { ...a, allowedOrigins: [...a.allowedOrigins] }]));
   const connections = new Set<Connection>();
-  let engine: Engine | undefined;
+  let engine: InstanceEngine | undefined;
   const metrics = new Metrics(node, () => engine?.countByPlatform() ?? new Map());
-  const events: EngineEvents = {
+  const events: InstanceEngineEvents = {
     onKick: (kick) => {
       metrics.kicks.inc({ type: kick.type });
       log.info({ sdkAppId: kick.sdkAppId, userID: kick.userID, platform: kick.platform, instId: kick.instId, type: kick.type }, 'kick');
@@ -95,7 +97,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
         nodeTimeoutMs: config.nodeTimeoutMs,
         apps,
         log,
-        metrics: metrics.registry,
+        metrics: new ClusterMetrics(metrics.registry),
         connections: () => connections.size,
         events: {
           ...events,
@@ -124,7 +126,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     connections,
     shuttingDown: false,
   };
-  const cleanup = async (what: { engine: Engine; store: MessageStore }) => {
+  const cleanup = async (what: { engine: InstanceEngine; store: MessageStore }) => {
     await what.engine.close().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'engine close failed'));
     await what.store.close();
   };

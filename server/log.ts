@@ -24,3 +24,8 @@ export function createLogger(level: string, node: string, destination?: NodeJS.W
     destination ?? pino.destination({ fd: 1, sync: false }),
   );
 }
+
+/** A URL (`postgres://`, `redis://`) with any password hidden, for messages and logs. */
+export function redactUrl(spec: string): string {
+  return spec.replace(/\/\/[^@/]*@/, '//***@');
+}

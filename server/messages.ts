@@ -13,7 +13,7 @@ import {
   type SyncResultData,
   type WireMessage,
 } from '../src/protocol/frames.js';
-import type { Engine } from './engine.js';
+import type { InstanceEngine } from './engine.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { userKey, type Instance } from './registry.js';
@@ -82,7 +82,7 @@ export function toWire(message: StoredMessage, flow: MessageFlow): WireMessage {
 export class MessageService {
   constructor(
     private readonly store: MessageStore,
-    private readonly engine: Engine,
+    private readonly engine: InstanceEngine,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}

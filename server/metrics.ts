@@ -1,6 +1,7 @@
 /**
  * Prometheus metrics, one registry per server (several servers can share a process in
- * tests). Names are listed in docs/operations.md.
+ * tests): {@link Metrics} for every server (listed in docs/operations.md) and
+ * {@link ClusterMetrics}, registered only by a cluster node (listed in docs/scaling.md).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { PLATFORMS, type Platform } from '../src/protocol/frames.js';
@@ -75,5 +76,28 @@ export class Metrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
       registers,
     });
+  }
+}
+
+/** The metrics of the Redis engine, in the server's registry; created only when config `redis` is set. */
+export class ClusterMetrics {
+  readonly available: Gauge;
+  readonly nodes: Gauge;
+  readonly pubsub: Counter<'direction' | 'type'>;
+  readonly reaped: Counter;
+  readonly errors: Counter<'op'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.available = new Gauge({ name: 'tabchat_engine_available', help: 'Whether this node reaches the cluster engine (Redis): 1 or 0', registers });
+    this.nodes = new Gauge({ name: 'tabchat_cluster_nodes', help: 'Live nodes of the cluster, as last seen by this node', registers });
+    this.pubsub = new Counter({
+      name: 'tabchat_cluster_pubsub_messages_total',
+      help: 'Node-to-node PUB/SUB messages by direction (in, out) and type (kick, forget, msg, settings)',
+      labelNames: ['direction', 'type'],
+      registers,
+    });
+    this.reaped = new Counter({ name: 'tabchat_cluster_reaped_instances_total', help: 'Instances of dead nodes released by this node', registers });
+    this.errors = new Counter({ name: 'tabchat_engine_errors_total', help: 'Cluster engine (Redis) operations that failed, by operation', labelNames: ['op'], registers });
   }
 }

@@ -65,7 +65,8 @@ const TOMBSTONE_EXTRA_MS = 60_000;
 
 /**
  * Whether an existing instance on `existing` conflicts with a new login on `incoming`
- * under `policy` (REF §5.4). Same-platform limits are handled separately.
+ * under `policy` (the reference's login policies, docs/protocol.md). Same-platform limits
+ * are handled separately.
  */
 export function policyConflicts(policy: LoginPolicy, incoming: Platform, existing: Platform): boolean {
   if (incoming === existing) return false;

@@ -1,7 +1,8 @@
 /**
- * Tencent-compatible REST API (REF §5): `POST /v4/<service>/<command>?sdkappid=&identifier=
- * &usersig=&random=&contenttype=json`, authenticated with the App admin's UserSig. Always
- * HTTP 200 with `ActionStatus`, `ErrorCode`, `ErrorInfo` in the body. See docs/rest.md.
+ * The REST API of the reference service (docs/reference-behaviour.md):
+ * `POST /v4/<service>/<command>?sdkappid=&identifier=&usersig=&random=&contenttype=json`,
+ * authenticated with the App admin's UserSig. Always HTTP 200 with `ActionStatus`,
+ * `ErrorCode`, `ErrorInfo` in the body. See docs/rest.md.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CODE } from '../src/protocol/codes.js';

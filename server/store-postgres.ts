@@ -15,17 +15,9 @@
  *   the client sees as 9031; nothing is acknowledged that was not committed.
  */
 import pg from 'pg';
-import {
-  StoreClosedError,
-  StoreUnavailableError,
-  redactUrl,
-  toMessage,
-  type EntryRow,
-  type MailboxPage,
-  type MessageStore,
-  type NewMessage,
-  type StoredMessage,
-} from './store.js';
+import { redactUrl } from './log.js';
+import { StoreClosedError, StoreUnavailableError, type MailboxPage, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+import { toMessage, type EntryRow } from './store-rows.js';
 
 /** Schema version this code writes (`tabchat_schema.version`). */
 export const POSTGRES_SCHEMA_VERSION = 1;

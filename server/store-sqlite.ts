@@ -21,7 +21,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { MessageFlow } from '../src/protocol/frames.js';
-import { StoreClosedError, DEFAULT_STORE_BATCH, toMessage, type StoreBatchOptions, type EntryRow, type MailboxPage, type MessageRow, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+import { StoreClosedError, DEFAULT_STORE_BATCH, type StoreBatchOptions, type MailboxPage, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+import { toMessage, type EntryRow, type MessageRow } from './store-rows.js';
 
 /** Schema version this code writes; `PRAGMA user_version` of an up-to-date file. */
 export const SQLITE_SCHEMA_VERSION = 1;

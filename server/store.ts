@@ -4,10 +4,12 @@
  * recipient's mailbox (flow `in`) and one in the sender's (flow `out`), each with the next
  * seq of that mailbox, so seqs are 1, 2, 3 … per user without gaps.
  *
- * Three implementations behind {@link MessageStore}: `memory` (store-memory.ts),
- * `sqlite:PATH` (store-sqlite.ts, better-sqlite3) and `postgres://…` (store-postgres.ts, pg;
- * shared by every node of a cluster). The embedded ones store in call order: `memory`
- * synchronously inside each call, `sqlite` in group commits (several sends, one transaction). See docs/protocol.md "Messages", docs/operations.md and
+ * This file is the contract only (the interface and the types every store shares). Three
+ * implementations behind {@link MessageStore}: `memory` (store-memory.ts), `sqlite:PATH`
+ * (store-sqlite.ts, better-sqlite3) and `postgres://…` (store-postgres.ts, pg; shared by
+ * every node of a cluster); store-open.ts picks one from config `store`. The embedded ones
+ * store in call order: `memory` synchronously inside each call, `sqlite` in group commits
+ * (several sends, one transaction). See docs/protocol.md "Messages", docs/operations.md and
  * docs/scaling.md.
  */
 import type { MessageFlow } from '../src/protocol/frames.js';
@@ -93,11 +95,6 @@ export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
 }
 
-/** A URL (`postgres://`, `redis://`) with any password hidden, for messages and logs. */
-export function redactUrl(spec: string): string {
-  return spec.replace(/\/\/[^@/]*@/, '//***@');
-}
-
 /** Group commit bounds of the sqlite store (config `storeBatch`; docs/operations.md). */
 export interface StoreBatchOptions {
   /** Most sends committed in one transaction. */
@@ -111,57 +108,3 @@ export interface StoreBatchOptions {
 
 /** 256 sends per transaction at most; committed at the end of the event-loop turn. */
 export const DEFAULT_STORE_BATCH: Readonly<StoreBatchOptions> = { maxMessages: 256, maxWaitMs: 0 };
-
-/**
- * Open the store named by config `store`: `memory`, `sqlite:PATH` (file created if missing,
- * schema created or migrated) or `postgres://…` / `postgresql://…` (schema created or
- * migrated; fails when the database cannot be reached).
- * @param batch - group commit bounds (used by `sqlite:`); default {@link DEFAULT_STORE_BATCH}
- */
-export async function openStore(spec: string, batch: StoreBatchOptions = DEFAULT_STORE_BATCH): Promise<MessageStore> {
-  if (spec === 'memory') {
-    const { MemoryStore } = await import('./store-memory.js');
-    return new MemoryStore();
-  }
-  if (spec.startsWith('sqlite:')) {
-    const { SqliteStore } = await import('./store-sqlite.js');
-    return SqliteStore.open(spec.slice('sqlite:'.length), batch);
-  }
-  if (/^postgres(ql)?:\/\//.test(spec)) {
-    const { PostgresStore } = await import('./store-postgres.js');
-    return PostgresStore.open(spec);
-  }
-  throw new Error(`store ${JSON.stringify(redactUrl(spec))} is not available: use "memory", "sqlite:PATH" or a postgres:// URL`);
-}
-
-/** A message row as both SQL stores name their columns (`messages` joined with a mailbox entry). */
-export interface MessageRow {
-  id: string;
-  sdk_app_id: number;
-  from_user: string;
-  to_user: string;
-  client_msg_id: string;
-  text: string;
-  time: number;
-  from_seq: number;
-  to_seq: number;
-}
-export interface EntryRow extends MessageRow {
-  seq: number;
-  flow: MessageFlow;
-}
-
-/** The {@link StoredMessage} of a row of either SQL store. */
-export function toMessage(row: MessageRow): StoredMessage {
-  return {
-    id: row.id,
-    sdkAppId: row.sdk_app_id,
-    from: row.from_user,
-    to: row.to_user,
-    clientMsgId: row.client_msg_id,
-    text: row.text,
-    time: row.time,
-    fromSeq: row.from_seq,
-    toSeq: row.to_seq,
-  };
-}

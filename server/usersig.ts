@@ -1,5 +1,5 @@
 /**
- * UserSig in the TLSSigAPIv2 format (REF §4): zlib-deflated JSON, base64 with the URL-safe
+ * UserSig in the TLSSigAPIv2 format (docs/reference-behaviour.md): zlib-deflated JSON, base64 with the URL-safe
  * substitutions `+`→`*`, `/`→`-`, `=`→`_`, signed with HMAC-SHA256 over four text lines.
  * Compatible with every official TLSSigAPIv2 generator (node, python, go, java, c++).
  */

@@ -1,7 +1,7 @@
 /**
  * Docs stay next to the code: every error code and close code in src/protocol/codes.ts has
- * a heading (or table row) in docs/errors.md, and every metric the server registers is
- * listed in docs/operations.md.
+ * a heading (or table row) in docs/errors.md, every metric the server registers is listed
+ * in docs/operations.md, and every metric of a cluster node in docs/scaling.md.
  *
  * Docs stand alone: no tracked file cites documents that users of the repository never see
  * (facts about the reference SDK live in docs/reference-behaviour.md), every relative link
@@ -15,12 +15,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLOSE, CODE } from '../src/protocol/codes.js';
-import { Metrics } from '../server/metrics.js';
+import { ClusterMetrics, Metrics } from '../server/metrics.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const errorsDoc = read('docs/errors.md');
 const opsDoc = read('docs/operations.md');
+const scalingDoc = read('docs/scaling.md');
 
 test('every error code has a heading in docs/errors.md', () => {
   const missing = Object.entries(CODE)
@@ -40,6 +41,16 @@ test('every tabchat metric is documented in docs/operations.md', async () => {
   const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => !n.startsWith('tabchat_process_'));
   assert.ok(names.includes('tabchat_connections'));
   const missing = names.filter((n) => !opsDoc.includes(`\`${n}\``));
+  assert.deepEqual(missing, []);
+});
+
+test('every cluster metric is documented in docs/scaling.md', async () => {
+  const metrics = new Metrics('docs', () => new Map());
+  const before = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
+  new ClusterMetrics(metrics.registry);
+  const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => !before.has(n));
+  assert.ok(names.includes('tabchat_engine_available'));
+  const missing = names.filter((n) => !scalingDoc.includes(`\`${n}\``));
   assert.deepEqual(missing, []);
 });
 
@@ -64,20 +75,6 @@ const EXTERNAL_CITATIONS: RegExp[] = [
   /\/work\/share[d]\b/,
 ];
 
-/**
- * Comments in src/, worker/ and server/ that still cite them: those folders were being
- * restructured when the citations elsewhere were replaced, so these lines are replaced once
- * that work is merged (matched by text, wherever a split moved them). An entry whose line no
- * longer exists fails the test until it is deleted here.
- */
-const PENDING_IN_CODE: ReadonlyArray<string> = [
-  ' * UserSig in the TLSSigAPIv2 format (REF \u00a74): zlib-deflated JSON, base64 with the URL-safe',
-  " * its Redis (api\x2emd's example config combines `redis` with the default `sqlite:` store), but",
-  ' * under `policy` (REF \u00a75.4). Same-platform limits are handled separately.',
-  ' * Tencent-compatible REST API (REF \u00a75): `POST /v4/<service>/<command>?sdkappid=&identifier=',
-];
-const CODE_FOLDERS = ['src/', 'worker/', 'server/'];
-
 function trackedFiles(): string[] {
   return execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' })
     .split('\0')
@@ -87,23 +84,15 @@ function trackedFiles(): string[] {
 
 test('no tracked file cites documents outside the repository', () => {
   const found: string[] = [];
-  const pendingSeen = new Set<string>();
   for (const path of trackedFiles()) {
     const text = read(path);
     if (text.includes('\0')) continue; // binary
     text.split('\n').forEach((line, i) => {
       if (!EXTERNAL_CITATIONS.some((re) => re.test(line))) return;
-      const trimmed = line.replace(/\s+$/, '');
-      if (CODE_FOLDERS.some((folder) => path.startsWith(folder)) && PENDING_IN_CODE.includes(trimmed)) {
-        pendingSeen.add(trimmed);
-        return;
-      }
       found.push(`${path}:${i + 1}: ${line.trim()}`);
     });
   }
   assert.deepEqual(found, [], 'cite docs/reference-behaviour.md (or state the fact) instead');
-  const stale = PENDING_IN_CODE.filter((line) => !pendingSeen.has(line));
-  assert.deepEqual(stale, [], 'these lines were fixed: delete them from PENDING_IN_CODE');
 });
 
 // ---------------------------------------------------------------- links

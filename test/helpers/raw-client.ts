@@ -1,6 +1,8 @@
 /**
- * A protocol-level WebSocket client for server tests: sends raw frames, records everything
- * received, and waits for frames or the close by polling its own record (never sleeping).
+ * A protocol-level WebSocket client: sends raw frames, records everything received, and
+ * waits for frames or the close by watching its own record (never sleeping). The server
+ * tests use it as is; the server benchmark's load clients turn the record off
+ * (`record: false`) and take every frame through `onFrame`.
  */
 import WebSocket from 'ws';
 import { PROTOCOL_VERSION, type Platform, type ServerFrame } from '../../src/protocol/frames.js';
@@ -10,41 +12,59 @@ export interface Closed {
   reason: string;
 }
 
+export interface RawClientOptions {
+  /** `Origin` header (as a page of that origin would send). */
+  origin?: string;
+  /** Say hello and wait for the welcome (default true). */
+  hello?: boolean;
+  /** Bind the client end, e.g. "127.0.0.2" (another IP on loopback). */
+  localAddress?: string;
+  /** false: leave the server's WebSocket pings unanswered (a dead peer). */
+  autoPong?: boolean;
+  /** Client name in the hello; default "raw-test". */
+  client?: string;
+  /** Keep every received frame in {@link RawClient.frames} (default true; a load client keeps none). */
+  record?: boolean;
+}
+
+/** A request waiting for its `result` frame. */
+interface Pending {
+  resolve(frame: ServerFrame): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
 export class RawClient {
   readonly frames: ServerFrame[] = [];
   /** Frames that were not JSON (should never happen). */
   readonly garbage: string[] = [];
   closed: Closed | null = null;
+  /** Called with every frame received and its arrival time (`performance.now()`), after the record. */
+  onFrame: ((frame: ServerFrame, at: number) => void) | null = null;
   private nextId = 1;
   private waiters = new Set<() => void>();
+  private readonly pending = new Map<number, Pending>();
 
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const text = data.toString();
-      try {
-        this.frames.push(JSON.parse(text) as ServerFrame);
-      } catch {
-        this.garbage.push(text);
-      }
-      this.wake();
-    });
+  private constructor(
+    readonly ws: WebSocket,
+    private readonly record: boolean,
+  ) {
+    ws.on('message', (data) => this.wsOnMessage(data.toString(), performance.now()));
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() };
+      for (const [id, p] of this.pending) {
+        clearTimeout(p.timer);
+        p.reject(new Error(`socket closed (${code} ${this.closed.reason}) while waiting for the result of #${id}`));
+      }
+      this.pending.clear();
       this.wake();
     });
     ws.on('error', () => undefined);
   }
 
-  /**
-   * Open a socket (and say hello unless `hello: false`). `localAddress` binds the client end
-   * (e.g. "127.0.0.2", to act as another IP on loopback); `autoPong: false` leaves the
-   * server's WebSocket pings unanswered (a dead peer).
-   */
-  static async connect(
-    url: string,
-    opts: { origin?: string; hello?: boolean; localAddress?: string; autoPong?: boolean } = {},
-  ): Promise<RawClient> {
-    const wsOpts: WebSocket.ClientOptions = {};
+  /** Open a socket (and say hello unless `hello: false`). */
+  static async connect(url: string, opts: RawClientOptions = {}): Promise<RawClient> {
+    const wsOpts: WebSocket.ClientOptions = { perMessageDeflate: false };
     if (opts.origin) wsOpts.origin = opts.origin;
     if (opts.localAddress) wsOpts.localAddress = opts.localAddress;
     if (opts.autoPong !== undefined) wsOpts.autoPong = opts.autoPong;
@@ -53,12 +73,42 @@ export class RawClient {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    const client = new RawClient(ws);
+    const client = new RawClient(ws, opts.record ?? true);
     if (opts.hello !== false) {
-      client.sendJson({ type: 'hello', v: PROTOCOL_VERSION, client: 'raw-test' });
-      await client.waitFor((f) => f.type === 'welcome');
+      let welcomed = false;
+      client.onFrame = (frame) => (welcomed ||= frame.type === 'welcome');
+      client.sendJson({ type: 'hello', v: PROTOCOL_VERSION, client: opts.client ?? 'raw-test' });
+      await client.waitUntil(() => welcomed || undefined, 5000, 'welcome', true);
+      client.onFrame = null;
     }
     return client;
+  }
+
+  private wsOnMessage(text: string, at: number): void {
+    let frame: ServerFrame;
+    try {
+      frame = JSON.parse(text) as ServerFrame;
+    } catch {
+      this.garbage.push(text);
+      this.wake();
+      return;
+    }
+    if (this.record) this.frames.push(frame);
+    if (frame.type === 'result') {
+      const p = this.pending.get(frame.id);
+      if (p) {
+        this.pending.delete(frame.id);
+        clearTimeout(p.timer);
+        p.resolve(frame);
+      }
+    }
+    this.onFrame?.(frame, at);
+    if (this.waiters.size > 0) this.wake();
+  }
+
+  /** A fresh request id (for frames sent with {@link send} that expect a result). */
+  requestId(): number {
+    return this.nextId++;
   }
 
   private wake(): void {
@@ -75,13 +125,25 @@ export class RawClient {
 
   /** Wait until a received frame matches (searching from the start), or time out. */
   waitFor<T extends ServerFrame = ServerFrame>(pred: (f: ServerFrame) => boolean, timeoutMs = 5000, what = 'frame'): Promise<T> {
+    return this.waitUntil(() => this.frames.find(pred) as T | undefined, timeoutMs, what, true);
+  }
+
+  waitClosed(timeoutMs = 5000): Promise<Closed> {
+    return this.waitUntil(() => this.closed ?? undefined, timeoutMs, 'close', false);
+  }
+
+  /**
+   * Resolve with `check()` once it returns a value (checked now, and after every frame and
+   * the close); reject on timeout, or on the close when `failOnClose`.
+   */
+  private waitUntil<T>(check: () => T | undefined, timeoutMs: number, what: string, failOnClose: boolean): Promise<T> {
     return new Promise((resolve, reject) => {
-      const check = () => {
-        const hit = this.frames.find(pred);
-        if (hit) {
+      const waiter = () => {
+        const value = check();
+        if (value !== undefined) {
           cleanup();
-          resolve(hit as T);
-        } else if (this.closed) {
+          resolve(value);
+        } else if (failOnClose && this.closed) {
           cleanup();
           reject(new Error(`socket closed (${this.closed.code} ${this.closed.reason}) while waiting for ${what}`));
         }
@@ -92,39 +154,25 @@ export class RawClient {
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);
-        this.waiters.delete(check);
+        this.waiters.delete(waiter);
       };
-      this.waiters.add(check);
-      check();
-    });
-  }
-
-  waitClosed(timeoutMs = 5000): Promise<Closed> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.closed) {
-          cleanup();
-          resolve(this.closed);
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error('timed out waiting for close'));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
+      this.waiters.add(waiter);
+      waiter();
     });
   }
 
   /** Send a request frame with a fresh id and wait for its result. */
-  async request(frame: Record<string, unknown>, timeoutMs = 5000): Promise<any> {
-    const id = this.nextId++;
-    this.sendJson({ ...frame, id });
-    return this.waitFor((f) => f.type === 'result' && f.id === id, timeoutMs, `result of ${String(frame.type)} #${id}`);
+  request(frame: Record<string, unknown>, timeoutMs = 5000): Promise<any> {
+    const id = this.requestId();
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new Error(`socket closed (${this.closed.code} ${this.closed.reason}) before ${String(frame.type)} #${id}`));
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`timed out waiting for the result of ${String(frame.type)} #${id}; got ${JSON.stringify(this.frames).slice(0, 500)}`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.sendJson({ ...frame, id });
+    });
   }
 
   login(sdkAppId: number, userID: string, userSig: string, platform: Platform = 'Web'): Promise<any> {

@@ -4,19 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { CLOSE } from '../../src/protocol/codes.js';
+import { runCliToEnd as runToEnd, startCli, type CliServer } from '../helpers/cli.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { generateUserSig, verifyUserSig } from '../../server/usersig.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(ROOT, 'server', 'cli.ts');
-const LISTENING = /tabchat-server listening on (http:\/\/127\.0\.0\.1:(\d+))/;
 
 const dir = mkdtempSync(join(tmpdir(), 'tabchat-cli-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,61 +32,17 @@ const goodConfig = () =>
     shutdownGraceMs: 2000,
   });
 
-interface Run {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function run(args: string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, signal) => res({ code, signal })));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Run to completion (with a generous cap). */
-async function runToEnd(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const r = run(args);
-  const timer = setTimeout(() => r.child.kill('SIGKILL'), timeoutMs);
-  const { code } = await r.exited;
-  clearTimeout(timer);
-  return { code, stdout: r.stdout(), stderr: r.stderr() };
-}
-
-/** Start the server and wait for its "listening" line (event-driven, no sleep). */
-async function startServer(t: { after(fn: () => unknown): void }, args: string[]): Promise<Run & { httpUrl: string; port: number }> {
-  const r = run(args);
-  t.after(() => {
-    if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-  });
-  const match = await new Promise<RegExpExecArray>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`no listening line; stdout=${r.stdout()} stderr=${r.stderr()}`)), 60_000);
-    const check = () => {
-      const m = LISTENING.exec(r.stdout());
-      if (m) {
-        clearTimeout(timer);
-        r.child.stdout!.off('data', check);
-        res(m);
-      }
-    };
-    r.child.stdout!.on('data', check);
-    r.exited.then(({ code }) => {
-      clearTimeout(timer);
-      rej(new Error(`exited with ${code} before listening; stderr=${r.stderr()}`));
-    });
-    check();
-  });
-  return { ...r, httpUrl: match[1]!, port: Number(match[2]) };
+/** Start the server from the sources; killed when the test ends. */
+async function startServer(t: { after(fn: () => unknown): void }, args: string[]): Promise<CliServer> {
+  const s = await startCli(args);
+  t.after(() => s.stop('SIGKILL'));
+  return s;
 }
 
 test('--port 0 picks a free port, prints it and serves /healthz; SIGTERM closes clients with 4000 and exits 0', async (t) => {
   const s = await startServer(t, ['--config', goodConfig(), '--port', '0']);
   assert.ok(s.port > 0 && s.port !== 8080, `port ${s.port}`);
+  assert.match(s.httpUrl, /^http:\/\/127\.0\.0\.1:\d+$/, 'default host 127.0.0.1');
   const health = await fetch(`${s.httpUrl}/healthz`);
   assert.equal(health.status, 200);
   assert.equal(((await health.json()) as any).status, 'ok');
