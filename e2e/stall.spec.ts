@@ -16,6 +16,9 @@
 import { APP, expect, readyTab, sdkStates, test, type ChatServerProcess, type Fixtures, type Tab } from './fixtures.js';
 import { freezePage, hidePage, holdsLeaderLock, pauseDedicatedWorker, pauseScript } from './page-lifecycle.js';
 
+// Pages and workers are paused and frozen through CDP.
+test.skip(({ browserName }) => browserName !== 'chromium', 'drives the Page Lifecycle and the debugger through CDP (Chromium only)');
+
 /** A tab logged in to APP.many as its own user. */
 interface Member {
   tab: Tab;
