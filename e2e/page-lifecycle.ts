@@ -25,17 +25,26 @@ export interface Paused {
 /** Pause `page`'s JavaScript (CDP `Debugger.pause`); resolves once it is paused. */
 export async function pauseScript(page: Page): Promise<Paused> {
   const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Debugger.enable');
-  const paused = new Promise<void>((resolve) => cdp.once('Debugger.paused', () => resolve()));
-  await cdp.send('Debugger.pause');
-  // It stops at the next statement the page runs: run one (its answer comes after the resume).
-  cdp.send('Runtime.evaluate', { expression: 'void 0' }).catch(() => {});
+  return pauseTarget({
+    call: (method, params) => cdp.send(method as 'Runtime.evaluate', params as never),
+    next: (method) => new Promise<void>((resolve) => cdp.once(method as 'Debugger.paused', () => resolve())),
+    detach: () => cdp.detach(),
+  });
+}
+
+/** Pause the JavaScript of the target behind `session`; resolves once it is paused. */
+async function pauseTarget(session: WorkerSession): Promise<Paused> {
+  const paused = session.next('Debugger.paused');
+  await session.call('Debugger.enable');
+  await session.call('Debugger.pause');
+  // It stops at the next statement it runs: make it run one (answered after the resume).
+  session.call('Runtime.evaluate', { expression: 'void 0' }).catch(() => {});
   await paused;
   return {
     async resume() {
-      await cdp.send('Debugger.resume');
-      await cdp.send('Debugger.disable');
-      await cdp.detach();
+      await session.call('Debugger.resume');
+      await session.call('Debugger.disable');
+      await session.detach();
     },
   };
 }
@@ -157,19 +166,7 @@ export async function attachWorker(page: Page, type: 'shared_worker' | 'worker')
 export async function pauseDedicatedWorker(page: Page): Promise<Paused> {
   const worker = await attachWorker(page, 'worker');
   if (!worker) throw new Error('no dedicated worker in the context');
-  const paused = worker.next('Debugger.paused');
-  await worker.call('Debugger.enable');
-  await worker.call('Debugger.pause');
-  // It stops at the next statement it runs: make it run one (answered after the resume).
-  worker.call('Runtime.evaluate', { expression: 'void 0' }).catch(() => {});
-  await paused;
-  return {
-    async resume() {
-      await worker.call('Debugger.resume');
-      await worker.call('Debugger.disable');
-      await worker.detach();
-    },
-  };
+  return pauseTarget(worker);
 }
 
 /** Whether `page` holds the leader lock (the lock's clientId is the page's). */
