@@ -11,39 +11,9 @@
 import * as TabChat from './browser/api.js';
 
 export default TabChat;
+export type * from './client/public-types.js';
+export type { Chat } from './client/chat.js';
 export type { BrowserCreateOptions } from './browser/tabchat.js';
-export type { ReferenceCreateOptions } from './client/params.js';
 export type { TabsMode, WorkerState } from './protocol/hub-protocol.js';
-export type {
-  AnyEventHandler,
-  Chat,
-  Chat as ChatSDK,
-  ChatPromise,
-  ChatResponse,
-  ChatEventMap,
-  EventData,
-  LoginOptions,
-  LoginResponseData,
-  LogoutOptions,
-  SendMessageData,
-  TextMessageOptions,
-} from './client/chat.js';
-export type { NotImplementedName, ReferenceObject } from './client/compat.js';
-export type {
-  ReferenceObject as UserInfo,
-  ReferenceObject as SimplifiedMessage,
-  ReferenceObject as Conversation,
-  ReferenceObject as Group,
-  ReferenceObject as Profile,
-  ReferenceObject as Friend,
-  ReferenceObject as FriendApplication,
-  ReferenceObject as FriendGroup,
-  ReferenceObject as GroupMember,
-  ReferenceObject as Topic,
-  ReferenceObject as Signaling,
-} from './client/compat.js';
-export type { Message, MessageStatus } from './client/message.js';
-export type { ChatEvent, ChatEventHandler } from './client/emitter.js';
 export type { ChatError } from './core/errors.js';
-export type { ErrorData, NetState } from './protocol/data.js';
-export type { KickType } from './protocol/frames.js';
+export type { ErrorData } from './protocol/data.js';

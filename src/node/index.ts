@@ -19,22 +19,5 @@ export { create, EVENT, TSignaling, TYPES, VERSION } from './api.js';
 export { Chat } from '../client/chat.js';
 export { ChatError } from '../core/errors.js';
 export type { NodeCreateOptions } from './create.js';
-export type { ReferenceCreateOptions } from '../client/params.js';
-export type {
-  AnyEventHandler,
-  Chat as ChatSDK,
-  ChatPromise,
-  ChatResponse,
-  ChatEventMap,
-  EventData,
-  LoginOptions,
-  LoginResponseData,
-  LogoutOptions,
-  SendMessageData,
-  TextMessageOptions,
-} from '../client/chat.js';
-export type { NotImplementedName, ReferenceObject } from '../client/compat.js';
-export type { Message, MessageStatus } from '../client/message.js';
-export type { ChatEvent, ChatEventHandler } from '../client/emitter.js';
-export type { KickType, Platform } from '../protocol/frames.js';
-export type { NetState } from '../protocol/data.js';
+export type * from '../client/public-types.js';
+export type { Platform } from '../protocol/frames.js';
