@@ -317,8 +317,10 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
  * it. Allow at most `maxBodyBytes` more, then cut the socket.
  */
 function capUnreadBody(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): void {
-  res.once('finish', () => {
-    if (req.complete || req.destroyed) return;
+  // 'prefinish': before the HTTP server's own 'finish' handler would start discarding the
+  // body unseen (and unbounded); reading it here keeps the count.
+  res.once('prefinish', () => {
+    if (req.complete || req.destroyed || req.listenerCount('data') > 0) return;
     let discarded = 0;
     req.on('data', (chunk: Buffer) => {
       discarded += chunk.length;
