@@ -31,7 +31,7 @@ test('ill-formed userIDs are refused everywhere they enter: login (9010), REST (
     const q = await ts.rest('openim/query_online_status', { To_Account: [id, 'alice'] });
     assert.equal(q.ErrorList[0].ErrorCode, CODE.REST_ACCOUNT_NOT_STRING, `online ${JSON.stringify(id)}`);
     // A lone surrogate cannot travel in a URL (it is not UTF-8): the server sees U+FFFD then.
-    if (id.isWellFormed()) {
+    if (!/[\ud800-\udfff]/.test(id)) {
       const dev = await fetch(`${ts.httpUrl}/dev/usersig?sdkappid=${ts.sdkAppId}&userID=${encodeURIComponent(id)}`);
       assert.equal(dev.status, 400, `dev usersig ${JSON.stringify(id)}`);
       assert.equal(((await dev.json()) as { code: number }).code, CODE.INVALID_PARAMETER);
