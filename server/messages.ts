@@ -7,6 +7,8 @@ import { randomFillSync } from 'node:crypto';
 import { CODE, codeText } from '../src/protocol/codes.js';
 import {
   LIMITS,
+  USERID_RULE,
+  isUserID,
   textMessageError,
   type MessageFlow,
   type SyncResultData,
@@ -140,6 +142,7 @@ export class MessageService {
    * delivers nothing. Rejects with a {@link MessageError} (9020, 9021, 80002, 9007, 9099).
    */
   async send(sender: Instance, input: { clientMsgId: string; to: string; text: string }): Promise<WireMessage> {
+    if (!isUserID(input.to)) throw new MessageError(CODE.MSG_INVALID_RECIPIENT, `to must be a userID: ${USERID_RULE}`);
     const refused = textMessageError(input.to, input.text);
     if (refused) throw new MessageError(refused.code, refused.message);
     const { message, created } = await this.timed('send', () =>

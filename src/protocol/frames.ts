@@ -299,8 +299,10 @@ export function utf8ByteLength(text: string): number {
  * same codes) by clients. Returns null when valid, else the code and a message.
  */
 export function textMessageError(to: unknown, text: unknown): { code: number; message: string } | null {
-  if (!isUserID(to)) {
-    return { code: CODE.MSG_INVALID_RECIPIENT, message: `to must be a userID: ${USERID_RULE}` };
+  // Only the length here (this check ships in the tab script, which must stay small); the
+  // server applies the whole userID rule ({@link isUserID}) with the same code.
+  if (!isBoundedString(to, LIMITS.maxUserIdLength)) {
+    return { code: CODE.MSG_INVALID_RECIPIENT, message: `to must be a userID of 1..${LIMITS.maxUserIdLength} characters` };
   }
   if (typeof text !== 'string' || text.length === 0) return { code: CODE.MSG_TEXT_EMPTY, message: 'the message text is empty' };
   const bytes = utf8ByteLength(text);
