@@ -18,7 +18,7 @@ const REFERENCE_SDK_GZIP = 173_956;
 
 function bundleSizes() {
   const files = [
-    { file: 'dist/tabchat.js', budget: 10_000 }, // the same budget scripts/build.mjs enforces
+    { file: 'dist/tabchat.js', budget: 14_336 }, // the same budget scripts/build.mjs enforces (14 KiB: docs/architecture.md "Builds")
     { file: 'dist/tabchat-worker.js', budget: 25 * 1024 },
   ];
   return files.map(({ file, budget }) => {
@@ -158,6 +158,8 @@ const md = [
   `| file | raw bytes | gzip bytes | budget | reference SDK (gzip) |`,
   `|---|---|---|---|---|`,
   ...bundles.map((b) => `| ${b.file} | ${b.raw} | ${b.gzip} | ${b.budget} (${b.gzip <= b.budget ? 'met' : 'NOT met'}) | ${REFERENCE_SDK_GZIP} |`),
+  ``,
+  `The drop-in budget is 14 KiB (it was 10,000 bytes before drop-in compatibility with the reference SDK): the tab script defines every reference constant and the names of the reference members tabchat does not implement, synchronously. Measured when it changed: 9,986 bytes before, 13,763 after (packed constant lists 1,948, member names 749, compatibility code ~1,080); docs/architecture.md "Builds" has the breakdown.`,
   ``,
 ].join('\n');
 

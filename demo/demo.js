@@ -38,7 +38,7 @@ const ui = {
   /** Server instance id of this tab's login, and where it came from. */
   instId: null,
   instIdSource: '',
-  /** This tab's login order among the user's instances on its platform: {label, n, total}. */
+  /** This tab's login: {label (a + the server's login number), n (place among the live logins on its platform, oldest first), total}. */
   order: null,
   /** Last order label seen while logged in (shown after a kick: "was a1"). */
   lastLabel: '',
@@ -123,7 +123,8 @@ function render() {
   $('inst-id').textContent = ready && ui.instId != null ? `${ui.instId}${ui.instIdSource ? ` (${ui.instIdSource})` : ''}` : '—';
   if (ready && ui.order) {
     const { label, n, total, platform } = ui.order;
-    let text = `${label}: ${ordinal(n)} of ${total} ${platform} login${total === 1 ? '' : 's'} of ${user}`;
+    const place = n === 1 ? (total === 1 ? 'the only' : 'the oldest') : `the ${ordinal(n)}`;
+    let text = `${label}: ${user}'s ${ordinal(Number(label.slice(1)))} login; ${place} of ${total} live ${platform} login${total === 1 ? '' : 's'}`;
     const max = ui.settings?.MaxInstancesPerPlatform;
     if (n === 1 && max !== undefined && total >= max) text += '; the next login over the limit kicks this tab';
     $('order').textContent = text;
@@ -264,7 +265,8 @@ async function refreshInstances() {
   const seen = {};
   const rows = detail.map((d) => {
     const n = (seen[d.Platform] = (seen[d.Platform] ?? 0) + 1);
-    return { ...d, n, total: perPlatform[d.Platform], label: `a${n}` };
+    // LoginOrder: the server's number for this login among the user's logins (a1 = first).
+    return { ...d, n, total: perPlatform[d.Platform], label: `a${d.LoginOrder ?? n}` };
   });
   // No instanceID in the login response (older servers): take the newest instance on Web.
   if (ready && ui.instId == null) {

@@ -2,7 +2,7 @@
  * The demo page (demo/, served at `/`), driven the way a newcomer uses it: against a server
  * started like `npm start` (the CLI with `--demo`, i.e. config/demo.json, on a free port),
  * clicking the page's own buttons, opening tabs with its "Open another tab" button: the
- * limit-1 kick, the README's four clicks (limit 2, a new login kicks the oldest, a1) with the
+ * limit-1 kick, the README's four clicks (limit 2, a new login kicks the oldest live one) with the
  * labels the README promises at each step, a REST kick, a text message between two browsers,
  * and the accessibility basics at phone width.
  * Screenshots of every state go to this test's folder under test-results/ (gitignored,
@@ -55,13 +55,13 @@ async function openAnotherTab(tab: Page): Promise<Page> {
   return popup;
 }
 
-async function onlineInstances(demo: DemoServer, userID: string): Promise<Array<{ InstId: number; Platform: string }>> {
+async function onlineInstances(demo: DemoServer, userID: string): Promise<Array<{ InstId: number; Platform: string; LoginOrder: number }>> {
   const body = await demo.rest('openim/query_online_status', { To_Account: [userID], IsNeedDetail: 1 });
   expect(body.ErrorCode, JSON.stringify(body)).toBe(0);
   return body.QueryResult[0].Detail;
 }
 
-test('two tabs kick with the default limit; limit 2 in Admin; a third tab kicks the oldest login (a1)', async ({ page, demo }, testInfo) => {
+test('two tabs kick with the default limit; limit 2 in Admin; a new login (a4) kicks the oldest live one (a2)', async ({ page, demo }, testInfo) => {
   test.setTimeout(120_000); // three tabs, eight full-page screenshots: slow on a busy 2-core machine
   // Tab A: the page as `npm start` serves it; log in as the preset user.
   const tabA = page;
@@ -90,8 +90,8 @@ test('two tabs kick with the default limit; limit 2 in Admin; a third tab kicks 
   const tabB = await openAnotherTab(tabA);
   await expectReady(tabB);
   await expect(tabB.locator('#net')).toHaveText('connected');
-  // README step 2: the new tab is now the only login, a1.
-  await expect(tabB.locator('#order-tag')).toHaveText('a1');
+  // README step 2: the new tab is the user's second login, a2 (the server's LoginOrder).
+  await expect(tabB.locator('#order-tag')).toHaveText('a2');
   await expectNotReady(tabA, '3003', 'multipleAccount');
   await expect(tabA.locator('#reason-text')).toContainText('this tab was a1');
   await expect(tabA.locator('#log')).toContainText('KICKED_OUT type=multipleAccount');
@@ -119,30 +119,30 @@ test('two tabs kick with the default limit; limit 2 in Admin; a third tab kicks 
   await tabA.getByRole('button', { name: 'Log in', exact: true }).click(); // 3
   await expectReady(tabA);
   await expectReady(tabB);
-  // README click 3: A is ready again as a2; B has been logged in longer and is a1.
-  await expect(tabB.locator('#order-tag')).toHaveText('a1');
-  await expect(tabA.locator('#order-tag')).toHaveText('a2');
+  // README click 3: A is ready again as a3; B stays a2, the oldest live login.
+  await expect(tabB.locator('#order-tag')).toHaveText('a2');
+  await expect(tabA.locator('#order-tag')).toHaveText('a3');
   await expect(tabB.locator('#order')).toContainText('the next login over the limit kicks this tab');
   await expect(tabA.locator('#instances tr')).toHaveCount(2);
   await shot(tabA, testInfo, '05-tabA-and-tabB-ready-limit-2');
 
   const tabC = await openAnotherTab(tabA); // 4
   await expectReady(tabC);
-  // README click 4: the oldest login (a1, tab B) is kicked; A moves up to a1, the new tab C is a2.
+  // README click 4: the new tab C is a4; the oldest live login (a2, tab B) is kicked; A stays a3.
   await expectNotReady(tabB, '3003', 'multipleAccount');
-  await expect(tabB.locator('#reason-text')).toContainText('this tab was a1');
+  await expect(tabB.locator('#reason-text')).toContainText('this tab was a2');
   await expect(tabB.locator('#log')).toContainText('KICKED_OUT type=multipleAccount');
   await expectReady(tabA);
-  await expect(tabA.locator('#order-tag')).toHaveText('a1');
-  await expect(tabC.locator('#order-tag')).toHaveText('a2');
+  await expect(tabA.locator('#order-tag')).toHaveText('a3');
+  await expect(tabC.locator('#order-tag')).toHaveText('a4');
   const online = await onlineInstances(demo, 'alice');
-  expect(online).toHaveLength(2);
+  expect(online.map((d) => d.LoginOrder)).toEqual([3, 4]);
   await expect(tabC.locator('#instances tr')).toHaveCount(2);
   await expect(tabC.locator('#instances tr.mine')).toBeVisible();
   await expect(tabC.locator('#stat-conns')).toHaveText('1');
   await expect(tabC.locator('#worker')).toContainText('1 WebSocket shared by 3 tabs');
-  await shot(tabC, testInfo, '06-tabC-ready-as-a2');
-  await shot(tabB, testInfo, '07-tabB-a1-kicked-by-tabC');
+  await shot(tabC, testInfo, '06-tabC-ready-as-a4');
+  await shot(tabB, testInfo, '07-tabB-a2-kicked-by-tabC');
 
   // Admin REST kick from tab C: every instance of alice goes, with REST_API_Kick.
   await tabC.getByRole('button', { name: 'Kick', exact: true }).click();

@@ -76,7 +76,7 @@ export class MemoryEngine implements InstanceEngine {
 
   async online(sdkAppId: number, userIDs: string[]): Promise<OnlineInstance[][]> {
     return userIDs.map((userID) =>
-      this.registry.instancesOf(sdkAppId, userID).map((i) => ({ instId: i.instId, platform: i.platform, loginAt: i.loginAt, connected: i.owner !== null })),
+      this.registry.instancesOf(sdkAppId, userID).map((i) => ({ instId: i.instId, platform: i.platform, loginOrder: i.loginSeq, loginAt: i.loginAt, connected: i.owner !== null })),
     );
   }
 

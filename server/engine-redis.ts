@@ -510,7 +510,7 @@ export class RedisEngine implements InstanceEngine {
       Object.entries(hash)
         .map(([id, raw]) => ({ id: Number(id), entry: JSON.parse(raw) as InstanceHashEntry }))
         .sort((a, b) => a.entry.o - b.entry.o)
-        .map(({ id, entry }) => ({ instId: id, platform: entryPlatform(entry), loginAt: entry.l, connected: entry.c === 1 })),
+        .map(({ id, entry }) => ({ instId: id, platform: entryPlatform(entry), loginOrder: entry.o, loginAt: entry.l, connected: entry.c === 1 })),
     );
   }
 

@@ -55,6 +55,8 @@ export type ResumeResult =
 export interface OnlineInstance {
   instId: number;
   platform: Platform;
+  /** The login's number among its user's logins (1 = first; see `Instance.loginSeq`). */
+  loginOrder: number;
   /** ms since epoch. */
   loginAt: number;
   /** False while its connection is down (inside the resume window). */

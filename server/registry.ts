@@ -36,7 +36,11 @@ export interface Instance {
   readonly sdkAppId: number;
   readonly userID: string;
   readonly platform: Platform;
-  /** Login order across the whole registry; smaller = older. */
+  /**
+   * The login's number among its user's logins: 1, 2, 3 … in login order (smaller = older),
+   * the `a1`, `a2`, `a3` of the reference docs. Numbering may restart at 1 once the user has
+   * no instance left (memory engine); the Redis engine keeps counting.
+   */
   readonly loginSeq: number;
   readonly loginAt: number;
   readonly expireAt: number;
@@ -101,7 +105,8 @@ export class Registry {
   /** REST kicks: UserSigs issued strictly before this second are refused. */
   private readonly revokedBefore = new Map<string, number>();
   private nextInstId = 1;
-  private nextLoginSeq = 1;
+  /** Last login number of each user with instances (see {@link Instance.loginSeq}). */
+  private readonly lastLoginSeq = new Map<string, number>();
 
   constructor(
     private readonly resumeWindowMs: number,
@@ -141,6 +146,9 @@ export class Registry {
    */
   login(app: AppConfig, userID: string, platform: Platform, expireAt: number, owner: InstanceOwner): { inst: Instance; kicked: KickRecord[] } {
     const kicked: KickRecord[] = [];
+    // Numbered before the kicks below, which may remove the user's last instance (and counter).
+    const key = userKey(app.sdkAppId, userID);
+    const loginSeq = (this.lastLoginSeq.get(key) ?? 0) + 1;
     const existing = this.instancesOf(app.sdkAppId, userID);
     for (const other of existing) {
       if (policyConflicts(app.loginPolicy, platform, other.platform)) {
@@ -160,7 +168,7 @@ export class Registry {
       sdkAppId: app.sdkAppId,
       userID,
       platform,
-      loginSeq: this.nextLoginSeq++,
+      loginSeq,
       loginAt: this.now(),
       expireAt,
       token: randomBytes(18).toString('base64url'),
@@ -170,7 +178,7 @@ export class Registry {
       expiryTimer: null,
     };
     this.byId.set(inst.instId, inst);
-    const key = userKey(app.sdkAppId, userID);
+    this.lastLoginSeq.set(key, loginSeq);
     let list = this.byUser.get(key);
     if (!list) this.byUser.set(key, (list = new Map()));
     list.set(inst.instId, inst);
@@ -266,7 +274,10 @@ export class Registry {
     const key = userKey(inst.sdkAppId, inst.userID);
     const list = this.byUser.get(key);
     list?.delete(inst.instId);
-    if (list && list.size === 0) this.byUser.delete(key);
+    if (list && list.size === 0) {
+      this.byUser.delete(key);
+      this.lastLoginSeq.delete(key);
+    }
   }
 
   private armExpiry(inst: Instance): void {

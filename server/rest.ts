@@ -63,6 +63,7 @@ const COMMANDS: Record<string, Handler> = {
           Platform: i.platform,
           Status: 'Online',
           InstId: i.instId,
+          LoginOrder: i.loginOrder,
           LoginTime: Math.floor(i.loginAt / 1000),
           Connected: i.connected,
         }));

@@ -218,9 +218,22 @@ export class Hub {
     }
   }
 
-  async logout(tabId: string, chatId: string): Promise<Reply<null>> {
+  /**
+   * Log a chat out. `allTabs` (`logout({allTabs: true})`): first end every other live
+   * instance of the same user, server and SDKAppID (in `shared` mode the one they share,
+   * in `separate` mode each tab's own), then this chat's.
+   */
+  async logout(tabId: string, chatId: string, allTabs = false): Promise<Reply<null>> {
     const chat = this.chats.get(chatId);
     if (!chat || chat.tabId !== tabId) return ok(null);
+    const inst = allTabs && chat.key ? this.instances.get(chat.key) : undefined;
+    const others = inst
+      ? [...this.instances.values()].filter(
+          (other) => other.status === 'live' && other.server === inst.server && other.params.sdkAppId === inst.params.sdkAppId && other.params.userID === inst.params.userID,
+        )
+      : [];
+    // Every other chat first: the caller's own logout below may release the last member.
+    await Promise.all(others.map((other) => this.logOutForAll(other, chatId)));
     await this.detach(chat);
     return ok(null);
   }
@@ -457,6 +470,28 @@ export class Hub {
     this.buffers.expire(inst.key);
     const engine = this.engines.find(inst.server);
     if (engine && inst.handle) await engine.logout(inst.handle, { keepQueued });
+  }
+
+  /**
+   * `logout({allTabs: true})` of `byChat`: the chats attached to `inst` other than `byChat`
+   * are logged out (phase `loggedOut`, envelope `loggedOut`); the instance itself ends here
+   * unless `byChat` is one of its members (its own detach releases it).
+   */
+  private async logOutForAll(inst: HubInstance, byChat: string): Promise<void> {
+    let others = 0;
+    for (const chatId of inst.members) {
+      if (chatId === byChat) continue;
+      const chat = this.chats.get(chatId);
+      if (!chat || chat.key !== inst.key) continue;
+      chat.generation++;
+      chat.phase = 'loggedOut';
+      chat.key = null;
+      inst.members.delete(chatId);
+      others++;
+    }
+    if (others > 0) this.send({ type: 'loggedOut', target: inst.key });
+    if (inst.members.size === 0) await this.release(inst, byChat);
+    else this.persist();
   }
 
   private instanceEnded(inst: HubInstance, why: { type: 'kicked'; kickType: KickType } | { type: 'lost'; error: ErrorData }): void {

@@ -216,7 +216,7 @@ export class LeaderElection {
       // A send may wait for the server as long as the tab's send timeout allows.
       sendText: (tabId, chatId, message, timeoutMs) =>
         send('sendText', [tabId, chatId, message, timeoutMs], Math.max(RPC_TIMEOUT_MS, timeoutMs + RPC_TIMEOUT_MS)) as ReturnType<HubApi['sendText']>,
-      logout: (tabId, chatId) => send('logout', [tabId, chatId]) as ReturnType<HubApi['logout']>,
+      logout: (tabId, chatId, allTabs) => send('logout', [tabId, chatId, allTabs]) as ReturnType<HubApi['logout']>,
       forget: (tabId, chatId) => send('forget', [tabId, chatId]) as ReturnType<HubApi['forget']>,
       bye: (tabId) => send('bye', [tabId]) as ReturnType<HubApi['bye']>,
       getState: () => send('getState', []) as ReturnType<HubApi['getState']>,

@@ -157,7 +157,7 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     register: (req) => guarded('register', () => hub.register(req)),
     login: (tabId, spec, creds) => guarded('login', () => hub.login(tabId, spec, creds)),
     sendText: (tabId, chatId, message, timeoutMs) => guarded('sendText', () => hub.sendText(tabId, chatId, message, timeoutMs)),
-    logout: (tabId, chatId) => guarded('logout', () => hub.logout(tabId, chatId)),
+    logout: (tabId, chatId, allTabs) => guarded('logout', () => hub.logout(tabId, chatId, allTabs === true)),
     forget: (tabId, chatId) => guarded('forget', () => hub.forget(tabId, chatId)),
     bye: async (tabId) => {
       try {

@@ -26,6 +26,7 @@ function create(options: { SDKAppID: number; server?: string }): Chat {
   if (existing) return existing;
   const engine = new SessionEngine({ url: options.server ?? defaultServer(), WebSocket, clientName: `tabchat-direct-bench/${VERSION}`, logger });
   const chat: Chat = new Chat(new DirectBackend(engine, { sdkAppId, platform: 'Web' }), {
+    sdkAppId,
     logger,
     onDestroy: () => {
       if (instances.get(sdkAppId) === chat) instances.delete(sdkAppId);

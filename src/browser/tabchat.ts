@@ -1,11 +1,12 @@
 /**
- * The browser `TabChat` object (docs/client-api.md): `create()`, `EVENT`, `TYPES`, `VERSION`.
- * Every chat instance is the shared API object of src/client over a {@link WorkerBackend}:
- * the session lives in ONE SharedWorker per browser profile (one WebSocket for all tabs).
+ * The browser `create()` (docs/client-api.md) and the diagnostics `getWorkerState()`; the
+ * `TabChat` object is src/browser/api.ts. Every chat instance is the shared API object of
+ * src/client over a {@link WorkerBackend}: the session lives in ONE SharedWorker per browser
+ * profile (one WebSocket for all tabs).
  */
 import { Chat } from '../client/chat.js';
-import { EVENT, TYPES, VERSION } from '../client/constants.js';
-import { paramsError, parseSdkAppId } from '../client/params.js';
+import { warnIgnored } from '../client/compat.js';
+import { IGNORED_CREATE_OPTIONS, paramsError, parseSdkAppId, serverOption, type ReferenceCreateOptions } from '../client/params.js';
 import { DEFAULT_SEND_TIMEOUT_MS } from '../core/defaults.js';
 import { ChatError } from '../core/errors.js';
 import { createConsoleLogger } from '../core/log.js';
@@ -14,11 +15,17 @@ import { HubConnection, type Transport } from './hub-connection.js';
 import type { TabsMode, WorkerState } from '../protocol/hub-protocol.js';
 
 
-/** Options of `TabChat.create()` in browsers. */
-export interface BrowserCreateOptions {
+/**
+ * Options of `TabChat.create()` in browsers. The reference SDK's options are accepted too
+ * ({@link ReferenceCreateOptions}: `proxyServer` is another name for `server`).
+ */
+export interface BrowserCreateOptions extends ReferenceCreateOptions {
   /** Required: a positive integer, or a string of digits. Anything else makes `create()` return null. */
   SDKAppID: number | string;
-  /** WebSocket URL of the chat server. Default `ws(s)://<host that served tabchat.js>/ws`. */
+  /**
+   * WebSocket URL of the chat server (`http(s)://` is turned into `ws(s)://`; relative to
+   * tabchat.js). Default: `proxyServer` when given, else `ws(s)://<host that served tabchat.js>/ws`.
+   */
   server?: string;
   /** SharedWorker script; must be same-origin with the page. Default `tabchat-worker.js` next to tabchat.js. */
   workerUrl?: string;
@@ -118,11 +125,16 @@ function resolveTransport(transport: unknown): Transport {
 /**
  * The chat instance of `options.SDKAppID` in this page: the same SDKAppID returns the same
  * instance until it is destroyed, as in the reference SDK (docs/reference-behaviour.md).
+ * Typed non-null for a numeric SDKAppID (a number, or a string literal of a number), as the
+ * reference typings have it; at run time a value that is not a positive integer still
+ * returns null, as the reference does.
  * @returns the instance, or null (with an error logged) when `SDKAppID` is not numeric
  * @throws Error('Params validate failed.') on an invalid option
  * @throws ChatError 9013 when `workerUrl` is not same-origin with the page; 9014 when
  *   `transport: 'shared-worker'` is forced in a browser without SharedWorker
  */
+function create(options: BrowserCreateOptions & { SDKAppID: number | `${number}` }): Chat;
+function create(options: BrowserCreateOptions): Chat | null;
 function create(options: BrowserCreateOptions): Chat | null {
   if (typeof options !== 'object' || options === null) throw paramsError();
   const sdkAppId = parseSdkAppId(options.SDKAppID);
@@ -135,11 +147,13 @@ function create(options: BrowserCreateOptions): Chat | null {
   const { tabs = 'separate', sendTimeoutMs = DEFAULT_SEND_TIMEOUT_MS } = options;
   if (tabs !== 'separate' && tabs !== 'shared') throw paramsError();
   if (typeof sendTimeoutMs !== 'number' || !(sendTimeoutMs > 0) || sendTimeoutMs === Infinity) throw paramsError();
-  const server = resolveServer(options.server);
+  const server = resolveServer(serverOption(options));
+  warnIgnored(logger, 'create', options, IGNORED_CREATE_OPTIONS);
   const workerUrl = resolveWorkerUrl(options.workerUrl);
   const hub = hubFor(workerUrl, resolveTransport(options.transport));
   const backend = hub.createBackend(server, sdkAppId, tabs, sendTimeoutMs);
   const chat: Chat = new Chat(backend, {
+    sdkAppId,
     logger,
     onDestroy: () => {
       if (instances.get(sdkAppId) === chat) instances.delete(sdkAppId);
@@ -163,7 +177,4 @@ function getWorkerState(workerUrl?: string): Promise<WorkerState> {
   return hubFor(resolveWorkerUrl(workerUrl), resolveTransport(undefined)).getWorkerState();
 }
 
-/** The default export and the drop-in global: `TabChat.create`, `EVENT`, `TYPES`, `VERSION`. */
-const TabChat = Object.freeze({ create, EVENT, TYPES, VERSION, getWorkerState });
-export default TabChat;
 export { create, getWorkerState, Chat };

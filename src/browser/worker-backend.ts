@@ -136,12 +136,12 @@ export class WorkerBackend implements ChatBackend {
     }
   }
 
-  async logout(): Promise<void> {
+  async logout(allTabs = false): Promise<void> {
     const session = this.#session;
     this.#session = null;
     if (!session) return;
     try {
-      await this.#hub.call('logout', LOGOUT_TIMEOUT_MS, (api) => api.logout(TAB_ID, this.spec.chatId));
+      await this.#hub.call('logout', LOGOUT_TIMEOUT_MS, (api) => api.logout(TAB_ID, this.spec.chatId, allTabs));
     } catch (err) {
       // Released locally; a dead or new worker does not hold the instance, the server
       // releases it when this tab's lock or the old socket goes.
@@ -244,6 +244,9 @@ export class WorkerBackend implements ChatBackend {
       case 'lost':
         this.applyLost(chat.error ?? { code: CODE.WORKER_GONE, message: 'the session was lost by the worker' });
         return;
+      case 'loggedOut':
+        this.#applyLoggedOut();
+        return;
       default:
         // The worker does not hold this session although it was offered in register.
         if (offered) {
@@ -275,6 +278,9 @@ export class WorkerBackend implements ChatBackend {
       case 'lost':
         this.applyLost(envelope.error);
         return;
+      case 'loggedOut':
+        this.#applyLoggedOut();
+        return;
       case 'restored':
         session.instId = envelope.instId;
         session.token = envelope.token;
@@ -305,6 +311,13 @@ export class WorkerBackend implements ChatBackend {
       fresh.push(message);
     }
     if (fresh.length > 0) this.#events?.messages(fresh);
+  }
+
+  /** Another chat of the user logged every tab out. */
+  #applyLoggedOut(): void {
+    if (!this.#session) return;
+    this.#session = null;
+    this.#events?.loggedOut();
   }
 
   #applyKick(type: KickType): void {

@@ -29,14 +29,23 @@ export interface BackendEvents {
    * ERROR), e.g. 9025 when a tab could not get messages the worker delivered.
    */
   error(error: ErrorData): void;
+  /**
+   * Another chat of this user logged out every tab (`logout({allTabs: true})`): this
+   * instance is logged out; emit SDK_NOT_READY (reason 3005). Terminal.
+   */
+  loggedOut(): void;
 }
 
 export interface ChatBackend {
   setEvents(events: BackendEvents): void;
   /** Rejects with ErrorData-shaped errors (server code, 2800, 2801, …). */
   login(params: { userID: string; userSig: string }): Promise<LoginResult>;
-  /** Resolves even if the server could not be told (the instance is released locally). */
-  logout(): Promise<void>;
+  /**
+   * Resolves even if the server could not be told (the instance is released locally).
+   * @param allTabs - also log out this user's chats in the other tabs of the browser profile
+   *   (they get {@link BackendEvents.loggedOut}); a backend with one chat per session ignores it
+   */
+  logout(allTabs?: boolean): Promise<void>;
   /** Server clock in ms. */
   getServerTime(): number;
   /** Release everything this chat instance holds (socket, worker registration, locks). */

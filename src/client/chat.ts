@@ -14,6 +14,14 @@ import { isLogLevel, type LeveledLogger } from '../core/log.js';
 import { newClientMsgId } from '../core/outbox.js';
 import type { ErrorData, LoginResult, NetState } from '../protocol/data.js';
 import type { BackendEvents, ChatBackend } from './backend.js';
+import {
+  NOT_IMPLEMENTED_FACTORIES,
+  NOT_IMPLEMENTED_PROMISED,
+  NOT_IMPLEMENTED_VOID,
+  warnIgnored,
+  warnOnce,
+  type NotImplementedMembers,
+} from './compat.js';
 import { EVENT, TYPES } from './constants.js';
 import { Emitter, type ChatEventHandler } from './emitter.js';
 import { Message } from './message.js';
@@ -23,6 +31,31 @@ import { paramsError } from './params.js';
 export interface ChatResponse<D> {
   code: 0;
   data: D;
+}
+
+/**
+ * What `login()`, `logout()`, `destroy()` and `sendMessage()` return: a Promise of
+ * `{code: 0, data}`, typed `void & …` so that it is also assignable where the reference SDK's
+ * typings have `Promise<void>` (`const done: Promise<void> = chat.logout()` compiles), while
+ * `(await chat.logout()).code` still type-checks.
+ */
+export type ChatPromise<D> = Promise<void & ChatResponse<D>>;
+
+/** `{code: 0, data}` as a {@link ChatPromise} resolves it. */
+function respond<D>(data: D): void & ChatResponse<D> {
+  return { code: 0, data } as void & ChatResponse<D>;
+}
+
+/** `logout()` options (tabchat only; the reference's `logout()` takes none). */
+export interface LogoutOptions {
+  /**
+   * Log out every chat of this user (same server and SDKAppID) in every tab of this browser
+   * profile, not only this one: each of them emits SDK_NOT_READY (not-ready reason 3005),
+   * as this chat does. For the "Log out" button of a web app whose tabs share one login
+   * (`tabs: 'shared'`); in `'separate'` mode it logs out each tab's own instance of the user.
+   * In Node (one chat per engine) it is a plain `logout()`. Default false.
+   */
+  allTabs?: boolean;
 }
 
 /** `login()` options. */
@@ -43,14 +76,44 @@ export interface LoginResponseData {
   repeatLogin?: true;
 }
 
-/** `createTextMessage()` options (the reference SDK's, C2C text subset). */
+/**
+ * `createTextMessage()` options: the reference SDK's. tabchat sends C2C text; the options
+ * marked "kept" are set on the Message object but not delivered to the recipient (the wire
+ * carries the text only), the others are accepted and ignored; either kind is warned about
+ * once (docs/migration.md).
+ */
 export interface TextMessageOptions {
   /** Recipient userID. */
   to: string;
-  /** `TYPES.CONV_C2C` (`'C2C'`). Another value is accepted here and makes `sendMessage()` reject 2106. */
-  conversationType: string;
+  /**
+   * `TYPES.CONV_C2C` (`'C2C'`). Another value is accepted here and makes `sendMessage()`
+   * reject 2106. (Typed `TYPES | string`: in an object literal TypeScript widens
+   * `TYPES.CONV_C2C` to `TYPES`, whose numeric members no `string` accepts.)
+   */
+  conversationType: TYPES | string;
   payload: { text: string };
+  /** Kept on the Message (`message.priority`), not delivered. A `TYPES.MSG_PRIORITY_*` value. */
+  priority?: TYPES | string;
+  /** Kept on the Message (`message.cloudCustomData`), not delivered. */
+  cloudCustomData?: string;
+  /** Ignored. */
+  needReadReceipt?: boolean;
+  /** Ignored. */
+  receiverList?: string[];
+  /** Ignored. */
+  isSupportExtension?: boolean;
+  /** Ignored. */
+  onProgress?: Function;
+  /** Ignored. */
+  customModerationConfigurationID?: string;
 }
+
+/** Options of `createTextMessage()` that tabchat ignores entirely. */
+const IGNORED_MESSAGE_OPTIONS = ['needReadReceipt', 'receiverList', 'isSupportExtension', 'onProgress', 'customModerationConfigurationID'];
+/** Options kept on the Message object only. */
+const LOCAL_MESSAGE_OPTIONS = ['priority', 'cloudCustomData'];
+/** Upload plugins of the reference (tabchat sends no files): accepted by `registerPlugin()` and ignored. */
+const UPLOAD_PLUGINS = ['tim-upload-plugin', 'cos-js-sdk', 'cos-wx-sdk'];
 
 /** `data` of a resolved `sendMessage()`, and of its rejection. */
 export interface SendMessageData {
@@ -61,6 +124,7 @@ export interface SendMessageData {
 export interface ChatEventMap {
   sdkStateReady: undefined;
   sdkStateNotReady: undefined;
+  sdkDestroy: { SDKAppID: number };
   kickedOut: { type: KickType };
   netStateChange: { state: NetState };
   error: { code: number; message: string };
@@ -70,8 +134,13 @@ export interface ChatEventMap {
 /** Payload type of event `K`. */
 export type EventData<K extends string> = K extends keyof ChatEventMap ? ChatEventMap[K] : unknown;
 
+/** A handler `on`, `off` and `once` accept: typed by the event's payload, or any `Function` (as in the reference typings). */
+export type AnyEventHandler<K extends string> = ChatEventHandler<EventData<K>> | Function;
+
 /** Options of {@link Chat}. */
 export interface ChatOptions {
+  /** SDKAppID of the instance (the `data` of SDK_DESTROY). */
+  sdkAppId: number;
   /** Logger whose level `setLogLevel()` changes. */
   logger: LeveledLogger;
   /** Called once when `destroy()` has released everything (e.g. to drop a `create()` cache entry). */
@@ -109,15 +178,31 @@ function sendFailure(message: Message, code: number, text: string, data: Record<
   return new ChatError(code, text, { ...data, message });
 }
 
+/**
+ * The members of the reference SDK's chat instance that tabchat does not implement: they
+ * exist on every chat, typed as the reference declares them, and reject with 9015
+ * NOT_IMPLEMENTED at run time (src/client/compat.ts).
+ */
+export interface Chat extends NotImplementedMembers<Message> {}
+
 /** One chat instance. Create it with `TabChat.create()`, not with `new`. */
 export class Chat {
   #state: ApiState = { name: 'loggedOut', reason: CODE.USER_NOT_LOGGED_IN };
   /** Last network state announced with NET_STATE_CHANGE. */
   #netState: NetState = 'disconnected';
+  /**
+   * Net states the backend reported while a login is in flight: announced when it succeeds
+   * (before it resolves), dropped when it fails, so a refused login shows no
+   * connecting → connected → disconnected (docs/client-api.md "NET_STATE_CHANGE").
+   */
+  #loginNet: NetState[] = [];
+  readonly #sdkAppId: number;
   readonly #backend: ChatBackend;
   readonly #emitter: Emitter;
   readonly #log: LeveledLogger;
   readonly #onDestroy: (() => void) | undefined;
+  /** Unimplemented members this chat has logged an error about (once each). */
+  readonly #refusedMembers = new Set<string>();
   /** Messages that arrived between the login and SDK_READY; emitted right after SDK_READY. */
   #early: Message[] = [];
 
@@ -127,6 +212,7 @@ export class Chat {
    */
   constructor(backend: ChatBackend, options: ChatOptions) {
     this.#backend = backend;
+    this.#sdkAppId = options.sdkAppId;
     this.#log = options.logger;
     this.#onDestroy = options.onDestroy;
     this.#emitter = new Emitter(this.#log);
@@ -136,6 +222,7 @@ export class Chat {
       netState: (state) => this.#backendOnNetState(state),
       messages: (list) => this.#backendOnMessages(list),
       error: (error) => this.#emitter.emit(EVENT.ERROR, { code: error.code, message: error.message }),
+      loggedOut: () => this.#backendOnLoggedOut(),
     };
     backend.setEvents(events);
   }
@@ -149,7 +236,7 @@ export class Chat {
    * engine's request timeout (10 s by default).
    * @throws Error('Params validate failed.') when userID or userSig is not a non-empty string
    */
-  login(options: LoginOptions): Promise<ChatResponse<LoginResponseData>> {
+  login(options: LoginOptions): ChatPromise<LoginResponseData> {
     if (typeof options !== 'object' || options === null) throw paramsError();
     const { userID, userSig } = options;
     if (!isNonEmptyString(userID) || !isNonEmptyString(userSig)) throw paramsError();
@@ -165,7 +252,7 @@ export class Chat {
       case 'ready': {
         const errorInfo = `${state.userID} is already logged in on this instance; the repeated login was ignored`;
         this.#log.warn(errorInfo);
-        return Promise.resolve({ code: 0, data: { actionStatus: 'OK', errorCode: 0, errorInfo, repeatLogin: true } });
+        return Promise.resolve(respond({ actionStatus: 'OK', errorCode: 0, errorInfo, repeatLogin: true }));
       }
       case 'loggedOut':
         return this.#startLogin(userID, userSig);
@@ -176,20 +263,25 @@ export class Chat {
    * Log this instance out (other instances of the account are unaffected). Emits
    * SDK_NOT_READY, then resolves `{code: 0, data: {}}`; the not-ready reason becomes 3005.
    * Rejects 2024 when not logged in (no events).
+   * @param options - `{allTabs: true}`: log out this user's chats in every tab of the
+   *   browser profile at once ({@link LogoutOptions})
+   * @throws Error('Params validate failed.') when `options` is given and not an object
    */
-  logout(): Promise<ChatResponse<Record<string, never>>> {
+  logout(options?: LogoutOptions): ChatPromise<Record<string, never>> {
+    if (options !== undefined && !isRecord(options)) throw paramsError();
+    const allTabs = options?.allTabs === true;
     const state = this.#state;
-    if (state.name === 'loggingOut') return state.done.then(() => ({ code: 0, data: {} }));
+    if (state.name === 'loggingOut') return state.done.then(() => respond({}));
     if (state.name !== 'loggedIn' && state.name !== 'ready') {
       return Promise.reject(new ChatError(CODE.USER_NOT_LOGGED_IN));
     }
     // The backend call starts after the transition, so nothing it reports precedes it.
     const done = Promise.resolve()
-      .then(() => this.#backend.logout())
+      .then(() => this.#backend.logout(allTabs))
       .catch((err: unknown) => this.#log.warn('logout was not confirmed by the server:', asChatError(err).message))
       .then(() => this.#finishLogout());
     this.#transition({ name: 'loggingOut', reason: CODE.LOGGED_OUT, userID: state.userID, done });
-    return done.then(() => ({ code: 0, data: {} }));
+    return done.then(() => respond({}));
   }
 
   /** The logged-in userID, or `''`. */
@@ -215,10 +307,12 @@ export class Chat {
 
   /**
    * Log out (when logged in) and release everything this instance holds: socket or worker
-   * registration, listeners. Resolves like `logout()`; rejects 2024 when not logged in, but
-   * cleans up all the same. The instance cannot log in again afterwards (9011).
+   * registration, listeners. Emits SDK_NOT_READY (when logged in), then SDK_DESTROY
+   * `{SDKAppID}`, then settles: resolves like `logout()`; rejects 2024 when not logged in,
+   * but cleans up all the same. The instance cannot log in again afterwards (9011); a later
+   * `create()` with the same SDKAppID makes a new one.
    */
-  destroy(): Promise<ChatResponse<Record<string, never>>> {
+  destroy(): ChatPromise<Record<string, never>> {
     return this.logout().finally(() => this.#release());
   }
 
@@ -227,9 +321,9 @@ export class Chat {
    * twice calls it twice. Exceptions in handlers are caught and logged.
    * @throws Error('Params validate failed.') on a non-string name or non-function handler
    */
-  on<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
+  on<K extends string>(eventName: K, handler: AnyEventHandler<K>, context?: unknown): void {
     validateHandlerArgs(eventName, handler);
-    this.#emitter.on(eventName, handler, context, false);
+    this.#emitter.on(eventName, handler as ChatEventHandler<never>, context, false);
   }
 
   /**
@@ -237,9 +331,9 @@ export class Chat {
    * given). An unknown handler only logs a warning.
    * @throws Error('Params validate failed.') on a non-string name or non-function handler
    */
-  off<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
+  off<K extends string>(eventName: K, handler: AnyEventHandler<K>, context?: unknown): void {
     validateHandlerArgs(eventName, handler);
-    this.#emitter.off(eventName, handler, context);
+    this.#emitter.off(eventName, handler as ChatEventHandler<never>, context);
   }
 
   /**
@@ -247,29 +341,41 @@ export class Chat {
    * SDK_READY it registers nothing and returns a rejected Promise (and emits ERROR).
    * @throws Error('Params validate failed.') on a non-string name or non-function handler (when ready)
    */
-  once<K extends string>(eventName: K, handler: ChatEventHandler<EventData<K>>, context?: unknown): void {
+  once<K extends string>(eventName: K, handler: AnyEventHandler<K>, context?: unknown): void {
     const refused = this.#gate('once', true);
     if (refused) return refused as unknown as void;
     validateHandlerArgs(eventName, handler);
-    this.#emitter.on(eventName, handler, context, true);
+    this.#emitter.on(eventName, handler as ChatEventHandler<never>, context, true);
   }
 
   /**
    * A C2C text message to send with `sendMessage()` (status `unSend`, `flow` `'out'`).
    * Gated like the reference SDK: before SDK_READY it returns a rejected Promise (code =
-   * not-ready reason) and emits ERROR.
+   * not-ready reason) and emits ERROR. `priority` and `cloudCustomData` are kept on the
+   * message object only; the reference's other message options are ignored (each warned
+   * about once).
    * @throws Error('Params validate failed.') when `to` is not a non-empty string,
-   *   `conversationType` not a non-empty string, or `payload.text` not a string
+   *   `conversationType` not a non-empty string, `payload.text` not a string, or
+   *   `priority` / `cloudCustomData` given and not a string
    */
   createTextMessage(options: TextMessageOptions): Message {
     const refused = this.#gate('createTextMessage', true);
     if (refused) return refused as unknown as Message;
     if (!isRecord(options)) throw paramsError();
-    const { to, conversationType, payload } = options;
+    const { to, conversationType, payload, priority, cloudCustomData } = options;
     if (!isNonEmptyString(to) || !isNonEmptyString(conversationType) || !isRecord(payload) || typeof payload.text !== 'string') {
       throw paramsError();
     }
-    return Message.outgoing({
+    if ((priority !== undefined && typeof priority !== 'string') || (cloudCustomData !== undefined && typeof cloudCustomData !== 'string')) {
+      throw paramsError();
+    }
+    warnIgnored(this.#log, 'createTextMessage', options, IGNORED_MESSAGE_OPTIONS);
+    for (const name of LOCAL_MESSAGE_OPTIONS) {
+      if (options[name as keyof TextMessageOptions] !== undefined) {
+        warnOnce(this.#log, `createTextMessage.${name}`, `createTextMessage: ${name} is kept on the message object but not delivered by tabchat (docs/migration.md)`);
+      }
+    }
+    const message = Message.outgoing({
       clientMsgId: newClientMsgId(),
       from: this.getLoginUser(),
       to,
@@ -277,6 +383,9 @@ export class Chat {
       text: payload.text,
       serverTime: this.#backend.getServerTime(),
     });
+    if (priority !== undefined) message.priority = priority;
+    if (cloudCustomData !== undefined) message.cloudCustomData = cloudCustomData;
+    return message;
   }
 
   /**
@@ -292,9 +401,10 @@ export class Chat {
    * Gated before SDK_READY (rejects with the not-ready reason, emits ERROR). The sending
    * instance gets no MESSAGE_RECEIVED for its own message; the user's other instances do.
    */
-  sendMessage(message: Message, _options?: unknown): Promise<ChatResponse<SendMessageData>> {
+  sendMessage(message: Message, options?: Record<string, unknown>): ChatPromise<SendMessageData> {
     const refused = this.#gate('sendMessage');
     if (refused) return refused;
+    if (isRecord(options)) warnIgnored(this.#log, 'sendMessage', options, Object.keys(options));
     if (!(message instanceof Message)) return Promise.reject(new ChatError(CODE.MSG_INSTANCE_REQUIRED));
     if (message.conversationType !== TYPES.CONV_C2C) {
       return Promise.reject(sendFailure(message, CODE.MSG_INVALID_CONV_TYPE, clientCodeText(CODE.MSG_INVALID_CONV_TYPE)));
@@ -307,7 +417,7 @@ export class Chat {
     return this.#backend.sendText({ clientMsgId: message.clientMsgId, to: message.to, text: message.payload.text }).then(
       (wire) => {
         message.markSent(wire);
-        return { code: 0 as const, data: { message } };
+        return respond({ message });
       },
       (err: unknown) => {
         const error = asChatError(err);
@@ -317,21 +427,72 @@ export class Chat {
   }
 
   /**
-   * Log level: 0 debug, 1 info, 2 warn (default), 3 error, 4 none.
-   * @throws Error('Params validate failed.') on another value
+   * Send again a message whose send failed (the reference's `resendMessage`): the same as
+   * `sendMessage(message)`, which resends a failed message with `isResend` set.
+   */
+  resendMessage(message: Message, options?: Record<string, unknown>): ChatPromise<SendMessageData> {
+    return this.sendMessage(message, options);
+  }
+
+  /**
+   * Log level: 0 debug, 1 info, 2 warn (default), 3 error, 4 none. Another value is
+   * ignored (with a warning), as the reference SDK ignores it.
    */
   setLogLevel(level: number): void {
-    if (!isLogLevel(level)) throw paramsError();
-    this.#log.level = level;
+    if (isLogLevel(level)) this.#log.level = level;
+    else this.#log.warn(`setLogLevel(${String(level)}) ignored: the level is 0, 1, 2, 3 or 4`);
+  }
+
+  /**
+   * Accepted for compatibility: tabchat sends text only, so plugins such as the reference's
+   * upload plugin (`{'tim-upload-plugin': TIMUploadPlugin}`) are ignored, with one warning
+   * naming them. Never throws on an object; callable before login.
+   * @throws Error('Params validate failed.') when `plugins` is not an object
+   */
+  registerPlugin(plugins: Record<string, unknown>): void {
+    if (!isRecord(plugins)) throw paramsError();
+    const names = Object.keys(plugins);
+    const kind = names.every((name) => UPLOAD_PLUGINS.includes(name)) ? 'upload plugins' : 'plugins';
+    this.#log.warn(`registerPlugin: ${kind} ${names.join(', ')} ignored; tabchat sends text messages only (docs/migration.md)`);
+  }
+
+  static {
+    // The reference members tabchat does not implement: one generic refusal for all.
+    for (const name of [...NOT_IMPLEMENTED_FACTORIES, ...NOT_IMPLEMENTED_VOID, ...NOT_IMPLEMENTED_PROMISED]) {
+      Object.defineProperty(Chat.prototype, name, {
+        configurable: true,
+        writable: true,
+        value(this: Chat) {
+          return this.#notImplemented(name);
+        },
+      });
+    }
   }
 
   // ------------------------------------------------------------------ internals
+
+  /**
+   * The answer of every unimplemented member: a rejected Promise (9015, the member named in
+   * the message), marked handled so a call whose result is not awaited (a `void` listener, a
+   * message factory) does not surface as an unhandled rejection; an error logged once.
+   */
+  #notImplemented(name: string): Promise<never> {
+    const message = `${name} is not implemented by tabchat (docs/migration.md)`;
+    if (!this.#refusedMembers.has(name)) {
+      this.#refusedMembers.add(name);
+      this.#log.error(message);
+    }
+    const refused = Promise.reject(new ChatError(CODE.NOT_IMPLEMENTED, message, { member: name }));
+    refused.catch(() => {});
+    return refused;
+  }
 
   /** The only writer of {@link state}. */
   #transition(next: ApiState): void {
     const old = this.#state;
     if (old.name === 'loggedIn' && next.name !== 'loggedIn') clearTimeout(old.readyTimer);
     if (next.name !== 'loggingIn' && next.name !== 'loggedIn' && next.name !== 'ready') this.#early = [];
+    if (next.name !== 'loggingIn') this.#loginNet = [];
     this.#state = next;
     this.#log.debug(`api state ${old.name} → ${next.name}`);
   }
@@ -356,7 +517,7 @@ export class Chat {
     return refused;
   }
 
-  async #startLogin(userID: string, userSig: string): Promise<ChatResponse<LoginResponseData>> {
+  async #startLogin(userID: string, userSig: string): ChatPromise<LoginResponseData> {
     this.#transition({ name: 'loggingIn', reason: CODE.LOGGING_IN });
     let result: LoginResult;
     try {
@@ -365,6 +526,8 @@ export class Chat {
       if (this.#state.name === 'loggingIn') this.#transition({ name: 'loggedOut', reason: CODE.LOGIN_FAILED });
       throw asChatError(err);
     }
+    // The states the socket went through during the login, before it resolves.
+    for (const state of this.#loginNet.splice(0)) this.#announceNet(state);
     if (this.#state.name !== 'loggingIn') {
       // Destroyed while the login was in flight.
       await this.#backend.logout();
@@ -372,7 +535,7 @@ export class Chat {
     }
     const readyTimer = setTimeout(() => this.#becomeReady(), 1);
     this.#transition({ name: 'loggedIn', reason: CODE.LOGGING_IN, userID: result.userID, readyTimer });
-    return { code: 0, data: { actionStatus: 'OK', errorCode: 0, errorInfo: '', instanceID: result.instId } };
+    return respond<LoginResponseData>({ actionStatus: 'OK', errorCode: 0, errorInfo: '', instanceID: result.instId });
   }
 
   #becomeReady(): void {
@@ -400,8 +563,9 @@ export class Chat {
     } catch (err) {
       this.#log.warn('destroy: the backend did not release cleanly:', asChatError(err).message);
     }
-    this.#emitter.removeAll();
     this.#onDestroy?.();
+    this.#emitter.emit(EVENT.SDK_DESTROY, { SDKAppID: this.#sdkAppId });
+    this.#emitter.removeAll();
   }
 
   #isLoggedIn(): boolean {
@@ -412,6 +576,13 @@ export class Chat {
     if (!this.#isLoggedIn()) return;
     this.#transition({ name: 'loggedOut', reason: KICK_REASON_CODE[type] });
     this.#emitter.emit(EVENT.KICKED_OUT, { type });
+    this.#emitter.emit(EVENT.SDK_NOT_READY);
+  }
+
+  /** Another chat of this user logged every tab out (`logout({allTabs: true})`): like a logout. */
+  #backendOnLoggedOut(): void {
+    if (!this.#isLoggedIn()) return;
+    this.#transition({ name: 'loggedOut', reason: CODE.LOGGED_OUT });
     this.#emitter.emit(EVENT.SDK_NOT_READY);
   }
 
@@ -443,7 +614,28 @@ export class Chat {
     }
   }
 
+  /**
+   * NET_STATE_CHANGE describes the socket of a chat's session: held while a login is in
+   * flight (announced if it succeeds), announced while logged in, and after the session
+   * ended only the fall to `disconnected` (docs/client-api.md "NET_STATE_CHANGE").
+   */
   #backendOnNetState(state: NetState): void {
+    switch (this.#state.name) {
+      case 'loggingIn':
+        this.#loginNet.push(state);
+        return;
+      case 'loggedIn':
+      case 'ready':
+      case 'loggingOut':
+        this.#announceNet(state);
+        return;
+      default:
+        if (state === 'disconnected') this.#announceNet(state);
+    }
+  }
+
+  /** Emit NET_STATE_CHANGE for a transition (never the same state twice in a row). */
+  #announceNet(state: NetState): void {
     if (state === this.#netState) return;
     this.#netState = state;
     this.#emitter.emit(EVENT.NET_STATE_CHANGE, { state });

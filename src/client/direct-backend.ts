@@ -58,6 +58,7 @@ export class DirectBackend implements ChatBackend {
     return result;
   }
 
+  /** One chat per engine: `logout({allTabs: true})` has no other chat to reach. */
   async logout(): Promise<void> {
     const handle = this.handle;
     this.handle = null;

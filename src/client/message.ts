@@ -4,9 +4,20 @@
  * Field names and values follow the reference SDK; tabchat fills the C2C text subset.
  */
 import type { WireMessage } from '../protocol/frames.js';
+import { TYPES } from './constants.js';
 
 /** `message.status`: `unSend` while created or sending, then `success` or `fail`. */
 export type MessageStatus = 'unSend' | 'success' | 'fail';
+
+/**
+ * `message.payload`: `{text}` for the text messages tabchat sends and receives. Typed open
+ * (`[field]: any`) as the reference types it (`any`), so code that reads the payload of
+ * other message types compiles.
+ */
+export interface MessagePayload {
+  text: string;
+  [field: string]: any;
+}
 
 /** What {@link Message.outgoing} needs. */
 export interface OutgoingMessageInit {
@@ -27,13 +38,16 @@ export class Message {
    * every instance of sender and recipient.
    */
   ID: string;
-  /** Element type; only `'TIMTextElem'` (`TYPES.MSG_TEXT`) here. */
-  readonly type = 'TIMTextElem';
-  payload: { text: string };
+  /**
+   * Element type: always `'TIMTextElem'` (`TYPES.MSG_TEXT`) here; typed `TYPES` as in the
+   * reference, so that code comparing it with other `TYPES.MSG_*` values compiles.
+   */
+  readonly type: TYPES = TYPES.MSG_TEXT;
+  payload: MessagePayload;
   /** `'C2C' + peer userID`. */
   conversationID: string;
   /** `'C2C'` (`TYPES.CONV_C2C`); any other value makes `sendMessage()` reject 2106. */
-  conversationType: string;
+  conversationType: TYPES | string;
   /** Recipient userID. */
   to: string;
   /** Sender userID. */
@@ -49,7 +63,7 @@ export class Message {
   sequence: number;
   /** Random number, as the reference sets on every message. */
   random: number;
-  priority = 'Normal';
+  priority: TYPES | string = TYPES.MSG_PRIORITY_NORMAL;
   nick = '';
   avatar = '';
   cloudCustomData = '';
@@ -62,6 +76,18 @@ export class Message {
   isModified = false;
   isSystemMessage = false;
   protocol = 'JSON';
+  // The reference's other fields, with its defaults (features tabchat does not have).
+  isPeerRead = false;
+  nameCard = '';
+  atUserList: string[] = [];
+  needReadReceipt = false;
+  readReceiptInfo: { readCount?: number; unreadCount?: number; isPeerRead?: boolean; timestamp: number } = { timestamp: 0 };
+  isBroadcastMessage = false;
+  isSupportExtension = false;
+  revoker = '';
+  revokerInfo = { userID: '', nick: '', avatar: '' };
+  revokeReason = '';
+  hasRiskContent = false;
   /** Idempotency key of an outgoing message (sending it again never duplicates it). */
   readonly #clientMsgId: string;
 

@@ -96,6 +96,8 @@ export const CODE = {
   WORKER_CROSS_ORIGIN: 9013,
   /** The requested transport cannot run here: no SharedWorker for 'shared-worker', no Web Locks for 'leader'. */
   TRANSPORT_UNAVAILABLE: 9014,
+  /** A member of the reference SDK that tabchat does not implement was called (the message names it). */
+  NOT_IMPLEMENTED: 9015,
   /** A text message with empty text. */
   MSG_TEXT_EMPTY: 9020,
   /** The message recipient `to` is not a userID of 1..128 characters. */
@@ -179,6 +181,7 @@ export const CODE_TEXT: Readonly<Record<number, string>> = /* @__PURE__ */ Objec
   [CODE.FRAME_RATE_LIMITED]: 'too many frames; slow down',
   [CODE.SERVER_SHUTTING_DOWN]: 'server is shutting down',
   [CODE.INVALID_PARAMETER]: 'invalid parameter',
+  [CODE.NOT_IMPLEMENTED]: 'not implemented by tabchat',
   [CODE.MSG_TOO_LONG]: 'the message text is longer than 12 KB (UTF-8)',
   [CODE.MSG_TEXT_EMPTY]: 'the message text is empty',
   [CODE.MSG_INVALID_RECIPIENT]: 'the recipient must be a userID of 1..128 characters',

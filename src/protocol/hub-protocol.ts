@@ -166,7 +166,7 @@ export function serverKey(server: string): string {
 export type Reply<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
 
 /** A chat's state as the worker sees it. */
-export type ChatPhase = 'idle' | 'loggingIn' | 'ready' | 'kicked' | 'lost';
+export type ChatPhase = 'idle' | 'loggingIn' | 'ready' | 'kicked' | 'lost' | 'loggedOut';
 
 export interface ChatSnapshot {
   phase: ChatPhase;
@@ -256,7 +256,11 @@ export interface WorkerState {
 export interface HubApi {
   register(req: RegisterRequest): Promise<Reply<Snapshot>>;
   login(tabId: string, spec: ChatSpec, params: { userID: string; userSig: string }): Promise<Reply<LoginReply>>;
-  logout(tabId: string, chatId: string): Promise<Reply<null>>;
+  /**
+   * Log the chat out. `allTabs`: also every other chat of the same user, server and SDKAppID
+   * in the profile (phase `loggedOut`, envelope `loggedOut` to each instance they held).
+   */
+  logout(tabId: string, chatId: string, allTabs?: boolean): Promise<Reply<null>>;
   /**
    * Send a C2C text message as the chat's instance (through the durable outbox); resolves
    * with the stored message, rejects like `SessionEngineApi.send` (9022 after `timeoutMs`,
@@ -293,6 +297,10 @@ export interface LostEnvelope extends EnvelopeBase {
   type: 'lost';
   error: ErrorData;
 }
+/** The instance was logged out by one of the user's chats for every tab (`logout({allTabs: true})`). Terminal. */
+export interface LoggedOutEnvelope extends EnvelopeBase {
+  type: 'loggedOut';
+}
 /** The instance came back after a reconnect (maybe under a new instId / token). */
 export interface RestoredEnvelope extends EnvelopeBase {
   type: 'restored';
@@ -314,9 +322,9 @@ export interface MessagesEnvelope extends EnvelopeBase {
   /** The instance's mailbox position after these messages (see {@link ChatResume.lastSeq}). */
   position: number;
 }
-export type Envelope = KickedEnvelope | LostEnvelope | RestoredEnvelope | NetEnvelope | MessagesEnvelope;
+export type Envelope = KickedEnvelope | LostEnvelope | LoggedOutEnvelope | RestoredEnvelope | NetEnvelope | MessagesEnvelope;
 
-const ENVELOPE_TYPES: ReadonlySet<string> = new Set(['kicked', 'lost', 'restored', 'net', 'messages']);
+const ENVELOPE_TYPES: ReadonlySet<string> = new Set(['kicked', 'lost', 'loggedOut', 'restored', 'net', 'messages']);
 
 /** Runtime guard for envelopes read from the channel (another build may share the origin). */
 export function isEnvelope(value: unknown): value is Envelope {

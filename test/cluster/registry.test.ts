@@ -32,6 +32,12 @@ test('limit 2: a1 on node 1, a2 on node 2, a3 on node 3 kicks a1 with multipleAc
   for (const node of c.nodes) {
     assert.deepEqual(await onlineIds(c, node.httpUrl, 'alice'), [a2.data.instId, a3.data.instId].sort((x, y) => x - y), `as seen from ${node.httpUrl}`);
   }
+  // LoginOrder numbers the user's logins across the cluster: a2 and a3 are logins 2 and 3.
+  const detail = (await rest(c, n1.httpUrl, 'openim/query_online_status', { To_Account: ['alice'], IsNeedDetail: 1 })).QueryResult[0].Detail;
+  assert.deepEqual(
+    detail.map((d: { InstId: number; LoginOrder: number }) => [d.InstId, d.LoginOrder]).sort((x: number[], y: number[]) => x[1]! - y[1]!),
+    [[a2.data.instId, 2], [a3.data.instId, 3]],
+  );
   // a1 is gone everywhere: its resume, on any node, reports the kick.
   const r = await RawClient.connect(n2.wsUrl);
   t.after(() => r.close());

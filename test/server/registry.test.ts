@@ -116,6 +116,21 @@ test('limit 2: a3 kicks a1 (the oldest) with multipleAccount; a2 untouched; retu
   assert.deepEqual(reg.countByPlatform(), new Map<Platform, number>([['Web', 3], ['Android', 1]]));
 });
 
+test('login order numbers each user\'s logins 1, 2, 3 …, also across a kick of the last instance; restarts once the user has none', () => {
+  const reg = new Registry(10_000);
+  const a = app({ maxInstancesPerPlatform: 1 });
+  const [o1, o2, o3] = [new FakeOwner('1'), new FakeOwner('2'), new FakeOwner('3')];
+  const a1 = reg.login(a, 'alice', 'Web', FAR, o1);
+  const b1 = reg.login(a, 'bob', 'Web', FAR, o1);
+  const a2 = reg.login(a, 'alice', 'Web', FAR, o2); // kicks a1, the user's only instance
+  assert.deepEqual(a2.kicked, [{ instId: a1.inst.instId, type: 'multipleAccount' }]);
+  const a3 = reg.login(a, 'alice', 'Android', FAR, o3);
+  assert.deepEqual([a1.inst.loginSeq, a2.inst.loginSeq, a3.inst.loginSeq, b1.inst.loginSeq], [1, 2, 3, 1]);
+  assert.equal(reg.logout(a2.inst.instId, o2), true);
+  assert.equal(reg.logout(a3.inst.instId, o3), true);
+  assert.equal(reg.login(a, 'alice', 'Web', FAR, o1).inst.loginSeq, 1, 'numbering restarts once alice had no instance');
+});
+
 test('limit 3 with a lowered setting: one login kicks as many oldest instances as needed', () => {
   const reg = new Registry(10_000);
   const a = app({ maxInstancesPerPlatform: 3 });

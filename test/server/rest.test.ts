@@ -164,12 +164,22 @@ test('query_online_status: validation, ErrorList for non-strings, Detail matchin
       { Platform: 'Web', Status: 'Online', InstId: web2.data.instId },
     ].sort((a, b) => a.InstId - b.InstId),
   );
+  // LoginOrder: the user's logins numbered in the order they happened (a1, a2, a3).
+  assert.deepEqual(
+    alice.Detail.map((d: any) => [d.InstId, d.LoginOrder]),
+    [[web.data.instId, 1], [android.data.instId, 2], [web2.data.instId, 3]],
+  );
   // Without IsNeedDetail there is no Detail.
   const plain = await call(ts, { body: JSON.stringify({ To_Account: ['alice'] }) });
   assert.deepEqual(plain.QueryResult, [{ To_Account: 'alice', Status: 'Online' }]);
   // After a logout the entry disappears.
   assert.equal((await c1.request({ type: 'logout', instId: web.data.instId })).ok, true);
   assert.deepEqual(await onlineIds(ts, 'alice'), [android.data.instId, web2.data.instId].sort((a, b) => a - b));
+  // A later login is number 4, not a reuse of the number that left.
+  const web3 = await c1.login(ts.sdkAppId, 'alice', ts.sig('alice'), 'Web');
+  assert.ok(web3.ok);
+  const after = await call(ts, { body: JSON.stringify({ To_Account: ['alice'], IsNeedDetail: 1 }) });
+  assert.deepEqual(after.QueryResult[0].Detail.map((d: any) => d.LoginOrder), [2, 3, 4]);
   c1.close();
   c2.close();
 });
