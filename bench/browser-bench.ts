@@ -268,7 +268,7 @@ async function startServer(): Promise<Server> {
     store: 'memory',
     logLevel: 'warn',
     resumeWindowMs: RESUME_WINDOW_MS,
-    rateLimits: { loginFailuresPerIp: 1e9, loginFailuresPerUser: 1e9, framesPerSecond: 1e6 },
+    rateLimits: { loginFailuresPerIp: 1e9, loginFailuresPerUser: 1e9, framesPerSecond: 1e6, connectionsPerIp: 10_000, loginsPerIp: 1e9, loginsPerUser: 1e9, connectionsPerUser: 1e6, syncsPerSecond: 1e6 },
     static: { '/bench/': join(here, 'pages'), '/bench-build/': BUILD_DIR },
   };
   const configPath = join(dir, 'config.json');

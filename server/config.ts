@@ -25,15 +25,50 @@ export interface AppConfig {
   enabled: boolean;
 }
 
+/** Config `rateLimits`: every default and why is in docs/operations.md "Limits and abuse". */
 export interface RateLimitConfig {
-  /** Failed logins (and failed REST auth) allowed per IP per `windowSeconds`. Default 30. */
+  /**
+   * Failed logins (bad UserSigs, failed REST auth) from one address per `windowSeconds`;
+   * beyond it that address's failures are answered 70050. A correct UserSig is never
+   * refused because of failures. Default 30.
+   */
   loginFailuresPerIp: number;
-  /** Failed logins allowed per app+userID per `windowSeconds`. Default 10. */
+  /** Failed logins for one app+userID from one address per `windowSeconds` (then as above). Default 10. */
   loginFailuresPerUser: number;
   /** Default 60. */
   windowSeconds: number;
   /** Frames a connection may send per second (burst = 2×). Default 100. */
   framesPerSecond: number;
+  /** Open sockets (WebSocket or plain HTTP) per client address. Default 1,000. */
+  connectionsPerIp: number;
+  /** Connections of this node that may carry instances of one app+userID at once. Default 20. */
+  connectionsPerUser: number;
+  /** Login attempts (successful or not) per client address per `windowSeconds`. Default 3,000. */
+  loginsPerIp: number;
+  /** Successful logins of one app+userID per `windowSeconds`. Default 60. */
+  loginsPerUser: number;
+  /** `sync` requests one instance may have served per second (more wait, a few queued; beyond: 9041). Default 20. */
+  syncsPerSecond: number;
+}
+
+/** Config `mailbox`: per-user quota and retention of the message store. */
+export interface MailboxConfig {
+  /** Entries (messages in or out) one mailbox may hold. Default 10,000. */
+  maxMessages: number;
+  /** Bytes of text (UTF-8) one mailbox may hold. Default 50 MiB. */
+  maxBytes: number;
+  /** Messages older than this are deleted (0 = kept forever). Default 30 days. */
+  retentionSeconds: number;
+}
+
+/** Config `metrics`: where `/metrics` is served and who may read it. */
+export interface MetricsConfig {
+  /** Serve `/metrics` on this port instead of the main one (the main port answers 404). */
+  port?: number;
+  /** Address of the metrics listener (with `port`). Default "127.0.0.1". */
+  host: string;
+  /** When set, `/metrics` needs `Authorization: Bearer <token>` (401 otherwise). */
+  token?: string;
 }
 
 export interface ServerConfig {
@@ -71,8 +106,17 @@ export interface ServerConfig {
   maxPayloadBytes: number;
   /** Largest accepted REST body. Default 65 536 bytes. */
   maxBodyBytes: number;
-  /** Upgrade requests beyond this many open sockets get HTTP 503. Default 18 000. */
+  /**
+   * Upgrade requests beyond this many open WebSockets get HTTP 503; plain sockets beyond it
+   * plus a small headroom are refused. Lowered at start to what the process's file limit allows. Default 18 000.
+   */
   maxConnections: number;
+  /** Time a new socket has to complete its HTTP request (or WebSocket upgrade) headers. Default 10 000 ms. */
+  handshakeTimeoutMs: number;
+  /** Bytes buffered for one socket above which the server stops reading its requests. Default 1 MiB. */
+  pauseBufferedBytes: number;
+  /** Bytes buffered for one socket above which it is closed (4006). Default 4 MiB. */
+  maxBufferedBytes: number;
   /** Time a client has to send `hello`. Default 10 000 ms. */
   helloTimeoutMs: number;
   /** A connection without any instance for this long is closed (4004). Default 60 000 ms. */
@@ -82,6 +126,8 @@ export interface ServerConfig {
   /** pino level: trace, debug, info, warn, error, fatal, silent. Default "info". */
   logLevel: string;
   rateLimits: RateLimitConfig;
+  mailbox: MailboxConfig;
+  metrics: MetricsConfig;
   /** Extra static routes, URL prefix → directory (used by tests and custom demos). */
   static: Record<string, string>;
 }
@@ -95,6 +141,17 @@ const DEFAULT_RATE_LIMITS: RateLimitConfig = {
   loginFailuresPerUser: 10,
   windowSeconds: 60,
   framesPerSecond: 100,
+  connectionsPerIp: 1_000,
+  connectionsPerUser: 20,
+  loginsPerIp: 3_000,
+  loginsPerUser: 60,
+  syncsPerSecond: 20,
+};
+
+export const DEFAULT_MAILBOX: Readonly<MailboxConfig> = {
+  maxMessages: 10_000,
+  maxBytes: 50 * 1024 * 1024,
+  retentionSeconds: 30 * 86_400,
 };
 
 type Obj = Record<string, unknown>;
@@ -171,6 +228,10 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
   if (!isObj(batch)) throw new ConfigError('storeBatch must be an object like {"maxMessages": 256, "maxWaitMs": 0}');
   const rl = raw.rateLimits ?? {};
   if (!isObj(rl)) throw new ConfigError('rateLimits must be an object');
+  const mb = raw.mailbox ?? {};
+  if (!isObj(mb)) throw new ConfigError('mailbox must be an object like {"maxMessages": 10000, "maxBytes": 52428800, "retentionSeconds": 2592000}');
+  const mx = raw.metrics ?? {};
+  if (!isObj(mx)) throw new ConfigError('metrics must be an object like {"port": 9464, "host": "127.0.0.1", "token": "…"}');
   const staticRoutes: Record<string, string> = {};
   if (raw.static !== undefined) {
     if (!isObj(raw.static)) throw new ConfigError('static must be an object of "/prefix/": "dir"');
@@ -190,6 +251,9 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
     maxPayloadBytes: int(raw.maxPayloadBytes, 'maxPayloadBytes', 64 * 1024, 1024, 16 * 1024 * 1024),
     maxBodyBytes: int(raw.maxBodyBytes, 'maxBodyBytes', 64 * 1024, 1024, 16 * 1024 * 1024),
     maxConnections: int(raw.maxConnections, 'maxConnections', 18_000, 1, 1_000_000),
+    handshakeTimeoutMs: int(raw.handshakeTimeoutMs, 'handshakeTimeoutMs', 10_000, 100, 600_000),
+    pauseBufferedBytes: int(raw.pauseBufferedBytes, 'pauseBufferedBytes', 1024 * 1024, 16 * 1024, 1024 * 1024 * 1024),
+    maxBufferedBytes: int(raw.maxBufferedBytes, 'maxBufferedBytes', 4 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
     helloTimeoutMs: int(raw.helloTimeoutMs, 'helloTimeoutMs', 10_000, 100, 600_000),
     idleTimeoutMs: int(raw.idleTimeoutMs, 'idleTimeoutMs', 60_000, 100, 86_400_000),
     shutdownGraceMs: int(raw.shutdownGraceMs, 'shutdownGraceMs', 5_000, 0, 600_000),
@@ -199,7 +263,18 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
       loginFailuresPerUser: int(rl.loginFailuresPerUser, 'rateLimits.loginFailuresPerUser', DEFAULT_RATE_LIMITS.loginFailuresPerUser, 1, 1e9),
       windowSeconds: int(rl.windowSeconds, 'rateLimits.windowSeconds', DEFAULT_RATE_LIMITS.windowSeconds, 1, 86_400),
       framesPerSecond: int(rl.framesPerSecond, 'rateLimits.framesPerSecond', DEFAULT_RATE_LIMITS.framesPerSecond, 1, 1e6),
+      connectionsPerIp: int(rl.connectionsPerIp, 'rateLimits.connectionsPerIp', DEFAULT_RATE_LIMITS.connectionsPerIp, 1, 1_000_000),
+      connectionsPerUser: int(rl.connectionsPerUser, 'rateLimits.connectionsPerUser', DEFAULT_RATE_LIMITS.connectionsPerUser, 1, 1_000_000),
+      loginsPerIp: int(rl.loginsPerIp, 'rateLimits.loginsPerIp', DEFAULT_RATE_LIMITS.loginsPerIp, 1, 1e9),
+      loginsPerUser: int(rl.loginsPerUser, 'rateLimits.loginsPerUser', DEFAULT_RATE_LIMITS.loginsPerUser, 1, 1e9),
+      syncsPerSecond: int(rl.syncsPerSecond, 'rateLimits.syncsPerSecond', DEFAULT_RATE_LIMITS.syncsPerSecond, 1, 1e6),
     },
+    mailbox: {
+      maxMessages: int(mb.maxMessages, 'mailbox.maxMessages', DEFAULT_MAILBOX.maxMessages, 1, 1e9),
+      maxBytes: int(mb.maxBytes, 'mailbox.maxBytes', DEFAULT_MAILBOX.maxBytes, 16 * 1024, 2 ** 40),
+      retentionSeconds: int(mb.retentionSeconds, 'mailbox.retentionSeconds', DEFAULT_MAILBOX.retentionSeconds, 0, 100 * 365 * 86_400),
+    },
+    metrics: validateMetrics(mx),
     static: staticRoutes,
     storeBatch: {
       maxMessages: int(batch.maxMessages, 'storeBatch.maxMessages', DEFAULT_STORE_BATCH.maxMessages, 1, 10_000),
@@ -214,10 +289,28 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
   if (config.nodeTimeoutMs < 2 * config.nodeHeartbeatMs) {
     throw new ConfigError('nodeTimeoutMs must be at least twice nodeHeartbeatMs (a live node must never look dead)');
   }
+  if (config.maxBufferedBytes <= config.pauseBufferedBytes) {
+    throw new ConfigError('maxBufferedBytes must be larger than pauseBufferedBytes (reading pauses first, the close comes later)');
+  }
+  if (config.rateLimits.connectionsPerIp >= config.maxConnections && raw.rateLimits !== undefined && (raw.rateLimits as Obj).connectionsPerIp !== undefined) {
+    throw new ConfigError(`rateLimits.connectionsPerIp (${config.rateLimits.connectionsPerIp}) must be below maxConnections (${config.maxConnections}): one address must never take every slot`);
+  }
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(config.logLevel)) {
     throw new ConfigError('logLevel must be one of trace, debug, info, warn, error, fatal, silent');
   }
   return config;
+}
+
+function validateMetrics(mx: Obj): MetricsConfig {
+  const metrics: MetricsConfig = { host: str(mx.host, 'metrics.host', '127.0.0.1') };
+  if (mx.port !== undefined) metrics.port = int(mx.port, 'metrics.port', 0, 0, 65535);
+  if (mx.token !== undefined) {
+    if (typeof mx.token !== 'string' || mx.token.length < 16 || /\s/.test(mx.token)) {
+      throw new ConfigError('metrics.token must be a string of at least 16 characters without spaces');
+    }
+    metrics.token = mx.token;
+  }
+  return metrics;
 }
 
 /** Read and validate a config file. Relative paths inside resolve against its folder. */

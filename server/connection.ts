@@ -22,13 +22,22 @@ import {
   type WireMessage,
 } from '../src/protocol/frames.js';
 import { AuthError } from './auth.js';
+import { originAllowed } from './config.js';
 import type { OpenConnection, ServerContext } from './context.js';
 import { EngineUnavailableError, RevokedError, type LoginOutcome, type ResumeResult } from './engine.js';
 import { MessageError } from './messages.js';
-import type { Instance, InstanceOwner } from './registry.js';
+import { userKey, type Instance, type InstanceOwner } from './registry.js';
+import type { SyncWorker } from './sync-scheduler.js';
 
 /** Malformed frames tolerated on one connection before it is closed with 4501. */
 const MAX_BAD_FRAMES = 20;
+/** `sync` requests of one connection waiting for their turn; one more is refused with 9041. */
+export const MAX_QUEUED_SYNCS = 8;
+/**
+ * Frames kept while reading is paused (those ws had already taken from the socket); the
+ * frame rate limit closes a connection long before, this is only a backstop.
+ */
+const MAX_HELD_FRAMES = 1_000;
 
 let nextConnectionId = 1;
 
@@ -59,7 +68,10 @@ function uncorkNow(socket: Duplex): void {
   if (corked.delete(socket)) socket.uncork();
 }
 
-export class Connection implements InstanceOwner, OpenConnection {
+/** A frame as ws hands it over, kept while reading is paused. */
+type RawFrame = [data: unknown, isBinary: boolean];
+
+export class Connection implements InstanceOwner, OpenConnection, SyncWorker {
   readonly id = nextConnectionId++;
   /** Instances this connection carries. */
   readonly instances = new Set<number>();
@@ -77,6 +89,18 @@ export class Connection implements InstanceOwner, OpenConnection {
   private lastRefill = Date.now();
   /** Sends of this connection run one after another, so they are stored in the order they came. */
   private sendChain: Promise<void> = Promise.resolve();
+  /** The user (`userKey`) of each instance carried, for `rateLimits.connectionsPerUser`. */
+  private readonly instUsers = new Map<number, string>();
+  /** Reading stopped: more than `pauseBufferedBytes` wait for the client to take them. */
+  private readsPaused = false;
+  /** Frames that arrived while reading was paused, handled in order after the drain. */
+  private readonly held: RawFrame[] = [];
+  /** `sync` requests waiting for their turn (see sync-scheduler.ts). */
+  private readonly syncQueue: SyncFrame[] = [];
+  /** Per instance: the token bucket of `rateLimits.syncsPerSecond`. */
+  private readonly syncBuckets = new Map<number, { tokens: number; at: number }>();
+  /** Wakes the scheduler when the next sync's instance has a token again. */
+  private syncTimer: NodeJS.Timeout | null = null;
 
   /**
    * @param socket - the socket under `ws` (from the HTTP upgrade): corked while frames of
@@ -103,6 +127,17 @@ export class Connection implements InstanceOwner, OpenConnection {
     this.send({ type: 'kick', instId, reason: type });
   }
 
+  /** InstanceOwner: whether an instance of this user may be resumed onto this connection (0), or the refusal code. */
+  admits(sdkAppId: number): number {
+    const app = this.ctx.apps.get(sdkAppId);
+    return app !== undefined && !originAllowed(app, this.origin) ? CODE.NETWORK_TIMEOUT : 0;
+  }
+
+  /** Bytes written to the socket that its client has not taken yet (ws's buffer and the socket's). */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
   /** InstanceOwner: another connection resumed one of our instances. */
   forget(instId: number): void {
     this.dropInstance(instId);
@@ -120,15 +155,38 @@ export class Connection implements InstanceOwner, OpenConnection {
     this.close(CLOSE.ENGINE_UNAVAILABLE, 'session lost by the cluster; reconnect');
   }
 
-  private addInstance(instId: number): void {
-    this.instances.add(instId);
+  private addInstance(inst: { instId: number; sdkAppId: number; userID: string }): void {
+    this.instances.add(inst.instId);
+    const key = userKey(inst.sdkAppId, inst.userID);
+    this.instUsers.set(inst.instId, key);
+    let users = this.ctx.userConnections.get(key);
+    if (!users) this.ctx.userConnections.set(key, (users = new Set()));
+    users.add(this);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
   }
 
   private dropInstance(instId: number): void {
     this.instances.delete(instId);
+    this.syncBuckets.delete(instId);
+    const key = this.instUsers.get(instId);
+    if (key !== undefined) {
+      this.instUsers.delete(instId);
+      if (![...this.instUsers.values()].includes(key)) this.leaveUser(key);
+    }
     this.armIdleIfEmpty();
+  }
+
+  private leaveUser(key: string): void {
+    const users = this.ctx.userConnections.get(key);
+    users?.delete(this);
+    if (users?.size === 0) this.ctx.userConnections.delete(key);
+  }
+
+  /** Whether a login of this user here would put the user on more connections than `rateLimits.connectionsPerUser`. */
+  private overUserConnections(sdkAppId: number, userID: string): boolean {
+    const users = this.ctx.userConnections.get(userKey(sdkAppId, userID));
+    return users !== undefined && !users.has(this) && users.size >= this.ctx.config.rateLimits.connectionsPerUser;
   }
 
   private armIdleIfEmpty(): void {
@@ -157,6 +215,43 @@ export class Connection implements InstanceOwner, OpenConnection {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
     corkForThisTurn(this.socket);
     this.ws.send(encodeFrame(frame));
+    if (this.ws.bufferedAmount > this.ctx.config.pauseBufferedBytes) this.backlogHigh();
+  }
+
+  /**
+   * More than `pauseBufferedBytes` wait for the client: stop reading its requests until
+   * the socket drains; past `maxBufferedBytes` close it (4006). Nothing more is written
+   * once the close started, so one socket never holds more than the cap plus one frame.
+   */
+  private backlogHigh(): void {
+    const buffered = this.ws.bufferedAmount;
+    if (buffered > this.ctx.config.maxBufferedBytes) {
+      this.ctx.metrics.connectionsClosed.inc({ reason: 'slow' });
+      this.ctx.sampler.warn(`slow ${this.ip}`, { conn: this.id, ip: this.ip, buffered }, 'connection closed: the client does not take what it is sent (4006)');
+      this.close(CLOSE.SLOW_CONSUMER, 'send buffer full');
+      return;
+    }
+    this.pauseReads();
+  }
+
+  private pauseReads(): void {
+    if (this.readsPaused || this.closed) return;
+    this.readsPaused = true;
+    this.ctx.metrics.readsPaused.inc();
+    this.ws.pause();
+    this.socket.once('drain', () => this.socketOnDrain());
+  }
+
+  /** The client took everything: read again, handle the frames held meanwhile, let queued syncs run. */
+  private socketOnDrain(): void {
+    if (!this.readsPaused || this.closed) return;
+    this.readsPaused = false;
+    this.ws.resume();
+    while (this.held.length > 0 && !this.readsPaused && !this.closing && !this.closed) {
+      const [data, isBinary] = this.held.shift()!;
+      this.handleFrame(data, isBinary);
+    }
+    if (this.syncQueue.length > 0) this.ctx.syncs.wake(this);
   }
 
   private replyError(id: number, code: number, message: string, data?: { kickType?: KickType }): void {
@@ -189,6 +284,16 @@ export class Connection implements InstanceOwner, OpenConnection {
       this.close(CLOSE.FRAME_RATE, 'frame rate limit');
       return;
     }
+    // ws may still hand over frames it had read before the pause: they wait their turn.
+    if (this.readsPaused || this.held.length > 0) {
+      if (this.held.length >= MAX_HELD_FRAMES) return this.close(CLOSE.FRAME_RATE, 'frame rate limit');
+      this.held.push([data, isBinary]);
+      return;
+    }
+    this.handleFrame(data, isBinary);
+  }
+
+  private handleFrame(data: unknown, isBinary: boolean): void {
     if (isBinary) {
       this.ctx.metrics.framesRejected.inc({ reason: 'binary' });
       this.close(CLOSE.UNSUPPORTED_DATA, 'binary frames are not supported');
@@ -228,8 +333,7 @@ export class Connection implements InstanceOwner, OpenConnection {
         this.sendChain = this.sendChain.then(() => this.handleSend(frame)).catch((err: unknown) => this.internalError(frame.id, err));
         return;
       case 'sync':
-        void this.handleSync(frame).catch((err: unknown) => this.internalError(frame.id, err));
-        return;
+        return this.enqueueSync(frame);
       case 'ack':
         void this.handleAck(frame).catch((err: unknown) => this.internalError(undefined, err));
         return;
@@ -268,6 +372,59 @@ export class Connection implements InstanceOwner, OpenConnection {
     }
     const data: SendResultData = { message };
     this.send({ type: 'result', id: frame.id, ok: true, data });
+  }
+
+  /** A sync waits for its turn in the scheduler (fair between connections); a full queue answers 9041. */
+  private enqueueSync(frame: SyncFrame): void {
+    const inst = this.instanceFor(frame.instId);
+    if (inst instanceof MessageError) return this.replyError(frame.id, inst.code, inst.message);
+    if (this.syncQueue.length >= MAX_QUEUED_SYNCS) {
+      this.ctx.metrics.syncsRefused.inc({ reason: 'queue' });
+      return this.replyError(frame.id, CODE.SYNC_RATE_LIMITED, `${MAX_QUEUED_SYNCS} sync requests of this connection are already waiting; send the next after a reply`);
+    }
+    this.syncQueue.push(frame);
+    this.ctx.syncs.wake(this);
+  }
+
+  /** SyncWorker: a sync may run now (see sync-scheduler.ts); otherwise the drain or a timer wakes the scheduler again. */
+  syncReady(): boolean {
+    const next = this.syncQueue[0];
+    if (next === undefined || this.closed || this.closing) return false;
+    if (this.readsPaused) return false;
+    if (this.ws.bufferedAmount > this.ctx.config.pauseBufferedBytes) {
+      this.pauseReads();
+      return false;
+    }
+    const waitMs = this.syncTokenWait(next.instId, false);
+    if (waitMs === 0) return true;
+    if (this.syncTimer === null) {
+      this.syncTimer = setTimeout(() => {
+        this.syncTimer = null;
+        this.ctx.syncs.wake(this);
+      }, waitMs);
+    }
+    return false;
+  }
+
+  /** SyncWorker: serve the next queued sync. */
+  async runSync(): Promise<void> {
+    const frame = this.syncQueue.shift();
+    if (frame === undefined) return;
+    this.syncTokenWait(frame.instId, true);
+    await this.handleSync(frame).catch((err: unknown) => this.internalError(frame.id, err));
+  }
+
+  /** Milliseconds until the instance's sync bucket has a token (0: it has one now; `take` takes it). */
+  private syncTokenWait(instId: number, take: boolean): number {
+    const rate = this.ctx.config.rateLimits.syncsPerSecond;
+    const now = Date.now();
+    let bucket = this.syncBuckets.get(instId);
+    if (!bucket) this.syncBuckets.set(instId, (bucket = { tokens: rate, at: now }));
+    bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) / 1000) * rate);
+    bucket.at = now;
+    if (bucket.tokens < 1) return Math.ceil(((1 - bucket.tokens) / rate) * 1000);
+    if (take) bucket.tokens -= 1;
+    return 0;
   }
 
   private async handleSync(frame: SyncFrame): Promise<void> {
@@ -332,18 +489,16 @@ export class Connection implements InstanceOwner, OpenConnection {
     // Cluster engine (Redis) away: fail fast (9030), nothing registered.
     const refuseUnavailable = (err: EngineUnavailableError) => {
       finish(String(CODE.ENGINE_UNAVAILABLE));
-      ctx.log.info({ conn: this.id, sdkAppId: frame.sdkAppId, userID: frame.userID, code: CODE.ENGINE_UNAVAILABLE }, 'login refused: cluster engine unavailable');
+      ctx.sampler.info(`login refused ${this.ip} ${CODE.ENGINE_UNAVAILABLE}`, { conn: this.id, ip: this.ip, sdkAppId: frame.sdkAppId, userID: frame.userID, code: CODE.ENGINE_UNAVAILABLE }, 'login refused: cluster engine unavailable');
       this.replyError(frame.id, CODE.ENGINE_UNAVAILABLE, err.message);
     };
     let auth;
     try {
-      auth = await ctx.auth.verify({ sdkAppId: frame.sdkAppId, userID: frame.userID, userSig: frame.userSig, origin: this.origin, ip: this.ip }, true);
+      auth = await ctx.auth.verify({ sdkAppId: frame.sdkAppId, userID: frame.userID, userSig: frame.userSig, origin: this.origin, ip: this.ip }, 'login');
     } catch (err) {
       if (err instanceof EngineUnavailableError) return refuseUnavailable(err);
       if (!(err instanceof AuthError)) throw err;
-      finish(String(err.code));
-      ctx.log.info({ conn: this.id, sdkAppId: frame.sdkAppId, userID: frame.userID, code: err.code }, 'login refused');
-      return this.replyError(frame.id, err.code, err.message);
+      return this.refuseLogin(frame, err.code, err.message, finish);
     }
     // A new instance starts at the user's acknowledged mailbox position (docs/protocol.md "Messages").
     let position: number;
@@ -356,6 +511,10 @@ export class Connection implements InstanceOwner, OpenConnection {
     }
     // The socket may have gone (or be closing) while we verified: registering would leak an instance.
     if (this.closed || this.closing) return finish('closed');
+    if (this.overUserConnections(frame.sdkAppId, frame.userID)) {
+      const max = ctx.config.rateLimits.connectionsPerUser;
+      return this.refuseLogin(frame, CODE.USER_CONNECTION_LIMIT, `${frame.userID} is already on ${max} connections of this server (rateLimits.connectionsPerUser)`, finish);
+    }
     let outcome: LoginOutcome;
     try {
       // The memory engine answers synchronously: no await, so frames keep their order.
@@ -364,9 +523,8 @@ export class Connection implements InstanceOwner, OpenConnection {
     } catch (err) {
       if (err instanceof RevokedError) {
         // A REST kick landed between the UserSig check and the registration.
-        await ctx.auth.recordFailure(this.ip, `${frame.sdkAppId}:${frame.userID}`);
-        finish(String(CODE.USERSIG_REVOKED));
-        return this.replyError(frame.id, CODE.USERSIG_REVOKED, err.message);
+        const refusal = await ctx.auth.failure(this.ip, frame.sdkAppId, frame.userID, new AuthError(CODE.USERSIG_REVOKED, err.message));
+        return this.refuseLogin(frame, refusal.code, refusal.message, finish);
       }
       if (err instanceof EngineUnavailableError) return refuseUnavailable(err);
       throw err;
@@ -379,14 +537,22 @@ export class Connection implements InstanceOwner, OpenConnection {
       return finish('closed');
     }
     inst.ackedSeq = position;
-    this.addInstance(inst.instId);
+    this.addInstance(inst);
     const data: LoginResultData = { instId: inst.instId, token: inst.token, userID: inst.userID, serverTime: Date.now(), expireAt: inst.expireAt };
     this.send({ type: 'result', id: frame.id, ok: true, data });
     finish('ok');
-    ctx.log.info(
-      { conn: this.id, sdkAppId: inst.sdkAppId, userID: inst.userID, platform: inst.platform, instId: inst.instId, kicked },
+    ctx.sampler.info(
+      `login ${userKey(inst.sdkAppId, inst.userID)}`,
+      { conn: this.id, ip: this.ip, sdkAppId: inst.sdkAppId, userID: inst.userID, platform: inst.platform, instId: inst.instId, kicked },
       'login',
     );
+  }
+
+  /** Answer a refused login; the log line (sampled per address and code) names the address and the user, never the UserSig. */
+  private refuseLogin(frame: LoginFrame, code: number, message: string, finish: (result: string) => void): void {
+    finish(String(code));
+    this.ctx.sampler.info(`login refused ${this.ip} ${code}`, { conn: this.id, ip: this.ip, sdkAppId: frame.sdkAppId, userID: frame.userID, code }, 'login refused');
+    this.replyError(frame.id, code, message);
   }
 
   private async handleLogout(id: number, instId: number): Promise<void> {
@@ -419,6 +585,11 @@ export class Connection implements InstanceOwner, OpenConnection {
       return;
     }
     if (!result.ok) {
+      if (result.refused !== undefined) {
+        this.ctx.metrics.resumes.inc({ result: 'failed' });
+        this.ctx.sampler.info(`resume refused ${this.ip} ${result.refused}`, { conn: this.id, ip: this.ip, origin: this.origin, instId, code: result.refused }, 'resume refused');
+        return this.replyError(id, result.refused, `origin ${this.origin ?? '(none)'} is not allowed for the app of instance ${instId} (allowedOrigins)`);
+      }
       if (result.kickType) {
         this.ctx.metrics.resumes.inc({ result: 'kicked' });
         const code = KICK_REASON_CODE[result.kickType];
@@ -427,7 +598,7 @@ export class Connection implements InstanceOwner, OpenConnection {
       this.ctx.metrics.resumes.inc({ result: 'failed' });
       return this.replyError(id, CODE.RESUME_FAILED, `instance ${instId} cannot be resumed (resume window passed or unknown); log in again`);
     }
-    this.addInstance(instId);
+    this.addInstance(result.inst);
     if (result.moved) {
       // Held by another node until now: start from the user's acknowledged position (the
       // client syncs from its own position anyway).
@@ -459,6 +630,11 @@ export class Connection implements InstanceOwner, OpenConnection {
     this.closed = true;
     uncorkNow(this.socket);
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncQueue.length = 0;
+    this.held.length = 0;
+    for (const key of new Set(this.instUsers.values())) this.leaveUser(key);
+    this.instUsers.clear();
     this.ctx.connections.delete(this);
     this.ctx.metrics.connections.set(this.ctx.connections.size);
     this.ctx.engine.detachOwner(this, this.instances);

@@ -378,6 +378,10 @@ export class RedisEngine implements InstanceEngine {
   async resume(instId: number, token: string, owner: InstanceOwner): Promise<ResumeResult> {
     const local = this.local.get(instId);
     const tokenHash = sha256(token);
+    if (local) {
+      const refused = owner.admits?.(local.sdkAppId) ?? 0;
+      if (refused !== 0 && local.tokenHash === tokenHash) return { ok: false, refused };
+    }
     if (!this.link.available) {
       // Degraded: a resume on the node that holds the instance needs no one else.
       if (local && local.tokenHash === tokenHash) return { ok: true, inst: this.attach(local, owner), moved: false };
@@ -394,6 +398,10 @@ export class RedisEngine implements InstanceEngine {
         return { ok: false };
       }
     }
+    // The page origin is checked before anything moves (the token is checked by the script:
+    // a refusal here tells nothing about an instance whose token the caller does not know).
+    const refused = owner.admits?.(who.a) ?? 0;
+    if (refused !== 0) return { ok: false, refused };
     const keys = this.keys.user(who.a, who.u);
     const index = this.keys.nodeIndex(this.nodeKey);
     const entry = this.keys.indexEntry(who.a, who.u, instId);

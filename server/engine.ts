@@ -44,7 +44,12 @@ export type ResumeResult =
       /** The instance was held by another node until now (its mailbox position is not known here). */
       moved: boolean;
     }
-  | { ok: false; kickType?: KickType };
+  | {
+      ok: false;
+      kickType?: KickType;
+      /** The new owner refused it ({@link InstanceOwner.admits}): the code to answer; the instance stays where it was. */
+      refused?: number;
+    };
 
 /** One instance as query_online_status reports it. */
 export interface OnlineInstance {

@@ -2,11 +2,12 @@
  * Plain HTTP routes on the server's port: health, metrics, dev UserSigs, REST (rest.ts),
  * the drop-in builds and the demo page (static files).
  */
+import { timingSafeEqual } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { CODE } from '../src/protocol/codes.js';
-import { LIMITS, isUserID } from '../src/protocol/frames.js';
+import { USERID_RULE, isUserID } from '../src/protocol/frames.js';
 import { ASSETS } from './assets.js';
 import type { ServerContext } from './context.js';
 import { handleRest, isRestPath } from './rest.js';
@@ -103,12 +104,36 @@ function devUserSig(ctx: ServerContext, res: ServerResponse, url: URL): void {
   const expire = expireParam === null ? 86_400 : Number(expireParam);
   const app = ctx.apps.get(appId);
   if (!app) return json(res, 404, { code: CODE.SDKAPPID_NOT_FOUND, message: `SDKAppID ${url.searchParams.get('sdkappid')} is not configured` });
-  if (!isUserID(userID)) return json(res, 400, { code: CODE.INVALID_PARAMETER, message: `userID must be 1..${LIMITS.maxUserIdLength} characters` });
+  if (!isUserID(userID)) return json(res, 400, { code: CODE.INVALID_PARAMETER, message: `userID must be ${USERID_RULE}` });
   if (!Number.isInteger(expire) || expire < 1 || expire > 365 * 86_400) {
     return json(res, 400, { code: CODE.INVALID_PARAMETER, message: 'expire must be 1..31536000 seconds' });
   }
   const userSig = generateUserSig({ sdkAppId: app.sdkAppId, key: app.secretKey, identifier: userID, expire });
   json(res, 200, { sdkAppId: app.sdkAppId, userID, expire, userSig, warning: 'demo only: devUserSig issues UserSigs to anyone' });
+}
+
+/** Whether the request carries `Authorization: Bearer <token>` (compared in constant time). */
+function hasBearer(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization;
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false;
+  const given = Buffer.from(header.slice('Bearer '.length).trim());
+  const wanted = Buffer.from(token);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+/** `GET /metrics` (main port, or the metrics port of config `metrics`): 401 without the configured bearer token. */
+export async function serveMetrics(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    return text(res, 405, 'method not allowed\n');
+  }
+  const token = ctx.config.metrics.token;
+  if (token !== undefined && !hasBearer(req, token)) {
+    res.setHeader('www-authenticate', 'Bearer realm="tabchat metrics"');
+    return text(res, 401, 'metrics need Authorization: Bearer <metrics.token>\n');
+  }
+  const body = await ctx.metrics.registry.metrics();
+  text(res, 200, body, ctx.metrics.registry.contentType);
 }
 
 export async function handleHttp(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, ip: string): Promise<void> {
@@ -127,10 +152,8 @@ export async function handleHttp(ctx: ServerContext, req: IncomingMessage, res: 
     res.setHeader('allow', 'GET, HEAD');
     return text(res, 405, 'method not allowed\n');
   }
-  if (pathname === '/metrics') {
-    const body = await ctx.metrics.registry.metrics();
-    return text(res, 200, body, ctx.metrics.registry.contentType);
-  }
+  // With a metrics port of its own, the main port does not serve them.
+  if (pathname === '/metrics' && ctx.config.metrics.port === undefined) return serveMetrics(ctx, req, res);
   if (pathname === '/dev/usersig') {
     if (!ctx.config.devUserSig) return text(res, 404, 'not found\n');
     return devUserSig(ctx, res, url);

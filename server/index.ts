@@ -3,7 +3,7 @@
  * The `tabchat-server` command (cli.ts) is a thin wrapper around it.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { CLOSE } from '../src/protocol/codes.js';
@@ -13,12 +13,15 @@ import { Connection } from './connection.js';
 import type { ServerContext } from './context.js';
 import type { InstanceEngine, InstanceEngineEvents } from './engine.js';
 import { MemoryEngine } from './engine-memory.js';
-import { handleHttp } from './http.js';
+import { handleHttp, serveMetrics } from './http.js';
 import { createLogger, type Logger } from './log.js';
+import { LogSampler } from './log-sampler.js';
 import { MessageService } from './messages.js';
 import { ClusterMetrics, Metrics } from './metrics.js';
 import type { MessageStore } from './store.js';
 import { openStore } from './store-open.js';
+import { SocketGuard, effectiveLimits, endAndDestroy } from './sockets.js';
+import { SyncScheduler } from './sync-scheduler.js';
 
 export { validateConfig, loadConfigFile, ConfigError, type ServerConfig, type AppConfig } from './config.js';
 export { generateUserSig, verifyUserSig, decodeUserSig } from './usersig.js';
@@ -38,6 +41,8 @@ export interface ChatServer {
   readonly port: number;
   readonly httpUrl: string;
   readonly wsUrl: string;
+  /** Where `/metrics` is served when config `metrics.port` is set (else on {@link httpUrl}). */
+  readonly metricsUrl: string;
   readonly context: ServerContext;
   /**
    * Graceful stop: refuse new logins, tell every client to reconnect (close 4000), wait up
@@ -73,7 +78,11 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
   const apps = new Map(config.apps.map((a) => [a.sdkAppId, { ...a, allowedOrigins: [...a.allowedOrigins] }]));
   const connections = new Set<Connection>();
   let engine: InstanceEngine | undefined;
-  const metrics = new Metrics(node, () => engine?.countByPlatform() ?? new Map());
+  const metrics = new Metrics(node, () => engine?.countByPlatform() ?? new Map(), () => {
+    let max = 0;
+    for (const conn of connections) max = Math.max(max, conn.bufferedAmount);
+    return max;
+  });
   const events: InstanceEngineEvents = {
     onKick: (kick) => {
       metrics.kicks.inc({ type: kick.type });
@@ -81,7 +90,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     },
     onRelease: (instId, why) => log.debug({ instId, why }, 'instance released'),
   };
-  const store = await openStore(config.store, config.storeBatch);
+  const store = await openStore(config.store, config.storeBatch, config.mailbox);
   let messages: MessageService | undefined;
   try {
     if (config.redis === undefined) {
@@ -112,7 +121,15 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     await store.close();
     throw err;
   }
-  messages = new MessageService(store, engine, metrics, log);
+  messages = new MessageService(store, engine, metrics, log, config.mailbox);
+  const limits = effectiveLimits(config);
+  if (limits.lowered) {
+    log.warn(
+      { maxConnections: limits.maxConnections, connectionsPerIp: limits.perIp, maxSockets: limits.maxSockets },
+      'socket limits lowered to fit the open-file limit of the process (ulimit -n) and to keep slots for other addresses',
+    );
+  }
+  const sampler = new LogSampler(log);
   const ctx: ServerContext = {
     config,
     apps,
@@ -122,8 +139,12 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     store,
     messages,
     log,
+    sampler,
     node,
     connections,
+    userConnections: new Map(),
+    sockets: new SocketGuard(limits, metrics, log, sampler),
+    syncs: new SyncScheduler(store.kind === 'postgres' ? 4 : 1),
     shuttingDown: false,
   };
   const cleanup = async (what: { engine: InstanceEngine; store: MessageStore }) => {
@@ -132,21 +153,32 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
   };
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayloadBytes, perMessageDeflate: false, clientTracking: false });
-  const http: Server = createServer((req, res) => {
+  const timeouts = {
+    headersTimeout: config.handshakeTimeoutMs,
+    requestTimeout: Math.max(config.handshakeTimeoutMs, 30_000),
+    connectionsCheckingInterval: Math.min(1_000, config.handshakeTimeoutMs),
+  };
+  const http: Server = createServer(timeouts, (req, res) => {
+    ctx.sockets.handshakeDone(req.socket);
+    capUnreadBody(ctx, req, res);
     handleHttp(ctx, req, res, clientIp(req)).catch((err: unknown) => {
       log.error({ err: err instanceof Error ? err.stack : String(err) }, 'HTTP handler failed');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end('internal error\n');
     });
   });
-  http.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+  http.on('connection', (socket) => ctx.sockets.admit(socket));
+  // A malformed request, or one whose headers did not arrive in time: answer, then destroy
+  // the socket (an `end()` alone would leave it half-open, holding a descriptor, for as long
+  // as the peer keeps its side).
+  http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    metrics.socketsRefused.inc({ reason: timedOut ? 'handshake-timeout' : 'bad-request' });
+    endAndDestroy(socket, `HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const refuse = (status: string) => {
-      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    };
+    ctx.sockets.handshakeDone(socket);
+    const refuse = (status: string) => endAndDestroy(socket, `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     let pathname: string;
     try {
       pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -155,8 +187,8 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     }
     if (pathname !== '/ws') return refuse('404 Not Found');
     if (ctx.shuttingDown) return refuse('503 Service Unavailable');
-    if (connections.size >= config.maxConnections) {
-      log.warn({ max: config.maxConnections }, 'connection refused: maxConnections reached');
+    if (connections.size >= limits.maxConnections) {
+      sampler.warn('maxConnections', { max: limits.maxConnections }, 'connection refused: maxConnections reached');
       return refuse('503 Service Unavailable');
     }
     socket.on('error', () => socket.destroy());
@@ -196,8 +228,43 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
   }
   const address = http.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const urlHost = (host: string) => (host.includes(':') ? `[${host}]` : host);
+  const hostForUrl = urlHost(config.host);
   const httpUrl = `http://${hostForUrl}:${port}`;
+  let metricsServer: Server | undefined;
+  let metricsUrl = httpUrl;
+  if (config.metrics.port !== undefined) {
+    const ms = createServer(timeouts, (req, res) => {
+      capUnreadBody(ctx, req, res);
+      const pathname = (req.url ?? '/').split('?')[0];
+      if (pathname !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        return void res.end('not found\n');
+      }
+      serveMetrics(ctx, req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
+    });
+    ms.on('clientError', (_err, socket: Duplex) => endAndDestroy(socket, 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ms.once('error', reject);
+        ms.listen(config.metrics.port, config.metrics.host, () => {
+          ms.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      clearInterval(sweep);
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await cleanup({ engine, store });
+      throw err;
+    }
+    metricsServer = ms;
+    const maddr = ms.address();
+    metricsUrl = `http://${urlHost(config.metrics.host)}:${typeof maddr === 'object' && maddr !== null ? maddr.port : config.metrics.port}`;
+  }
   log.info({ port, host: config.host, apps: [...apps.keys()], devUserSig: config.devUserSig, store: store.kind, engine: engine.kind }, 'listening');
   if (config.devUserSig) log.warn('devUserSig is on: GET /dev/usersig issues UserSigs to anyone. Demo use only.');
 
@@ -216,6 +283,14 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
       for (const conn of connections) conn.terminate();
       http.closeAllConnections();
       await listenerClosed;
+      if (metricsServer) {
+        const closed = new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+        metricsServer.closeAllConnections();
+        await closed;
+      }
+      ctx.syncs.close();
+      ctx.messages.close();
+      sampler.close();
       wss.close();
       await cleanup({ engine: ctx.engine, store });
       log.info('stopped');
@@ -233,5 +308,25 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     return closing;
   };
 
-  return { port, httpUrl, wsUrl: `ws://${hostForUrl}:${port}/ws`, context: ctx, close };
+  return { port, httpUrl, wsUrl: `ws://${hostForUrl}:${port}/ws`, metricsUrl, context: ctx, close };
+}
+
+/**
+ * A request answered before its body was read (failed REST auth, 404, 405, /healthz): the
+ * HTTP server would read and discard the rest of the body for as long as the client sends
+ * it. Allow at most `maxBodyBytes` more, then cut the socket.
+ */
+function capUnreadBody(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): void {
+  // 'prefinish': before the HTTP server's own 'finish' handler would start discarding the
+  // body unseen (and unbounded); reading it here keeps the count.
+  res.once('prefinish', () => {
+    if (req.complete || req.destroyed || req.listenerCount('data') > 0) return;
+    let discarded = 0;
+    req.on('data', (chunk: Buffer) => {
+      discarded += chunk.length;
+      ctx.metrics.httpBodyDiscarded.inc(chunk.length);
+      if (discarded > ctx.config.maxBodyBytes) req.socket.destroy();
+    });
+    req.resume();
+  });
 }

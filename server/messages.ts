@@ -7,8 +7,9 @@ import { randomFillSync } from 'node:crypto';
 import { CODE, codeText } from '../src/protocol/codes.js';
 import {
   LIMITS,
+  USERID_RULE,
+  isUserID,
   textMessageError,
-  utf8ByteLength,
   type MessageFlow,
   type SyncResultData,
   type WireMessage,
@@ -17,7 +18,13 @@ import type { InstanceEngine } from './engine.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { userKey, type Instance } from './registry.js';
-import { StoreClosedError, StoreUnavailableError, type MessageStore, type StoredMessage } from './store.js';
+import type { MailboxConfig } from './config.js';
+import { MailboxFullError, StoreClosedError, StoreUnavailableError, type MessageStore, type StoredMessage } from './store.js';
+
+/** Messages one retention step deletes (one transaction); the sweep yields between steps. */
+const RETENTION_BATCH = 500;
+/** How often the retention sweep runs at most (and at least every tenth of the retention). */
+const RETENTION_EVERY_MS = 60_000;
 
 /** A sync page stops growing past this many bytes of text (it always holds at least one message). */
 export const SYNC_PAGE_BYTES = 256 * 1024;
@@ -80,12 +87,54 @@ export function toWire(message: StoredMessage, flow: MessageFlow): WireMessage {
 }
 
 export class MessageService {
+  private readonly retentionTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+
   constructor(
     private readonly store: MessageStore,
     private readonly engine: InstanceEngine,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-  ) {}
+    private readonly mailbox?: MailboxConfig,
+  ) {
+    const retentionMs = (mailbox?.retentionSeconds ?? 0) * 1000;
+    if (retentionMs > 0) {
+      this.retentionTimer = setInterval(() => void this.sweepExpired(), Math.max(1_000, Math.min(RETENTION_EVERY_MS, retentionMs / 10)));
+      this.retentionTimer.unref();
+    }
+  }
+
+  /**
+   * Retention: delete the messages older than `mailbox.retentionSeconds`, one batch (one
+   * transaction, through the store's time index) at a time, yielding between batches.
+   * Resolves with how many were deleted. Runs by itself on a timer; exposed for tests.
+   */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    const retentionMs = (this.mailbox?.retentionSeconds ?? 0) * 1000;
+    if (retentionMs <= 0 || this.sweeping) return 0;
+    this.sweeping = true;
+    let total = 0;
+    try {
+      for (;;) {
+        const removed = await this.store.removeExpired(now - retentionMs, RETENTION_BATCH);
+        total += removed;
+        if (removed > 0) this.metrics.messagesExpired.inc({ why: 'retention' }, removed);
+        if (removed < RETENTION_BATCH) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      if (!(err instanceof StoreClosedError)) this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'retention sweep failed; retried at the next one');
+    } finally {
+      this.sweeping = false;
+    }
+    if (total > 0) this.log.info({ removed: total }, 'expired messages deleted');
+    return total;
+  }
+
+  /** Stop the retention timer (server close). */
+  close(): void {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
+  }
 
   /**
    * Store a message from `sender` and deliver it; resolves with the sender's view (flow
@@ -93,6 +142,7 @@ export class MessageService {
    * delivers nothing. Rejects with a {@link MessageError} (9020, 9021, 80002, 9007, 9099).
    */
   async send(sender: Instance, input: { clientMsgId: string; to: string; text: string }): Promise<WireMessage> {
+    if (!isUserID(input.to)) throw new MessageError(CODE.MSG_INVALID_RECIPIENT, `to must be a userID: ${USERID_RULE}`);
     const refused = textMessageError(input.to, input.text);
     if (refused) throw new MessageError(refused.code, refused.message);
     const { message, created } = await this.timed('send', () =>
@@ -122,20 +172,11 @@ export class MessageService {
    */
   async sync(inst: Instance, afterSeq: number | undefined, limit: number = LIMITS.defaultSyncLimit): Promise<SyncResultData> {
     const from = afterSeq ?? inst.ackedSeq;
-    const page = await this.timed('read', () => this.store.read(inst.sdkAppId, inst.userID, from, limit));
-    const messages: WireMessage[] = [];
-    let bytes = 0;
-    let trimmed = false;
-    for (const entry of page.entries) {
-      bytes += utf8ByteLength(entry.message.text);
-      if (messages.length > 0 && bytes > SYNC_PAGE_BYTES) {
-        trimmed = true;
-        break;
-      }
-      messages.push(toWire(entry.message, entry.flow));
-    }
+    // The store reads only what fits the byte budget (never `limit` big rows to trim here).
+    const page = await this.timed('read', () => this.store.read(inst.sdkAppId, inst.userID, from, limit, SYNC_PAGE_BYTES));
+    const messages = page.entries.map((entry) => toWire(entry.message, entry.flow));
     if (messages.length > 0) this.metrics.messagesDelivered.inc({ via: 'sync' }, messages.length);
-    return { afterSeq: from, messages, more: page.more || trimmed, head: page.head };
+    return { afterSeq: from, messages, more: page.more, head: page.head };
   }
 
   /** Record that `inst` processed its mailbox up to `seq` (clamped to the mailbox head). */
@@ -199,6 +240,7 @@ export class MessageService {
       return await fn();
     } catch (err) {
       if (err instanceof StoreClosedError) throw new MessageError(CODE.SERVER_SHUTTING_DOWN);
+      if (err instanceof MailboxFullError) throw new MessageError(CODE.MAILBOX_FULL, `${err.message} (mailbox quota)`);
       if (err instanceof StoreUnavailableError) {
         this.log.warn({ op, err: err.message }, 'message store unavailable');
         throw new MessageError(CODE.STORE_UNAVAILABLE, `the message store is unavailable (${op}); nothing was stored, retry later`);

@@ -22,8 +22,20 @@ export class Metrics {
   readonly messagesRejected: Counter<'code'>;
   readonly messagesDelivered: Counter<'via'>;
   readonly storeDuration: Histogram<'op'>;
+  readonly sockets: Gauge;
+  readonly socketsRefused: Counter<'reason'>;
+  readonly connectionsClosed: Counter<'reason'>;
+  readonly readsPaused: Counter;
+  readonly bufferedBytesMax: Gauge;
+  readonly syncsRefused: Counter<'reason'>;
+  readonly messagesExpired: Counter<'why'>;
+  readonly httpBodyDiscarded: Counter;
 
-  constructor(node: string, countInstances: () => Map<Platform, number>) {
+  /**
+   * @param bufferedBytes - the largest number of bytes buffered for one open connection now
+   *   (read when the metrics are collected)
+   */
+  constructor(node: string, countInstances: () => Map<Platform, number>, bufferedBytes: () => number = () => 0) {
     this.registry.setDefaultLabels({ node });
     collectDefaultMetrics({ register: this.registry, prefix: 'tabchat_process_' });
     const registers = [this.registry];
@@ -74,6 +86,40 @@ export class Metrics {
       help: 'Message store call duration, by operation (send, read, ack, position)',
       labelNames: ['op'],
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    });
+    this.sockets = new Gauge({ name: 'tabchat_sockets', help: 'Open TCP sockets of the listener (WebSocket and plain HTTP)', registers });
+    this.socketsRefused = new Counter({
+      name: 'tabchat_sockets_refused_total',
+      help: 'Sockets refused or cut before their request: per-ip, max-sockets, handshake-timeout, bad-request',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.connectionsClosed = new Counter({
+      name: 'tabchat_connections_closed_total',
+      help: 'WebSocket connections closed by the server for a limit, by reason (slow)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.readsPaused = new Counter({ name: 'tabchat_reads_paused_total', help: 'Times the server stopped reading a connection whose send buffer was full', registers });
+    this.bufferedBytesMax = new Gauge({
+      name: 'tabchat_buffered_bytes_max',
+      help: 'Largest number of bytes buffered for one open connection (not yet taken by its client)',
+      registers,
+      collect() {
+        this.set(bufferedBytes());
+      },
+    });
+    this.syncsRefused = new Counter({ name: 'tabchat_syncs_refused_total', help: 'sync requests refused (9041), by reason (queue)', labelNames: ['reason'], registers });
+    this.messagesExpired = new Counter({
+      name: 'tabchat_messages_removed_total',
+      help: 'Messages deleted by the store, by reason (retention: older than mailbox.retentionSeconds)',
+      labelNames: ['why'],
+      registers,
+    });
+    this.httpBodyDiscarded = new Counter({
+      name: 'tabchat_http_body_discarded_bytes_total',
+      help: 'Request body bytes read and discarded after an early answer (failed auth, 404, 405)',
       registers,
     });
   }

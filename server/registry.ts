@@ -19,6 +19,11 @@ export interface InstanceOwner {
   /** Push a stored message to the client of this instance (owners that carry no messages may omit it). */
   deliverMessage?(instId: number, message: WireMessage): void;
   /**
+   * Whether an instance of app `sdkAppId` may be resumed onto this owner: 0, or the code of
+   * the refusal (the page origin is not allowed for that app). Asked before anything moves.
+   */
+  admits?(sdkAppId: number): number;
+  /**
    * The cluster no longer knows this instance although this node still held it (the node
    * was taken for dead while cut off from Redis): the client must reconnect, find it gone
    * (9005) and log in again. Only the Redis engine calls it.
@@ -194,7 +199,7 @@ export class Registry {
    * Re-attach a detached (or still attached, after a half-open socket) instance to a new
    * owner. Silent: no kicks, login order unchanged.
    */
-  resume(instId: number, token: string, owner: InstanceOwner): { ok: true; inst: Instance } | { ok: false; kickType?: KickType } {
+  resume(instId: number, token: string, owner: InstanceOwner): { ok: true; inst: Instance } | { ok: false; kickType?: KickType; refused?: number } {
     const inst = this.byId.get(instId);
     if (!inst) {
       const tomb = this.tombstones.get(instId);
@@ -204,6 +209,8 @@ export class Registry {
     const a = Buffer.from(inst.token);
     const b = Buffer.from(token);
     if (a.length !== b.length || !timingSafeEqual(a, b)) return { ok: false };
+    const refused = owner.admits?.(inst.sdkAppId) ?? 0;
+    if (refused !== 0) return { ok: false, refused };
     if (inst.detachTimer) clearTimeout(inst.detachTimer);
     inst.detachTimer = null;
     if (inst.owner && inst.owner !== owner) inst.owner.forget(instId);

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CODE } from '../src/protocol/codes.js';
-import { LIMITS, isPlatform, isUserID } from '../src/protocol/frames.js';
+import { USERID_RULE, isPlatform, isUserID } from '../src/protocol/frames.js';
 import { AuthError } from './auth.js';
 import { LOGIN_POLICIES, type AppConfig, type LoginPolicy } from './config.js';
 import type { ServerContext } from './context.js';
@@ -33,7 +33,7 @@ const COMMANDS: Record<string, Handler> = {
   'im_open_login_svc/kick': async (ctx, app, body) => {
     const userID = body.UserID;
     if (!isUserID(userID)) {
-      throw new RestError(CODE.REST_INVALID_PARAMS, `UserID must be a string of 1..${LIMITS.maxUserIdLength} characters`);
+      throw new RestError(CODE.REST_INVALID_PARAMS, `UserID must be ${USERID_RULE}`);
     }
     const kicked = await ctx.engine.kickUser(app.sdkAppId, userID, 'REST_API_Kick');
     ctx.log.info({ sdkAppId: app.sdkAppId, userID, kicked: kicked.length }, 'REST kick');
@@ -176,12 +176,11 @@ export async function handleRest(ctx: ServerContext, req: IncomingMessage, res: 
     const usersig = q.get('usersig');
     if (!usersig) throw new RestError(CODE.REST_BAD_USERSIG, 'usersig is missing from the query');
     const app = ctx.auth.app(Number(appParam));
-    await ctx.auth.checkLimit(ip);
+    // The UserSig is checked first: failures (anyone's) never refuse a correct admin UserSig.
     if (identifier !== app.adminIdentifier) {
-      await ctx.auth.recordFailure(ip);
-      throw new RestError(CODE.REST_NEEDS_ADMIN, 'identifier must be the App admin account');
+      throw await ctx.auth.failure(ip, app.sdkAppId, identifier, new AuthError(CODE.REST_NEEDS_ADMIN, 'identifier must be the App admin account'));
     }
-    await ctx.auth.verify({ sdkAppId: app.sdkAppId, userID: identifier, userSig: usersig, ip }, false);
+    await ctx.auth.verify({ sdkAppId: app.sdkAppId, userID: identifier, userSig: usersig, ip }, 'rest');
     const text = await readBody(req, ctx.config.maxBodyBytes);
     let body: unknown;
     try {
@@ -195,6 +194,9 @@ export async function handleRest(ctx: ServerContext, req: IncomingMessage, res: 
   } catch (err) {
     if (err instanceof RestError || err instanceof AuthError) {
       code = err.code;
+      if (err instanceof AuthError) {
+        ctx.sampler.info(`rest refused ${ip} ${err.code}`, { command: label, ip, identifier: url.searchParams.get('identifier')?.slice(0, 128), code: err.code }, 'REST call refused');
+      }
       send(res, err.code, err.message);
     } else if (err instanceof EngineUnavailableError) {
       code = CODE.ENGINE_UNAVAILABLE;

@@ -21,11 +21,24 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { MessageFlow } from '../src/protocol/frames.js';
-import { StoreClosedError, DEFAULT_STORE_BATCH, type StoreBatchOptions, type MailboxPage, type MessageStore, type NewMessage, type StoredMessage } from './store.js';
+import { utf8ByteLength } from '../src/protocol/frames.js';
+import {
+  DEFAULT_STORE_BATCH,
+  MAX_EVICTIONS_PER_SEND,
+  MailboxFullError,
+  NO_QUOTA,
+  StoreClosedError,
+  type MailboxPage,
+  type MailboxQuota,
+  type MessageStore,
+  type NewMessage,
+  type StoreBatchOptions,
+  type StoredMessage,
+} from './store.js';
 import { toMessage, type EntryRow, type MessageRow } from './store-rows.js';
 
 /** Schema version this code writes; `PRAGMA user_version` of an up-to-date file. */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 /** Migrations: index i brings a file from version i to i + 1. */
 const MIGRATIONS: readonly string[] = [
@@ -58,6 +71,21 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (sdk_app_id, user_id, seq)
   ) WITHOUT ROWID;
   `,
+  // 2: quota and retention (docs/operations.md "Limits and abuse"): each mailbox's entry
+  // count and text bytes, each message's text bytes, and the indexes that find old
+  // messages and a message's entries without scanning.
+  `
+  ALTER TABLE users ADD COLUMN entries INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE users ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE messages ADD COLUMN text_bytes INTEGER NOT NULL DEFAULT 0;
+  UPDATE messages SET text_bytes = length(CAST(text AS BLOB));
+  UPDATE users SET
+    entries = (SELECT count(*) FROM mailbox b WHERE b.sdk_app_id = users.sdk_app_id AND b.user_id = users.user_id),
+    bytes = (SELECT coalesce(sum(m.text_bytes), 0) FROM mailbox b JOIN messages m ON m.id = b.message_id
+             WHERE b.sdk_app_id = users.sdk_app_id AND b.user_id = users.user_id);
+  CREATE INDEX messages_by_time ON messages (time);
+  CREATE INDEX mailbox_by_message ON mailbox (message_id);
+  `,
 ];
 
 type SendOutcome = { message: StoredMessage; created: boolean };
@@ -80,26 +108,49 @@ export class SqliteStore implements MessageStore {
   /** Cancels the scheduled commit of {@link queued} (an immediate, or a `maxWaitMs` timer). */
   private cancelCommit: (() => void) | undefined;
 
+  /** Deletes up to N expired messages (and their entries) in one transaction; resolves how many. */
+  private readonly expireTx: (before: number, max: number) => number;
+
   private constructor(
     private readonly db: Database.Database,
     private readonly batch: StoreBatchOptions,
+    quota: MailboxQuota,
   ) {
     this.stmt = {
       byClientId: db.prepare<[number, string, string], MessageRow>(
         'SELECT * FROM messages WHERE sdk_app_id = ? AND from_user = ? AND client_msg_id = ?',
       ),
-      nextSeq: db.prepare<[number, string], { head: number }>(
-        `INSERT INTO users (sdk_app_id, user_id, head) VALUES (?, ?, 1)
-         ON CONFLICT (sdk_app_id, user_id) DO UPDATE SET head = head + 1 RETURNING head`,
+      nextSeq: db.prepare<[number, string, number], { head: number }>(
+        `INSERT INTO users (sdk_app_id, user_id, head, entries, bytes) VALUES (?, ?, 1, 1, ?)
+         ON CONFLICT (sdk_app_id, user_id) DO UPDATE SET head = head + 1, entries = entries + 1, bytes = bytes + excluded.bytes
+         RETURNING head`,
       ),
-      insertMessage: db.prepare<[string, number, string, string, string, string, number, number, number]>(
-        `INSERT INTO messages (id, sdk_app_id, from_user, to_user, client_msg_id, text, time, from_seq, to_seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      insertMessage: db.prepare<[string, number, string, string, string, string, number, number, number, number]>(
+        `INSERT INTO messages (id, sdk_app_id, from_user, to_user, client_msg_id, text, time, from_seq, to_seq, text_bytes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      quota: db.prepare<[number, string], { entries: number; bytes: number; acked: number }>(
+        'SELECT entries, bytes, acked FROM users WHERE sdk_app_id = ? AND user_id = ?',
+      ),
+      oldestAcked: db.prepare<[number, string, number, number], { seq: number; message_id: string; text_bytes: number }>(
+        `SELECT b.seq AS seq, b.message_id AS message_id, m.text_bytes AS text_bytes FROM mailbox b JOIN messages m ON m.id = b.message_id
+         WHERE b.sdk_app_id = ? AND b.user_id = ? AND b.seq <= ? ORDER BY b.seq LIMIT ?`,
+      ),
+      deleteEntry: db.prepare<[number, string, number]>('DELETE FROM mailbox WHERE sdk_app_id = ? AND user_id = ? AND seq = ?'),
+      shrink: db.prepare<[number, number, number, string]>(
+        'UPDATE users SET entries = entries - ?, bytes = bytes - ? WHERE sdk_app_id = ? AND user_id = ?',
+      ),
+      deleteOrphan: db.prepare<[string, string]>(
+        'DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM mailbox WHERE message_id = ?)',
+      ),
+      expired: db.prepare<[number, number], MessageRow & { text_bytes: number }>(
+        'SELECT * FROM messages WHERE time < ? ORDER BY time LIMIT ?',
+      ),
+      deleteMessage: db.prepare<[string]>('DELETE FROM messages WHERE id = ?'),
       insertEntry: db.prepare<[number, string, number, string, MessageFlow]>(
         'INSERT INTO mailbox (sdk_app_id, user_id, seq, message_id, flow) VALUES (?, ?, ?, ?, ?)',
       ),
-      page: db.prepare<[number, string, number, number], EntryRow>(
+      page: db.prepare<[number, string, number, number], EntryRow & { text_bytes: number }>(
         `SELECT b.seq AS seq, b.flow AS flow, m.* FROM mailbox b JOIN messages m ON m.id = b.message_id
          WHERE b.sdk_app_id = ? AND b.user_id = ? AND b.seq > ? ORDER BY b.seq LIMIT ?`,
       ),
@@ -112,14 +163,37 @@ export class SqliteStore implements MessageStore {
       ),
     };
     const stmt = this.stmt;
+    /** Drop the mailbox's oldest acknowledged entries until `bytes` more fit (store.ts MailboxQuota); false if they still do not. */
+    const makeRoom = (sdkAppId: number, userID: string, bytes: number): boolean => {
+      const box = stmt.quota.get(sdkAppId, userID);
+      if (!box) return 1 <= quota.maxMessages && bytes <= quota.maxBytes;
+      const fits = () => box.entries + 1 <= quota.maxMessages && box.bytes + bytes <= quota.maxBytes;
+      if (fits()) return true;
+      let entries = 0;
+      let freed = 0;
+      for (const old of stmt.oldestAcked.all(sdkAppId, userID, box.acked, MAX_EVICTIONS_PER_SEND)) {
+        stmt.deleteEntry.run(sdkAppId, userID, old.seq);
+        stmt.deleteOrphan.run(old.message_id, old.message_id);
+        entries++;
+        freed += old.text_bytes;
+        box.entries--;
+        box.bytes -= old.text_bytes;
+        if (fits()) break;
+      }
+      if (entries > 0) stmt.shrink.run(entries, freed, sdkAppId, userID);
+      return fits();
+    };
     // Nested in batchTx, so better-sqlite3 runs it as a SAVEPOINT.
     const sendTx = db.transaction((input: NewMessage): SendOutcome => {
       const existing = stmt.byClientId.get(input.sdkAppId, input.from, input.clientMsgId);
       if (existing) return { message: toMessage(existing), created: false };
-      const fromSeq = stmt.nextSeq.get(input.sdkAppId, input.from)!.head;
+      const bytes = utf8ByteLength(input.text);
       const self = input.from === input.to;
-      const toSeq = self ? fromSeq : stmt.nextSeq.get(input.sdkAppId, input.to)!.head;
-      stmt.insertMessage.run(input.id, input.sdkAppId, input.from, input.to, input.clientMsgId, input.text, input.time, fromSeq, toSeq);
+      if (!makeRoom(input.sdkAppId, input.to, bytes)) throw new MailboxFullError(input.to);
+      if (!self) makeRoom(input.sdkAppId, input.from, bytes); // the sender's own mailbox is never refused
+      const fromSeq = stmt.nextSeq.get(input.sdkAppId, input.from, bytes)!.head;
+      const toSeq = self ? fromSeq : stmt.nextSeq.get(input.sdkAppId, input.to, bytes)!.head;
+      stmt.insertMessage.run(input.id, input.sdkAppId, input.from, input.to, input.clientMsgId, input.text, input.time, fromSeq, toSeq, bytes);
       stmt.insertEntry.run(input.sdkAppId, input.from, fromSeq, input.id, 'out');
       if (!self) stmt.insertEntry.run(input.sdkAppId, input.to, toSeq, input.id, 'in');
       return { message: { ...input, fromSeq, toSeq }, created: true };
@@ -136,14 +210,27 @@ export class SqliteStore implements MessageStore {
       }),
     );
     this.batchTx = (batch) => batchTx.immediate(batch);
+    const expireTx = db.transaction((before: number, max: number): number => {
+      const rows = stmt.expired.all(before, max);
+      for (const row of rows) {
+        const self = row.from_user === row.to_user;
+        for (const [user, seq] of self ? ([[row.from_user, row.from_seq]] as const) : ([[row.from_user, row.from_seq], [row.to_user, row.to_seq]] as const)) {
+          if (stmt.deleteEntry.run(row.sdk_app_id, user, seq).changes > 0) stmt.shrink.run(1, row.text_bytes, row.sdk_app_id, user);
+        }
+        stmt.deleteMessage.run(row.id);
+      }
+      return rows.length;
+    });
+    this.expireTx = (before, max) => expireTx.immediate(before, max);
   }
+
 
   /**
    * Open (creating the file and its folder if needed) and migrate. Fails when another
    * process holds the file, or when the file was written by a newer tabchat.
    * @param path - file path; `:memory:` gives a private in-memory database (tests)
    */
-  static open(path: string, batch: StoreBatchOptions = DEFAULT_STORE_BATCH): SqliteStore {
+  static open(path: string, batch: StoreBatchOptions = DEFAULT_STORE_BATCH, quota: MailboxQuota = NO_QUOTA): SqliteStore {
     if (path.length === 0) throw new Error('store "sqlite:" needs a file path, e.g. "sqlite:./tabchat.db"');
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path, { timeout: 2000 });
@@ -166,7 +253,7 @@ export class SqliteStore implements MessageStore {
       const message = err instanceof Error ? err.message : String(err);
       throw new Error(`cannot open the sqlite store ${path}: ${/locked|busy/i.test(message) ? 'the file is in use by another process (one server per file)' : message}`);
     }
-    return new SqliteStore(db, batch);
+    return new SqliteStore(db, batch, quota);
   }
 
   /** Queued for the next group commit; resolves once that commit is on disk. */
@@ -206,14 +293,29 @@ export class SqliteStore implements MessageStore {
     outcomes.forEach((outcome, i) => ('error' in outcome ? batch[i]!.reject(outcome.error) : batch[i]!.resolve(outcome)));
   }
 
-  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<MailboxPage> {
+  async read(sdkAppId: number, userID: string, afterSeq: number, limit: number, maxBytes = Infinity): Promise<MailboxPage> {
     this.check();
     // One snapshot: better-sqlite3 is synchronous, so no write lands between the two reads.
-    const rows = this.stmt.page.all(sdkAppId, userID, afterSeq, limit + 1);
+    // Rows are stepped one at a time and the loop stops at the byte budget: at most one row
+    // beyond the page is read, never `limit` big rows that would then be trimmed.
+    const entries: MailboxPage['entries'] = [];
+    let more = false;
+    let bytes = 0;
+    for (const row of this.stmt.page.iterate(sdkAppId, userID, afterSeq, limit + 1)) {
+      if (entries.length === limit || (entries.length > 0 && bytes + row.text_bytes > maxBytes)) {
+        more = true;
+        break;
+      }
+      bytes += row.text_bytes;
+      entries.push({ seq: row.seq, flow: row.flow, message: toMessage(row) });
+    }
     const head = this.stmt.user.get(sdkAppId, userID)?.head ?? 0;
-    const more = rows.length > limit;
-    const entries = rows.slice(0, limit).map((row) => ({ seq: row.seq, flow: row.flow, message: toMessage(row) }));
     return { entries, more, head };
+  }
+
+  async removeExpired(before: number, max: number): Promise<number> {
+    this.check();
+    return this.expireTx(before, max);
   }
 
   async head(sdkAppId: number, userID: string): Promise<number> {

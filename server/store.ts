@@ -62,9 +62,12 @@ export interface MessageStore {
   /**
    * Mailbox entries with seq > `afterSeq`, ascending, at most `limit`, whether more follow,
    * and the mailbox head, all from one snapshot (one round trip on a networked store): a
-   * client compares `head` with its position to tell a gap from a reset mailbox.
+   * client compares `head` with its position to tell a gap from a reset mailbox. With
+   * `maxBytes`, the page stops before the entry that would take its text (UTF-8) past it
+   * (it always holds one entry when one follows), and the store reads no more than that:
+   * entries removed by retention or quota are skipped (seqs may jump).
    */
-  read(sdkAppId: number, userID: string, afterSeq: number, limit: number): Promise<MailboxPage>;
+  read(sdkAppId: number, userID: string, afterSeq: number, limit: number, maxBytes?: number): Promise<MailboxPage>;
   /** Highest seq in the user's mailbox (0 when empty). */
   head(sdkAppId: number, userID: string): Promise<number>;
   /** Highest seq acknowledged by any instance of the user (0 when none). */
@@ -74,8 +77,39 @@ export interface MessageStore {
    * Resolves with the (clamped) seq recorded for this ack.
    */
   ack(sdkAppId: number, userID: string, seq: number): Promise<number>;
+  /**
+   * Retention: delete up to `max` messages stored before `before` (ms since epoch), with
+   * their mailbox entries, oldest first, through an index on the time. Resolves with how
+   * many were deleted (fewer than `max`: nothing older is left).
+   */
+  removeExpired(before: number, max: number): Promise<number>;
   /** Flush and release (the sqlite file lock). Calls after close reject. */
   close(): Promise<void>;
+}
+
+/**
+ * Per-mailbox quota (config `mailbox`): a mailbox that would pass `maxMessages` entries or
+ * `maxBytes` of text first drops its oldest entries that the user acknowledged; a message
+ * whose recipient's mailbox still has no room is refused ({@link MailboxFullError}). Entries
+ * nobody acknowledged are only ever removed by retention.
+ */
+export interface MailboxQuota {
+  maxMessages: number;
+  maxBytes: number;
+}
+
+/** Unlimited: what stores opened without a quota use. */
+export const NO_QUOTA: Readonly<MailboxQuota> = { maxMessages: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER };
+
+/** Entries one send may drop to make room (acknowledged ones, oldest first). */
+export const MAX_EVICTIONS_PER_SEND = 64;
+
+/** The recipient's mailbox has no room for the message (9040): nothing was stored. */
+export class MailboxFullError extends Error {
+  override name = 'MailboxFullError';
+  constructor(readonly userID: string) {
+    super(`the mailbox of ${userID} is full (unacknowledged messages at its quota); nothing was stored`);
+  }
 }
 
 /** Thrown by a store used after close(). */

@@ -119,6 +119,12 @@ export const CODE = {
   ENGINE_UNAVAILABLE: 9030,
   /** The message store (Postgres) cannot be reached: nothing was stored; retry later (same clientMsgId). */
   STORE_UNAVAILABLE: 9031,
+  /** The recipient's mailbox is full (count or bytes quota of unacknowledged messages): nothing was stored. */
+  MAILBOX_FULL: 9040,
+  /** Too many `sync` requests of one connection waiting at once: this one was not served. */
+  SYNC_RATE_LIMITED: 9041,
+  /** The user is already on `rateLimits.connectionsPerUser` connections of this server: log in on one of them. */
+  USER_CONNECTION_LIMIT: 9042,
   /** A server-side internal failure; the request may be retried. */
   SERVER_INTERNAL: 9099,
 } as const;
@@ -191,6 +197,9 @@ export const CODE_TEXT: Readonly<Record<number, string>> = /* @__PURE__ */ Objec
   [CODE.MESSAGES_MISSED]: 'messages were dropped between the tabchat worker and this tab',
   [CODE.ENGINE_UNAVAILABLE]: 'the cluster engine (Redis) is unavailable; retry later',
   [CODE.STORE_UNAVAILABLE]: 'the message store is unavailable; nothing was stored, retry later',
+  [CODE.MAILBOX_FULL]: "the recipient's mailbox is full; nothing was stored",
+  [CODE.SYNC_RATE_LIMITED]: 'too many sync requests waiting on this connection',
+  [CODE.USER_CONNECTION_LIMIT]: 'this user is on too many connections of this server',
   [CODE.SERVER_INTERNAL]: 'internal server error',
 });
 
@@ -225,6 +234,8 @@ export const CLOSE = {
   IDLE: 4004,
   /** A resume needed the cluster engine (Redis), which is unavailable: reconnect with backoff and resume again. */
   ENGINE_UNAVAILABLE: 4005,
+  /** The client did not take what the server sent (its send buffer passed `maxBufferedBytes`): reconnect with backoff. */
+  SLOW_CONSUMER: 4006,
   /** Protocol version mismatch: terminal. */
   PROTOCOL_VERSION: 4500,
   /** Too many malformed frames: terminal. */

@@ -241,10 +241,37 @@ function isPositiveInt(value: unknown): value is number {
 function isBoundedString(value: unknown, max: number): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= max;
 }
-/** A userID as every part of tabchat accepts it: a string of 1..{@link LIMITS.maxUserIdLength} characters. */
-export function isUserID(value: unknown): value is string {
-  return isBoundedString(value, LIMITS.maxUserIdLength);
+/**
+ * Characters no userID may hold: controls (C0, DEL, C1), the line and paragraph separators
+ * U+2028/U+2029, and the bidirectional formatting characters (U+061C, U+200E, U+200F,
+ * U+202A–U+202E, U+2066–U+2069), which change how the text around them is shown.
+ */
+const USERID_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+
+/** Whether `value` is well-formed UTF-16: every surrogate is half of a pair. */
+function isWellFormedText(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    if (unit > 0xdbff) return false; // a low surrogate without its high one
+    const next = value.charCodeAt(i + 1);
+    if (!(next >= 0xdc00 && next <= 0xdfff)) return false; // a high surrogate without its low one
+    i++;
+  }
+  return true;
 }
+
+/**
+ * A userID as every part of tabchat accepts it: 1..{@link LIMITS.maxUserIdLength} UTF-16
+ * code units of well-formed text (no lone surrogate) without the characters of
+ * {@link USERID_FORBIDDEN}. Every other character is allowed (docs/protocol.md "userIDs").
+ */
+export function isUserID(value: unknown): value is string {
+  return isBoundedString(value, LIMITS.maxUserIdLength) && !USERID_FORBIDDEN.test(value) && isWellFormedText(value);
+}
+
+/** Why `isUserID` refuses a value, for messages. */
+export const USERID_RULE = `1..${LIMITS.maxUserIdLength} characters of well-formed text, without control, line-separator or bidirectional-formatting characters`;
 function isSeq(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER;
 }
@@ -272,7 +299,9 @@ export function utf8ByteLength(text: string): number {
  * same codes) by clients. Returns null when valid, else the code and a message.
  */
 export function textMessageError(to: unknown, text: unknown): { code: number; message: string } | null {
-  if (!isUserID(to)) {
+  // Only the length here (this check ships in the tab script, which must stay small); the
+  // server applies the whole userID rule ({@link isUserID}) with the same code.
+  if (!isBoundedString(to, LIMITS.maxUserIdLength)) {
     return { code: CODE.MSG_INVALID_RECIPIENT, message: `to must be a userID of 1..${LIMITS.maxUserIdLength} characters` };
   }
   if (typeof text !== 'string' || text.length === 0) return { code: CODE.MSG_TEXT_EMPTY, message: 'the message text is empty' };
@@ -355,7 +384,7 @@ export function parseClientFrame(raw: string): ParseResult<ClientFrame> {
         return bad('login.sdkAppId must be a positive integer', id, CODE.INVALID_PARAMETER);
       }
       if (!isUserID(value.userID)) {
-        return bad(`userID must be a string of 1..${LIMITS.maxUserIdLength} characters`, id, CODE.INVALID_PARAMETER);
+        return bad(`userID must be ${USERID_RULE}`, id, CODE.INVALID_PARAMETER);
       }
       if (typeof value.userSig !== 'string' || value.userSig.length === 0) {
         return bad('userSig is empty', id, CODE.USERSIG_EMPTY);

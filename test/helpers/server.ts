@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createChatServer, validateConfig, type ChatServer } from '../../server/index.js';
-import type { LoginPolicy } from '../../server/config.js';
+import type { LoginPolicy, ServerConfig } from '../../server/config.js';
 import { createLogger, type Logger } from '../../server/log.js';
 import { generateUserSig } from '../../server/usersig.js';
 
@@ -32,7 +32,9 @@ export interface TestServerOptions {
   /** How long close() waits for clients before terminating them. Default 1000 ms. */
   shutdownGraceMs?: number;
   devUserSig?: boolean;
-  rateLimits?: Partial<{ loginFailuresPerIp: number; loginFailuresPerUser: number; windowSeconds: number; framesPerSecond: number }>;
+  rateLimits?: Partial<ServerConfig['rateLimits']>;
+  /** More config keys (validated like a config file's), applied last. */
+  config?: Record<string, unknown>;
   /** Extra apps, e.g. to test cross-app signatures. */
   extraApps?: Array<{
     sdkAppId: number;
@@ -125,6 +127,7 @@ export async function startTestServer(app: TestAppOptions = {}, opts: TestServer
     ...(opts.redisPrefix !== undefined ? { redisPrefix: opts.redisPrefix } : {}),
     ...(opts.nodeHeartbeatMs !== undefined ? { nodeHeartbeatMs: opts.nodeHeartbeatMs } : {}),
     ...(opts.nodeTimeoutMs !== undefined ? { nodeTimeoutMs: opts.nodeTimeoutMs } : {}),
+    ...opts.config,
   });
   const node = opts.node ?? 'test';
   const logLevel = opts.logLevel ?? process.env.TABCHAT_TEST_LOG ?? 'silent';

@@ -105,10 +105,10 @@ export async function startRedis(): Promise<RedisServer> {
       stdio: 'ignore',
     });
     child = proc;
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 30_000;
     while (!(await redisPing(port))) {
       if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode} on port ${port}`);
-      if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port} within 10 s`);
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port} within 30 s`);
       await sleep(20);
     }
   };

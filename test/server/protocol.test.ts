@@ -240,14 +240,15 @@ test('idle connections: no instance for idleTimeoutMs → close 4004; a connecti
 });
 
 test('maxConnections: an upgrade beyond the limit gets HTTP 503; a freed slot is reusable', async (t) => {
+  // From three addresses: one address may never hold every slot (rateLimits.connectionsPerIp).
   const ts = await server(t, {}, { maxConnections: 2 });
-  const a = await RawClient.connect(ts.wsUrl);
-  const b = await RawClient.connect(ts.wsUrl);
-  await assert.rejects(RawClient.connect(ts.wsUrl), /503/);
+  const a = await RawClient.connect(ts.wsUrl, { localAddress: '127.0.0.1' });
+  const b = await RawClient.connect(ts.wsUrl, { localAddress: '127.0.0.2' });
+  await assert.rejects(RawClient.connect(ts.wsUrl, { localAddress: '127.0.0.3' }), /503/);
   a.close();
   await a.waitClosed();
   await until(() => ts.server.context.connections.size === 1, 3000, 'server saw the close');
-  const c = await RawClient.connect(ts.wsUrl);
+  const c = await RawClient.connect(ts.wsUrl, { localAddress: '127.0.0.3' });
   assert.equal((await c.request({ type: 'time' })).ok, true);
   b.close();
   c.close();
