@@ -32,8 +32,8 @@ export default defineConfig({
     { name: 'sharedworker', testIgnore: SOAK_IGNORE },
     {
       // The fallback path: SharedWorker deleted by an init script in every context the tests'
-      // fixtures create (e2e/fixtures.ts `noSharedWorker`), so a leader tab hosts the hub.
-      // The coordinator specs run again here. Not here: worker.spec.ts and the tests tagged
+      // fixtures create (e2e/fixtures.ts `noSharedWorker`), so a leader tab hosts the hub (in
+      // its dedicated worker). The coordinator specs and the stall/freeze spec run again here. Not here: worker.spec.ts and the tests tagged
       // @sharedworker-only (sockets per context in multitab.spec.ts; worker kill and "next
       // worker of the profile" in messages.spec.ts), which drive the SharedWorker itself
       // through CDP `shared_worker` targets — their leader counterparts are in
@@ -42,7 +42,7 @@ export default defineConfig({
       // (CI runs it once, on the SharedWorker path).
       name: 'leader',
       use: { noSharedWorker: true } as Record<string, unknown>,
-      testMatch: ['login.spec.ts', 'multitab.spec.ts', 'shared.spec.ts', 'messages.spec.ts', 'restart.spec.ts', 'skew.spec.ts', 'compat.spec.ts'],
+      testMatch: ['login.spec.ts', 'multitab.spec.ts', 'shared.spec.ts', 'messages.spec.ts', 'restart.spec.ts', 'skew.spec.ts', 'compat.spec.ts', 'stall.spec.ts'],
       testIgnore: SOAK_IGNORE,
       grepInvert: /@sharedworker-only/,
     },

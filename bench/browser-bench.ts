@@ -5,8 +5,9 @@
  *  - worker: the real drop-in build (`dist/tabchat.js` + `dist/tabchat-worker.js`), one
  *    SharedWorker per profile holding ONE WebSocket for every tab;
  *  - leader: the same build with `transport: 'leader'` forced (bench/pages/leader.html):
- *    the first tab wins the Web Lock election, loads `tabchat-worker.js` into itself and
- *    holds the one socket; the other tabs reach its hub over BroadcastChannel;
+ *    the first tab wins the Web Lock election and starts `tabchat-worker.js` as its
+ *    dedicated worker, which runs the hub and holds the one socket; the other tabs reach
+ *    that hub over BroadcastChannel;
  *  - direct (baseline): the same chat object (`src/client/chat.ts`) over a direct
  *    `SessionEngine` + `DirectBackend` with the page's own `WebSocket` (bench/pages/
  *    direct-entry.ts, built here with vite), i.e. one socket per tab, no worker.
@@ -15,12 +16,15 @@
  * fresh election):
  *  1. sockets on the server (`tabchat_connections`) with all N tabs logged in;
  *  2. login() → SDK_READY in a NEW tab while the N tabs are logged in (warm hub);
- *  3. REST kick → KICKED_OUT in the kicked tab;
+ *  3. REST kick → KICKED_OUT in the kicked tab; then the same with the FIRST tab's
+ *     JavaScript paused (CDP `Debugger.pause`, what a dialog, a long task or a debugger does;
+ *     in leader mode the first tab is the leader), kicking the other tabs (one more is opened
+ *     when N = 1): the stalled-leader rows;
  *  4. REST kick of one user logged in in all N tabs (`tabs: 'shared'` for worker and
  *     leader; N instances of the user for the baseline) → the LAST tab's KICKED_OUT;
  *  5. JS heap per tab (CDP `HeapProfiler.collectGarbage` + `Runtime.getHeapUsage` per
- *     page; the SharedWorker's heap is read the same way and reported separately; the
- *     leader's hub is in the leader tab's heap);
+ *     page; the SharedWorker's heap, and the leader's hub worker's, are read the same way
+ *     and reported separately);
  *  6. dead tab released: `page.close()` (and a renderer crash, CDP `Page.crash`) → the
  *     instance leaves `query_online_status` (polled from Node); in leader mode these tabs
  *     are followers;
@@ -56,6 +60,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { build } from 'vite';
+import { attachWorker, pauseScript } from '../e2e/page-lifecycle.js';
 import { generateUserSig } from '../server/usersig.js';
 import { BUILT_CLI, startCli } from '../test/helpers/cli.js';
 import { stats, type Stats } from './server-bench.js';
@@ -129,13 +134,15 @@ export interface ModeResult {
   secondChatReady: Stats;
   /** REST POST (Node, just before fetch) → KICKED_OUT in the tab (ms). */
   kick: Stats;
+  /** The same, kicking tabs other than the first while the first tab's JavaScript is paused (ms). */
+  stalledKick: Stats;
   /** REST kick of a user in every tab → last tab's KICKED_OUT (ms); `first`: the first tab's. */
   fanoutLast: Stats;
   fanoutFirst: Stats;
   /** JS heap used per tab after forced GC (bytes): median over the N tabs, and the sum. */
   heapPerTab: number;
   heapTabs: number[];
-  /** The SharedWorker's JS heap after forced GC (worker only; null when it could not be read). */
+  /** The hub's own JS heap after forced GC: the SharedWorker (worker), the leader tab's dedicated worker (leader); null otherwise or when it could not be read. */
   heapWorker: number | null;
   /** Renderer processes of the browser with the N tabs open (CDP SystemInfo.getProcessInfo); null if unavailable. */
   rendererProcesses: number | null;
@@ -428,46 +435,21 @@ async function pageHeap(page: Page): Promise<number> {
 }
 
 /**
- * JS heap of the SharedWorker of `page`'s context. Playwright does not attach to
- * shared_worker targets, so this attaches from a browser-level CDP session (non-flat
- * session, messages through `Target.sendMessageToTarget`). Null when that fails.
+ * JS heap of the hub's worker in `page`'s context after forced GC: its SharedWorker
+ * (`shared_worker`), or the leader tab's dedicated worker (`worker`). Null when that fails.
  */
-async function workerHeap(browser: Browser, page: Page): Promise<number | null> {
-  const pageSession = await page.context().newCDPSession(page);
-  const { targetInfo } = (await pageSession.send('Target.getTargetInfo')) as { targetInfo: { browserContextId: string } };
-  await pageSession.detach();
-  const session = await browser.newBrowserCDPSession();
+async function workerHeap(page: Page, type: 'shared_worker' | 'worker'): Promise<number | null> {
+  const worker = await attachWorker(page, type).catch(() => null);
+  if (!worker) return null;
   try {
-    const { targetInfos } = (await session.send('Target.getTargets')) as {
-      targetInfos: Array<{ targetId: string; type: string; browserContextId: string }>;
-    };
-    const worker = targetInfos.find((t) => t.type === 'shared_worker' && t.browserContextId === targetInfo.browserContextId);
-    if (!worker) return null;
-    const { sessionId } = (await session.send('Target.attachToTarget', { targetId: worker.targetId, flatten: false })) as { sessionId: string };
-    let nextId = 1;
-    const pending = new Map<number, (msg: any) => void>();
-    session.on('Target.receivedMessageFromTarget', (event: { sessionId: string; message: string }) => {
-      if (event.sessionId !== sessionId) return;
-      const msg = JSON.parse(event.message) as { id?: number };
-      if (msg.id !== undefined) pending.get(msg.id)?.(msg);
-    });
-    const call = async (method: string, params: object = {}): Promise<any> => {
-      const id = nextId++;
-      const reply = new Promise<any>((resolve) => pending.set(id, resolve));
-      await session.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) });
-      const msg = await within(`worker CDP ${method}`, 10_000, reply);
-      if (msg.error) throw new Error(`${method}: ${msg.error.message}`);
-      return msg.result;
-    };
-    await call('HeapProfiler.collectGarbage');
-    await call('HeapProfiler.collectGarbage');
-    const usage = (await call('Runtime.getHeapUsage')) as { usedSize: number };
-    await session.send('Target.detachFromTarget', { sessionId }).catch(() => {});
+    await worker.call('HeapProfiler.collectGarbage');
+    await worker.call('HeapProfiler.collectGarbage');
+    const usage = (await worker.call('Runtime.getHeapUsage')) as { usedSize: number };
     return usage.usedSize;
   } catch {
     return null;
   } finally {
-    await session.detach().catch(() => {});
+    await worker.detach();
   }
 }
 
@@ -527,7 +509,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
     // 5. heap per tab (and the worker's).
     const heapTabs: number[] = [];
     for (const page of tabs.pages) heapTabs.push(await pageHeap(page));
-    const heapWorker = mode === 'worker' ? await workerHeap(browser, tabs.pages[0]!) : null;
+    const heapWorker = hubMode(mode) ? await workerHeap(tabs.pages[0]!, mode === 'worker' ? 'shared_worker' : 'worker') : null;
     const rendererProcesses = await renderers(browser);
 
     // Clock offset of each page against Node.
@@ -550,6 +532,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       kickSamples.push(at - t0);
       await tabs.login(page, APP_SEPARATE, users[i]!);
     }
+    const stalledKickSamples = await stalledKicks(tabs, users);
 
     // 4. one user in every tab; REST kick → the last tab's KICKED_OUT.
     const fanUser = tabs.uid('fan');
@@ -626,6 +609,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       attach,
       loginAfterAttach,
       kick: stats(kickSamples),
+      stalledKick: stats(stalledKickSamples),
       fanoutLast: stats(fanLast),
       fanoutFirst: stats(fanFirst),
       heapPerTab: median(heapTabs),
@@ -652,6 +636,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
         attach: raw(attachSamples),
         loginAfterAttach: raw(afterAttachSamples),
         kick: raw(kickSamples),
+        stalledKick: raw(stalledKickSamples),
         fanoutLast: raw(fanLast),
         fanoutFirst: raw(fanFirst),
         deadClose: raw(dead.close),
@@ -663,7 +648,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
     const message = err instanceof Error ? err.message : String(err);
     const none = stats([]);
     return {
-      mode, tabs: n, sockets: NaN, workerSockets: null, workerBuild: null, newTabReady: none, newTabResolved: none, secondChatReady: none, attach: null, loginAfterAttach: null, kick: none,
+      mode, tabs: n, sockets: NaN, workerSockets: null, workerBuild: null, newTabReady: none, newTabResolved: none, secondChatReady: none, attach: null, loginAfterAttach: null, kick: none, stalledKick: none,
       fanoutLast: none, fanoutFirst: none, heapPerTab: NaN, heapTabs: [], heapWorker: null, rendererProcesses: null, deadClose: none, deadCrash: none,
       deadTimedOut: 0, deadLeader: null, clockOffset: { median: NaN, maxAbs: NaN, minRtt: NaN }, errors: tabs.errors,
       seconds: (performance.now() - started) / 1000, loadAvg: loadavg()[0]!, samples: {}, failed: message,
@@ -671,6 +656,43 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
   } finally {
     await ctx.close().catch(() => {});
   }
+}
+
+/**
+ * REST kick → KICKED_OUT in a tab while the FIRST tab's JavaScript is paused (CDP
+ * `Debugger.pause`; in leader mode the first tab leads): {@link KICKS} kicks round-robin over
+ * the other tabs, each kicked tab logging in again (while the first tab stays paused), as in
+ * the unpaused kick rows. With one tab, one more tab is opened to be kicked, and closed after.
+ * `users[i]` is the user of `tabs.pages[i]` (chat APP_SEPARATE).
+ */
+async function stalledKicks(tabs: Tabs, users: string[]): Promise<number[]> {
+  const victims = tabs.pages.slice(1).map((page, i) => ({ page, user: users[i + 1]! }));
+  let extra: Page | null = null;
+  if (victims.length === 0) {
+    extra = await tabs.open();
+    const user = tabs.uid('stall');
+    await tabs.login(extra, APP_SEPARATE, user, {});
+    victims.push({ page: extra, user });
+  }
+  const samples: number[] = [];
+  const paused = await within(`${tabs.mode} pause the first tab`, 10_000, pauseScript(tabs.pages[0]!));
+  try {
+    for (let k = 0; k < KICKS; k++) {
+      const { page, user } = victims[k % victims.length]!;
+      let t0 = NaN;
+      await tabs.server.rest(APP_SEPARATE, 'im_open_login_svc/kick', { UserID: user }, (at) => (t0 = at));
+      const at = await tabs.kicked(page, APP_SEPARATE);
+      samples.push(at - t0);
+      await tabs.login(page, APP_SEPARATE, user);
+    }
+  } finally {
+    await paused.resume();
+  }
+  if (extra) {
+    await tabs.pageErrors(extra);
+    await extra.close();
+  }
+  return samples;
 }
 
 /**
@@ -983,6 +1005,11 @@ function modeTargets(r: BrowserBenchResult, mode: 'worker' | 'leader'): TargetVe
       detail: list((x) => `${fmt(x.kick.p50)} ms`),
     },
     {
+      target: `REST kick→KICKED_OUT p50 < ${TARGETS.kickP50Ms} ms in another tab while the first tab${mode === 'leader' ? ' (the leader)' : ''} is paused${tag}`,
+      met: all((x) => x.stalledKick.p50 < TARGETS.kickP50Ms),
+      detail: list((x) => `${fmt(x.stalledKick.p50)} / ${fmt(x.stalledKick.p99)} ms`),
+    },
+    {
       target: `dead ${mode === 'leader' ? 'follower ' : ''}tab released within 1 s (p50 of closed and of crashed tabs, none timed out; p50 / p99 shown)${tag}`,
       met: all((x) => x.deadTimedOut === 0 && x.deadClose.p50 < TARGETS.deadTabMs && x.deadCrash.p50 < TARGETS.deadTabMs),
       detail: list((x) => `close ${pp(x.deadClose)}, crash ${pp(x.deadCrash)}`),
@@ -1028,7 +1055,7 @@ export function browserTables(r: BrowserBenchResult): string {
     `**worker** = the real \`dist/tabchat.js\` + \`dist/tabchat-worker.js\` (build ${r.runs.find((x) => x.workerBuild)?.workerBuild ?? 'n/a'}; one SharedWorker per profile holds the socket). ` +
       `**direct** (baseline, same run) = the same chat object (\`src/client/chat.ts\`) over \`SessionEngine\` + \`DirectBackend\` with the page's own WebSocket, ` +
       `one socket per tab, no worker (bench/pages/direct-entry.ts, built with vite at bench time: ${r.directBundle.gzip} B gzip, not shipped). ` +
-      `**leader** (tables further down) = the same drop-in build with \`transport: 'leader'\` forced (bench/pages/leader.html): the tab that wins the Web Lock election runs the hub in the page and holds the socket, the other tabs reach it over BroadcastChannel. ` +
+      `**leader** (tables further down) = the same drop-in build with \`transport: 'leader'\` forced (bench/pages/leader.html): the tab that wins the Web Lock election starts a dedicated worker that runs the hub and holds the socket, the other tabs reach that hub over BroadcastChannel. ` +
       `Chromium ${r.chromium} headless; tabs = pages of one BrowserContext (a fresh context, hence a fresh worker or election, per row and mode); the built server CLI on this machine. ` +
       `Latencies: p50 / p99 in ms (p99 of ${c.newTab} / ${c.kicks} / ${c.fanout} samples is about their maximum); ratio = worker ÷ direct (of the p50). ` +
       `1-min load average ${f(r.loadAvg.start, 1)} at the start, ${f(r.loadAvg.end, 1)} at the end, at most ${f(Math.max(r.loadAvg.end, ...r.runs.map((x) => x.loadAvg)), 1)} after a row ` +
@@ -1123,17 +1150,32 @@ export function browserTables(r: BrowserBenchResult): string {
     p(
       '',
       `Breakdown, as for the worker: *attach* = \`create()\` + \`TabChat.getWorkerState()\` as the page's first calls (loading \`tabchat-worker.js\` into the page, joining the election, finding the leader, tab Web Lock, \`register\` + one command over BroadcastChannel). ` +
-        `JS heap after forced GC, KB: the leader tab carries the hub (there is no SharedWorker heap); *follower* = median over the other N − 1 tabs.`,
+        `JS heap after forced GC, KB: the hub runs in the leader tab's dedicated worker, whose heap is shown apart (*hub worker*); *follower* = median over the other N − 1 tabs.`,
       '',
-      '| tabs | attach (leader) | worker | login after attach (leader) | worker | second chat login→SDK_READY leader | direct | ratio | heap leader tab | follower tab | direct tab | worker tab + SharedWorker |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| tabs | attach (leader) | worker | login after attach (leader) | worker | second chat login→SDK_READY leader | direct | ratio | heap leader tab | hub worker | follower tab | direct tab | worker tab + SharedWorker |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const { n, l, w, d } of trios) {
       const statOr = (s: Stats | null | undefined) => (s ? pp(s) : 'n/a');
       p(
         `| ${n} | ${statOr(l.attach)} | ${statOr(w?.attach)} | ${statOr(l.loginAfterAttach)} | ${statOr(w?.loginAfterAttach)} | ` +
           `${pp(l.secondChatReady)} | ${pp(d.secondChatReady)} | ${ratio(l.secondChatReady.p50, d.secondChatReady.p50)} | ` +
-          `${kb(l.heapTabs[0] ?? NaN)} | ${kb(median(l.heapTabs.slice(1)))} | ${kb(d.heapPerTab)} | ${w ? `${kb(w.heapPerTab)} + ${kb(w.heapWorker)}` : 'n/a'} |`,
+          `${kb(l.heapTabs[0] ?? NaN)} | ${kb(l.heapWorker)} | ${kb(median(l.heapTabs.slice(1)))} | ${kb(d.heapPerTab)} | ${w ? `${kb(w.heapPerTab)} + ${kb(w.heapWorker)}` : 'n/a'} |`,
+      );
+    }
+    p(
+      '',
+      `**A stalled leader**: REST kick → KICKED_OUT in a tab, measured as above, while the FIRST tab's JavaScript is paused (CDP \`Debugger.pause\`, what an \`alert()\`, a long task or a debugger does to a page): ` +
+        `with the leader transport that tab is the leader, whose hub runs in its dedicated worker; with the SharedWorker it is the tab whose renderer started the worker; direct tabs share nothing. ` +
+        `${c.kicks} kicks per row, round-robin over the other tabs (each kicked tab logs in again meanwhile; with 1 tab, one more tab is opened to be kicked). The unpaused figures of the same rows beside them.`,
+      '',
+      '| tabs | first tab paused: kick→KICKED_OUT leader | worker | direct | ratio leader ÷ worker | unpaused: leader | worker | direct |',
+      '|---|---|---|---|---|---|---|---|',
+    );
+    for (const { n, l, w, d } of trios) {
+      p(
+        `| ${n} | ${pp(l.stalledKick)} | ${ppw(w, (x) => x.stalledKick)} | ${pp(d.stalledKick)} | ${w ? ratio(l.stalledKick.p50, w.stalledKick.p50) : 'n/a'} | ` +
+          `${pp(l.kick)} | ${ppw(w, (x) => x.kick)} | ${pp(d.kick)} |`,
       );
     }
     p(

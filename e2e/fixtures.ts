@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { test as base, expect, type BrowserContext, type Page } from '@playwright/test';
 import { generateUserSig } from '../server/usersig.js';
 import { BUILT_CLI, ROOT, startCli, type CliServer } from '../test/helpers/cli.js';
+import { workerTargets } from './page-lifecycle.js';
 
 export { ROOT };
 const here = dirname(fileURLToPath(import.meta.url));
@@ -244,18 +245,8 @@ export async function readyTab(
 }
 
 /** The shared_worker CDP targets of the browser context `page` belongs to. */
-export async function sharedWorkerTargets(page: Page): Promise<Array<{ targetId: string; url: string }>> {
-  const browser = page.context().browser();
-  if (!browser) throw new Error('no browser');
-  const pageSession = await page.context().newCDPSession(page);
-  const { targetInfo } = (await pageSession.send('Target.getTargetInfo')) as { targetInfo: { browserContextId: string } };
-  await pageSession.detach();
-  const session = await browser.newBrowserCDPSession();
-  const { targetInfos } = (await session.send('Target.getTargets')) as {
-    targetInfos: Array<{ targetId: string; type: string; url: string; browserContextId: string }>;
-  };
-  await session.detach();
-  return targetInfos.filter((t) => t.type === 'shared_worker' && t.browserContextId === targetInfo.browserContextId);
+export function sharedWorkerTargets(page: Page): Promise<Array<{ targetId: string; url: string }>> {
+  return workerTargets(page, 'shared_worker');
 }
 
 /** Kill the SharedWorker of `page`'s context (browser-level CDP `Target.closeTarget`). */

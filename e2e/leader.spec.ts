@@ -5,6 +5,7 @@
  * goes, the next tab takes over and every surviving session is resumed silently.
  */
 import { APP, expect, expectOnlineCount, readyTab, sdkStates, test, withoutSharedWorker, type Tab } from './fixtures.js';
+import { holdsLeaderLock } from './page-lifecycle.js';
 
 test('without SharedWorker a leader tab carries every tab on one socket', async ({ context, openTab, server, uid }) => {
   await withoutSharedWorker(context);
@@ -89,18 +90,6 @@ test('a crashed leader tab: the next tab leads, releases its instance and keeps 
   expect(await sdkStates(follower, APP.many)).toEqual(['sdkStateReady']);
 });
 
-/** Whether `tab` holds the leader lock (the lock's clientId is the page's). */
-function holdsLeaderLock(tab: Tab): Promise<boolean> {
-  return tab.page.evaluate(async () => {
-    const self = `e2e-self-${Math.random().toString(36).slice(2)}`;
-    return navigator.locks.request(self, async () => {
-      const held = (await navigator.locks.query()).held ?? [];
-      const mine = held.find((lock) => lock.name === self);
-      return held.some((lock) => lock.name?.startsWith('tabchat:leader:') === true && lock.clientId === mine?.clientId);
-    });
-  });
-}
-
 // Regressions of the leader handover, found by the browser bench (dead leader rows):
 // - a crashed renderer releases its locks one by one, so the next leader could start while
 //   the dead leader's life lock still looked held; it skipped that run and the crashed tab's
@@ -126,7 +115,7 @@ test('leaders crashed one after another: each one\'s instance leaves at once, ev
   for (let i = 0; i <= FOLLOWERS; i++) await addTab();
   for (let round = 0; round < CRASHES; round++) {
     let index = -1;
-    for (let i = 0; i < tabs.length && index < 0; i++) if (await holdsLeaderLock(tabs[i]!.tab)) index = i;
+    for (let i = 0; i < tabs.length && index < 0; i++) if (await holdsLeaderLock(tabs[i]!.tab.page)) index = i;
     expect(index, 'one tab holds the leader lock').toBeGreaterThanOrEqual(0);
     const [leader] = tabs.splice(index, 1);
     const oldEpoch: string = (await tabs[0]!.tab.h('workerState')).value.epoch;

@@ -77,7 +77,7 @@ function loadLeaderHost(workerUrl: string): Promise<LeaderHostFactory> {
     script.onload = () => {
       const factory = (globalThis as Record<string, unknown>)[LEADER_HOST_GLOBAL] as LeaderHostFactory | undefined;
       if (!factory) {
-        reject(new ChatError(CODE.WORKER_GONE, `${workerUrl} loaded but did not provide the tabchat hub (is it tabchat-worker.js?)`));
+        reject(new ChatError(CODE.WORKER_GONE, `${workerUrl} did not provide the tabchat hub`));
       } else if (factory.build !== BUILD || factory.hubVersion !== HUB_VERSION) {
         reject(new ChatError(
           CODE.WORKER_VERSION_MISMATCH,
@@ -242,10 +242,17 @@ export class HubConnection {
       link.close();
       throw err;
     }
-    this.#state = { name: 'connected', api, link, epoch: snapshot.epoch };
+    const connected: HubState = { name: 'connected', api, link, epoch: snapshot.epoch };
+    this.#state = connected;
     this.#watchWorker(snapshot.epoch, snapshot.workerLock);
+    // A leader's hub that stops answering: its chats show `connecting` (and hear 9009) until it answers again.
+    link.watch?.((stall) => {
+      if (this.#state !== connected) return;
+      if (!stall) this.#resync('hub back');
+      else for (const backend of this.#backends) backend.workerDown(stall);
+    });
     this.#endSync(sync, snapshot, offered);
-    this.#log.debug(`connected to worker epoch ${snapshot.epoch}`);
+    this.#log.debug(`connected to hub ${snapshot.epoch}`);
     return api;
   }
 
@@ -291,7 +298,7 @@ export class HubConnection {
     this.#state = { name: 'idle' };
     this.#sync = null;
     state.link.close();
-    this.#log.info(`tabchat hub ${epoch} went away (${why}); starting a new one`);
+    this.#log.info(`tabchat hub ${epoch} went away (${why})`);
     const error = new ChatError(CODE.WORKER_GONE, `the tabchat worker went away (${why})`);
     for (const call of this.#calls.takeAll()) call.reject(error);
     const sessions = [...this.#backends].filter((b) => b.hasSession());

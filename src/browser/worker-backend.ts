@@ -205,10 +205,12 @@ export class WorkerBackend implements ChatBackend {
 
   /**
    * @internal the worker died with its socket: a session waits for the take-over by its
-   * replacement (`connecting`); a chat without one no longer has a socket to show
+   * replacement (`connecting`); a chat without one no longer has a socket to show. With
+   * `stall`: the leader's hub does not answer (9009); the same, and a session hears why.
    */
-  workerDown(): void {
+  workerDown(stall?: ErrorData): void {
     if (this.#followsNet()) this.#reportNet(this.#session ? 'connecting' : 'disconnected');
+    if (stall && this.#session) this.#events?.error(stall);
   }
 
   /** @internal the sessions could not be restored in a new worker */
@@ -294,7 +296,7 @@ export class WorkerBackend implements ChatBackend {
   /** @internal the worker's buffer could not supply every message envelope this tab missed for `key` */
   applyGap(key: string): void {
     if (this.#session?.key !== key) return;
-    const message = 'messages for this instance were dropped between the tabchat worker and this tab; they are in the server mailbox';
+    const message = 'this tab missed messages of this instance; they are in the server mailbox';
     this.#log.warn(message);
     this.#events?.error({ code: CODE.MESSAGES_MISSED, message });
   }

@@ -86,6 +86,11 @@ export const CODE = {
   SERVER_SHUTTING_DOWN: 9007,
   /** The SharedWorker (or leader tab) hosting the session went away. */
   WORKER_GONE: 9008,
+  /**
+   * The leader tab's hub did not answer a follower in time (its tab frozen or stalled): the
+   * chat shows `connecting` and recovers by itself when the hub answers or another tab leads.
+   */
+  HUB_UNRESPONSIVE: 9009,
   /** A parameter is out of range (userID too long, bad platform, …). */
   INVALID_PARAMETER: 9010,
   /** The SDK instance was destroyed. */
@@ -178,6 +183,7 @@ export const CODE_TEXT: Readonly<Record<number, string>> = /* @__PURE__ */ Objec
   [CODE.HELLO_REQUIRED]: 'send hello first',
   [CODE.UNKNOWN_INSTANCE]: 'unknown instance on this connection',
   [CODE.RESUME_FAILED]: 'session could not be resumed',
+  [CODE.HUB_UNRESPONSIVE]: 'the tabchat leader tab does not answer',
   [CODE.FRAME_RATE_LIMITED]: 'too many frames; slow down',
   [CODE.SERVER_SHUTTING_DOWN]: 'server is shutting down',
   [CODE.INVALID_PARAMETER]: 'invalid parameter',

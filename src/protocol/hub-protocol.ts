@@ -33,12 +33,18 @@ export interface HubLink {
   /** Rejects when the host fails (did not start, went away); never resolves. */
   failed: Promise<never>;
   close(): void;
+  /**
+   * Where the link can tell (a follower's link to a leader tab's hub): `listener` hears the
+   * hub stop answering (the error to report, code 9009) and answer again (`null`).
+   */
+  watch?(listener: (stall: ErrorData | null) => void): void;
 }
 
 /**
  * What the worker bundle, loaded into a tab with a `<script>` element, offers for the
  * leader-tab fallback (browsers without SharedWorker): a link to the current leader's hub,
- * which is this tab's own hub when it wins the election (worker/leader.ts).
+ * which runs in a dedicated worker of the elected tab (this tab's own when it wins the
+ * election; worker/leader.ts, worker/leader-host.ts).
  */
 export interface LeaderHostFactory {
   build: string;
@@ -52,6 +58,12 @@ export interface LeaderHostFactory {
 
 /** Web Lock whose holder is the leader tab (only used without SharedWorker). */
 export const LEADER_LOCK = `tabchat:leader:${BUILD}`;
+
+/**
+ * Shared Web Lock every leader-transport tab holds while its page is visible, so a leader
+ * can see (with `navigator.locks.query()`) whether a visible tab waits to lead.
+ */
+export const VISIBLE_LOCK = `tabchat:visible:${BUILD}`;
 
 /** BroadcastChannel carrying commands between follower tabs and the leader tab. */
 export const RPC_CHANNEL = `tabchat:rpc:${BUILD}`;
@@ -69,7 +81,11 @@ export type RpcMessage =
    */
   | { kind: 'req'; id: string; from: string; epoch: string; method: RpcMethod; args: unknown[] }
   /** The leader's answer, for tab `to`. */
-  | { kind: 'res'; id: string; to: string; epoch: string; value: unknown };
+  | { kind: 'res'; id: string; to: string; epoch: string; value: unknown }
+  /** A follower whose request waits too long asks whether leader run `epoch` still answers. */
+  | { kind: 'ping'; id: string; from: string; epoch: string }
+  /** The leader's answer to a ping, for tab `to`. */
+  | { kind: 'pong'; id: string; to: string; epoch: string };
 
 /** Commands a follower may send (all of {@link HubApi}). */
 export type RpcMethod = keyof HubApi;
