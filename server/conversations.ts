@@ -21,7 +21,7 @@ import type { InstanceEngine } from './engine.js';
 import type { Logger } from './log.js';
 import { MessageError, toWire } from './messages.js';
 import type { Instance } from './registry.js';
-import { StoreClosedError, StoreUnavailableError } from './store.js';
+import { StoreClosedError, StoreUnavailableError, type MessageStore } from './store.js';
 
 /** A conversation as its owner's clients get it. */
 export function toWireConversation(row: ConversationRow): WireConversation {
@@ -36,18 +36,23 @@ export function toWireConversation(row: ConversationRow): WireConversation {
 }
 
 export class ConversationService {
+  private readonly store: ConversationStore;
+
   constructor(
-    private readonly store: ConversationStore,
+    private readonly messages: MessageStore,
     private readonly engine: InstanceEngine,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.store = messages.conversations;
+  }
 
   /** Answer a conversation request of `inst`: the result data, or a {@link MessageError}. */
   async handle(inst: Instance, frame: ConversationRequestFrame): Promise<unknown> {
     const { sdkAppId, userID } = inst;
     if (frame.type === 'convList') {
+      const head = await this.call(() => this.messages.head(sdkAppId, userID));
       const { conversations, total } = await this.call(() => this.store.list(sdkAppId, userID, CONVERSATION_LIMITS.maxConversations));
-      const data: ConvListResultData = { conversations: conversations.map(toWireConversation), total };
+      const data: ConvListResultData = { conversations: conversations.map(toWireConversation), total, head };
       return data;
     }
     const peer = frame.peer;
@@ -92,7 +97,7 @@ export class ConversationService {
       // The read receipt: the peer's conversation with this user learns how far its messages were read.
       try {
         const peerRow = await this.store.setPeerRead(sdkAppId, peer, userID, lastIn.fromSeq);
-        if (peerRow) this.engine.deliver(sdkAppId, peer, { kind: 'conv', conversation: toWireConversation(peerRow) });
+        if (peerRow) this.engine.deliver(sdkAppId, peer, { kind: 'conv', conversation: toWireConversation(peerRow), readMessageID: lastIn.id });
       } catch (err) {
         this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'read receipt not recorded');
       }

@@ -139,7 +139,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     metrics,
     store,
     messages,
-    conversations: new ConversationService(store.conversations, engine, log),
+    conversations: new ConversationService(store, engine, log),
     log,
     sampler,
     node,

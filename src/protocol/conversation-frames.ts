@@ -77,6 +77,8 @@ export interface ConvListResultData {
   conversations: WireConversation[];
   /** Sum of `unread` over every conversation of the user. */
   total: number;
+  /** The user's mailbox head, read just before the list: every message with seq <= head is reflected in it. */
+  head: number;
 }
 /** `data` of `history`: messages ascending (oldest first); `more` when older ones exist. */
 export interface HistoryResultData {
@@ -104,6 +106,8 @@ export interface ConvPush {
   conversation?: WireConversation;
   /** Peer of a deleted conversation. */
   removed?: string;
+  /** A read receipt: id of the owner's newest message the peer read (its seq is `conversation.peerReadSeq`). */
+  readMessageID?: string;
 }
 /** What the server pushes to a user's instances: a message or a conversation change. */
 export type UserPush = WireMessage | ConvPush;
