@@ -448,6 +448,7 @@ export class Connection implements InstanceOwner, OpenConnection, SyncWorker {
   private async handleConversation(frame: ConversationRequestFrame): Promise<void> {
     const inst = this.instanceFor(frame.instId);
     if (inst instanceof MessageError) return this.replyError(frame.id, inst.code, inst.message);
+    this.ctx.metrics.conversationRequests.inc({ op: frame.type });
     const data = await this.ctx.conversations.handle(inst, frame);
     this.send({ type: 'result', id: frame.id, ok: true, data });
   }
