@@ -98,7 +98,7 @@ function toConversation(c: WireConversation): Conversation {
 export class ChatConversations {
   #update: ConversationsUpdate | null = null;
   /** What was last announced: the list (as JSON) and the total. */
-  #announcedList = '';
+  #announcedList = '[]';
   #announcedTotal = 0;
   /** Highest read receipt announced per peer. */
   readonly #peerRead = new Map<string, number>();
@@ -124,7 +124,7 @@ export class ChatConversations {
   /** The session ended: forget the user's data. */
   reset(): void {
     this.#update = null;
-    this.#announcedList = '';
+    this.#announcedList = '[]';
     this.#announcedTotal = 0;
     this.#peerRead.clear();
   }

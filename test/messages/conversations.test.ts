@@ -75,7 +75,8 @@ describe('conversations', () => {
   });
 
   test('getMessageList: the newest page first, 15 per page, oldest first within a page, nextReqMessageID / isCompleted; history survives a restart', async (t) => {
-    const h = await harness(t, {}, { store: `sqlite:${join(tempDir(t), 'chat.db')}` });
+    // Room for the re-logins after the restart beside the new chat (no kicks between them).
+    const h = await harness(t, { maxInstancesPerPlatform: 4 }, { store: `sqlite:${join(tempDir(t), 'chat.db')}` });
     const a = await h.ready('alice');
     const b = await h.ready('bob');
     const ids: string[] = [];
