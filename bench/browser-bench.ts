@@ -323,7 +323,7 @@ async function startServer(): Promise<Server> {
     sig: (sdkAppId, userID) => generateUserSig({ sdkAppId, key: SECRET, identifier: userID }),
     async conversationRequests(op) {
       const text = await (await fetch(`${httpUrl}/metrics`)).text();
-      const match = new RegExp(`^tabchat_conversation_requests_total\\{op="${op}"\\} (\\d+)`, 'm').exec(text);
+      const match = new RegExp(`^tabchat_conversation_requests_total\\{[^}]*op="${op}"[^}]*\\} (\\d+)`, 'm').exec(text);
       return Number(match?.[1] ?? 0);
     },
     async stop() {
