@@ -171,3 +171,24 @@ test('sqlite: a version-2 file migrates to conversations (existing history count
   await again.send(message('bob', 'alice'));
   assert.equal((await again.conversations.get(APP, 'alice', 'bob'))?.unread, 1);
 });
+
+test('sqlite: history pages, cursors and the list read through indexes (no table scan)', async (t) => {
+  const path = join(tempDir(t), 'plan.db');
+  const store = SqliteStore.open(path);
+  await store.send(message('bob', 'alice'));
+  await store.close();
+  const db = new Database(path, { readonly: true });
+  t.after(() => db.close());
+  const plan = (sql: string) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+  const queries = {
+    sent: `SELECT m.* FROM messages m JOIN mailbox b ON b.sdk_app_id = m.sdk_app_id AND b.user_id = m.from_user AND b.seq = m.from_seq
+           WHERE m.sdk_app_id = 1 AND m.from_user = 'a' AND m.to_user = 'b' AND m.from_seq < 9 AND m.from_seq > 0 ORDER BY m.from_seq DESC LIMIT 16`,
+    received: `SELECT m.* FROM messages m JOIN mailbox b ON b.sdk_app_id = m.sdk_app_id AND b.user_id = m.to_user AND b.seq = m.to_seq
+           WHERE m.sdk_app_id = 1 AND m.to_user = 'a' AND m.from_user = 'b' AND m.to_seq < 9 AND m.to_seq > 0 ORDER BY m.to_seq DESC LIMIT 16`,
+    list: `SELECT * FROM conversations WHERE sdk_app_id = 1 AND user_id = 'a' AND last_seq > cleared_seq ORDER BY last_seq DESC LIMIT 500`,
+  };
+  assert.match(plan(queries.sent), /USING INDEX messages_by_pair\b/);
+  assert.match(plan(queries.received), /USING INDEX messages_by_pair_in\b/);
+  assert.match(plan(queries.list), /USING (INDEX conversations_by_activity|PRIMARY KEY)/);
+  for (const [name, sql] of Object.entries(queries)) assert.doesNotMatch(plan(sql), /^SCAN (m|messages|conversations)\b|\| SCAN (m|messages|conversations)\b/, name);
+});
