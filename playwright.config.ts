@@ -42,7 +42,7 @@ export default defineConfig({
       // (CI runs it once, on the SharedWorker path).
       name: 'leader',
       use: { noSharedWorker: true } as Record<string, unknown>,
-      testMatch: ['login.spec.ts', 'multitab.spec.ts', 'shared.spec.ts', 'messages.spec.ts', 'restart.spec.ts', 'skew.spec.ts', 'compat.spec.ts', 'stall.spec.ts'],
+      testMatch: ['login.spec.ts', 'multitab.spec.ts', 'shared.spec.ts', 'messages.spec.ts', 'conversations.spec.ts', 'restart.spec.ts', 'skew.spec.ts', 'compat.spec.ts', 'stall.spec.ts'],
       testIgnore: SOAK_IGNORE,
       grepInvert: /@sharedworker-only/,
     },

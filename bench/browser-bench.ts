@@ -132,6 +132,12 @@ export interface ModeResult {
   loginAfterAttach: Stats | null;
   /** login() → SDK_READY of a second chat (another SDKAppID) in the same new tab, right after the first: warm page, tab already attached. */
   secondChatReady: Stats;
+  /**
+   * A new tab of a user already logged in elsewhere in the profile: login() → SDK_READY →
+   * getConversationList() resolved (ms, from the login), and `list` the getConversationList()
+   * call alone; `requestsPerTab`: `convList` requests the server answered per new tab.
+   */
+  newTabList: { total: Stats; list: Stats; requestsPerTab: number };
   /** REST POST (Node, just before fetch) → KICKED_OUT in the tab (ms). */
   kick: Stats;
   /** The same, kicking tabs other than the first while the first tab's JavaScript is paused (ms). */
@@ -255,6 +261,8 @@ interface Server {
   /** userID → its online instances (InstId, and whether a socket holds it now), one REST call for all. */
   instances(sdkAppId: number, userIDs: string[]): Promise<Map<string, Array<{ instId: number; connected: boolean }>>>;
   sig(sdkAppId: number, userID: string): string;
+  /** `tabchat_conversation_requests_total{op}`. */
+  conversationRequests(op: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -313,6 +321,11 @@ async function startServer(): Promise<Server> {
       return out;
     },
     sig: (sdkAppId, userID) => generateUserSig({ sdkAppId, key: SECRET, identifier: userID }),
+    async conversationRequests(op) {
+      const text = await (await fetch(`${httpUrl}/metrics`)).text();
+      const match = new RegExp(`^tabchat_conversation_requests_total\\{[^}]*op="${op}"[^}]*\\} (\\d+)`, 'm').exec(text);
+      return Number(match?.[1] ?? 0);
+    },
     async stop() {
       await cli.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -569,6 +582,28 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       await page.close();
     }
 
+    // 2b. a new tab of users[0] (who has a conversation) → getConversationList() resolved:
+    // the hub's cache (worker, leader) or the tab's own fetch (direct), and the server's
+    // convList requests per new tab.
+    await tabs.pages[0]!.evaluate(([id, u]) => (window as any).b.sendText(id, u, 'bench conversation') as Promise<boolean>, [APP_SEPARATE, `${users[0]!}-peer`] as const);
+    const listTotal: number[] = [];
+    const listOnly: number[] = [];
+    let listRequests = 0;
+    for (let k = 0; k < WARMUP + NEWTAB; k++) {
+      const page = await tabs.open();
+      const before = await server.conversationRequests('convList');
+      const t = await tabs.login(page, APP_SEPARATE, users[0]!, {});
+      const l = await within('getConversationList', 20_000, page.evaluate((id) => (window as any).b.conversations(id) as Promise<{ t0: number; listed: number; count: number }>, APP_SEPARATE));
+      if (l.count !== 1) throw new Error(`${mode}: the new tab listed ${l.count} conversations, not 1`);
+      if (k >= WARMUP) {
+        listTotal.push(l.listed - t.t0);
+        listOnly.push(l.listed - l.t0);
+        listRequests += (await server.conversationRequests('convList')) - before;
+      }
+      await tabs.pageErrors(page);
+      await page.close();
+    }
+
     // Breakdown (worker and leader): the attach alone, then the login of an attached new tab.
     let attach: Stats | null = null;
     let loginAfterAttach: Stats | null = null;
@@ -606,6 +641,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
       newTabReady: stats(newReady),
       newTabResolved: stats(newResolved),
       secondChatReady: stats(secondReady),
+      newTabList: { total: stats(listTotal), list: stats(listOnly), requestsPerTab: NEWTAB > 0 ? listRequests / NEWTAB : NaN },
       attach,
       loginAfterAttach,
       kick: stats(kickSamples),
@@ -648,7 +684,7 @@ async function runMode(browser: Browser, server: Server, mode: Mode, n: number):
     const message = err instanceof Error ? err.message : String(err);
     const none = stats([]);
     return {
-      mode, tabs: n, sockets: NaN, workerSockets: null, workerBuild: null, newTabReady: none, newTabResolved: none, secondChatReady: none, attach: null, loginAfterAttach: null, kick: none, stalledKick: none,
+      mode, tabs: n, sockets: NaN, workerSockets: null, workerBuild: null, newTabReady: none, newTabResolved: none, secondChatReady: none, newTabList: { total: none, list: none, requestsPerTab: NaN }, attach: null, loginAfterAttach: null, kick: none, stalledKick: none,
       fanoutLast: none, fanoutFirst: none, heapPerTab: NaN, heapTabs: [], heapWorker: null, rendererProcesses: null, deadClose: none, deadCrash: none,
       deadTimedOut: 0, deadLeader: null, clockOffset: { median: NaN, maxAbs: NaN, minRtt: NaN }, errors: tabs.errors,
       seconds: (performance.now() - started) / 1000, loadAvg: loadavg()[0]!, samples: {}, failed: message,
@@ -1080,6 +1116,22 @@ export function browserTables(r: BrowserBenchResult): string {
     `Breakdown of the new-tab figure: *resolved* = \`login()\` → its promise resolved (SDK_READY follows on a later macrotask, a \`setTimeout(…, 1)\` as in the reference SDK). ` +
       `*attach* (worker only, ${c.attach} other new tabs per row) = \`TabChat.getWorkerState()\` as the page's first call: SharedWorker connect + tab Web Lock + \`register\` + one command; then *login after attach* = \`login()\` → SDK_READY in that attached tab. ` +
       `*second chat* = right after the new-tab login, a second chat (another SDKAppID, fresh user) in the same tab: the same login from a warm page already attached to the worker (direct: the page opens a second socket).`,
+    '',
+    `New tab → \`getConversationList()\`: a page opened while the N tabs are logged in, logging in as the user of the first tab (who has one conversation; \`tabs: 'separate'\`, its own instance), then \`getConversationList()\` right after SDK_READY. ` +
+      `*total* = just before \`login()\` → the list resolved; *list* = the \`getConversationList()\` call alone; *convList requests* = the server's \`tabchat_conversation_requests_total{op="convList"}\` per new tab (worker, leader: the hub's per-user cache answers, goal 0; direct: each tab fetches its own). ${c.newTab} tabs per row after ${c.warmup} uncounted ones.`,
+    '',
+    '| tabs | total worker | leader | direct | ratio worker/direct | list worker | leader | direct | ratio | convList requests per new tab worker | leader | direct |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const { n, w, d } of pairs) {
+    const l = r.runs.find((x) => x.tabs === n && x.mode === 'leader');
+    const req = (m: ModeResult | undefined) => (m && Number.isFinite(m.newTabList.requestsPerTab) ? f(m.newTabList.requestsPerTab, 2) : 'n/a');
+    p(
+      `| ${n} | ${pp(w.newTabList.total)} | ${l ? pp(l.newTabList.total) : 'n/a'} | ${pp(d.newTabList.total)} | ${ratio(w.newTabList.total.p50, d.newTabList.total.p50)} | ` +
+        `${pp(w.newTabList.list)} | ${l ? pp(l.newTabList.list) : 'n/a'} | ${pp(d.newTabList.list)} | ${ratio(w.newTabList.list.p50, d.newTabList.list.p50)} | ${req(w)} | ${req(l)} | ${req(d)} |`,
+    );
+  }
+  p(
     '',
     '| tabs | new tab login→resolved worker | direct | attach (worker) | login after attach (worker) | second chat login→SDK_READY worker | direct | ratio | user kick → first of N tabs worker | direct |',
     '|---|---|---|---|---|---|---|---|---|---|',

@@ -388,6 +388,19 @@ if (chat) {
     ui.lastError = `${event.data.code} ${event.data.message}`;
     log('ERROR', ui.lastError, 'bad');
   });
+  if (typeof chat.getConversationList === 'function') {
+    chat.on(EVENT.CONVERSATION_LIST_UPDATED, (event) => renderConversations(event.data));
+    chat.on(EVENT.TOTAL_UNREAD_MESSAGE_COUNT_UPDATED, (event) => {
+      log('TOTAL_UNREAD_MESSAGE_COUNT_UPDATED', String(event.data));
+      renderTotal(event.data);
+    });
+    chat.on(EVENT.MESSAGE_READ_BY_PEER, (event) => log('MESSAGE_READ_BY_PEER', event.data.map((m) => m.conversationID).join(', ')));
+    chat.on(EVENT.SDK_READY, () => renderTotal(chat.getTotalUnreadMessageCount()));
+    chat.on(EVENT.SDK_NOT_READY, () => {
+      renderConversations([]);
+      renderTotal(0);
+    });
+  }
   if (EVENT.MESSAGE_RECEIVED) {
     chat.on(EVENT.MESSAGE_RECEIVED, (event) => {
       const list = Array.isArray(event.data) ? event.data : [];
@@ -401,6 +414,78 @@ if (chat) {
     });
   }
 }
+
+// ------------------------------------------------------------------ conversations
+
+/** Peer of the open history pane and the cursor of its next (older) page. */
+const history = { peer: '', next: '', done: true };
+
+function renderTotal(total) {
+  const badge = $('total-unread');
+  badge.textContent = String(total);
+  badge.hidden = !(total > 0);
+}
+
+function renderConversations(list) {
+  const ul = $('conversations');
+  ul.replaceChildren();
+  if (list.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'hint';
+    li.textContent = 'No conversations yet.';
+    ul.append(li);
+  }
+  for (const c of list) {
+    const li = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'conversation secondary';
+    button.dataset.conversationId = c.conversationID;
+    button.textContent = `${c.userProfile.userID}: ${c.lastMessage.messageForShow}`;
+    if (c.unreadCount > 0) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = String(c.unreadCount);
+      badge.setAttribute('aria-label', `${c.unreadCount} unread`);
+      button.append(' ', badge);
+    }
+    button.addEventListener('click', () => void openHistory(c.userProfile.userID));
+    li.append(button);
+    ul.append(li);
+  }
+  if (history.peer && list.some((c) => c.userProfile.userID === history.peer && c.unreadCount > 0)) void openHistory(history.peer);
+}
+
+/** Show the newest page of the conversation with `peer` and mark it read (every tab and device). */
+async function openHistory(peer, older = false) {
+  if (!chat?.isReady()) return;
+  const conversationID = `C2C${peer}`;
+  try {
+    const options = older && history.next ? { conversationID, nextReqMessageID: history.next } : { conversationID };
+    const res = await chat.getMessageList(options);
+    if (!older) {
+      $('history').replaceChildren();
+      history.peer = peer;
+    }
+    const items = res.data.messageList.map((m) => {
+      const li = document.createElement('li');
+      li.className = m.flow === 'out' ? 'out' : 'in';
+      li.textContent = `${m.from}: ${m.payload.text}${m.flow === 'out' && m.isPeerRead ? ' ✓ read' : ''}`;
+      return li;
+    });
+    $('history').prepend(...items);
+    history.next = res.data.nextReqMessageID;
+    history.done = res.data.isCompleted;
+    $('history-peer').textContent = peer;
+    $('history-h').hidden = false;
+    $('history-more').hidden = history.done;
+    await chat.setMessageRead({ conversationID }).catch(() => undefined);
+  } catch (err) {
+    log('ERROR', `${err.code} ${err.message}`, 'bad');
+  }
+}
+
+$('history-more')?.addEventListener('click', () => void openHistory(history.peer, true));
 
 // ------------------------------------------------------------------ login, logout, destroy
 

@@ -4,7 +4,7 @@
  * upload plugin accepted, unimplemented members rejecting 9015; refused logins that show no
  * NET_STATE_CHANGE; and `logout({allTabs: true})`, which logs every tab of the user out.
  */
-import { loadReference, OWNED_BY_CONVERSATIONS, referenceMembers, tableDiff } from '../test/compat/reference.js';
+import { loadReference, referenceMembers, tableDiff } from '../test/compat/reference.js';
 import { APP, expect, expectOnlineCount, readyTab, sdkStates, test } from './fixtures.js';
 
 const SHARED = { create: { tabs: 'shared' } };
@@ -22,7 +22,7 @@ test.describe('reference members', () => {
     for (const name of ['EVENT', 'TYPES', 'TSignaling'] as const) expect(tableDiff(tables[name]!, reference[name]), name).toEqual([]);
 
     expect(await tab.h('create', { SDKAppID: APP.limit1 })).toEqual({ ok: true, value: 'new' });
-    const members = referenceMembers().filter((name) => !OWNED_BY_CONVERSATIONS.includes(name));
+    const members = referenceMembers();
     const missing = await tab.page.evaluate(({ app, names }) => {
       const chat = (window as unknown as { TabChat: { create(o: object): Record<string, unknown> } }).TabChat.create({ SDKAppID: app });
       return names.filter((name) => typeof chat[name] !== 'function');

@@ -246,3 +246,36 @@ test('two browsers: alice sends bob a text message from the demo page', async ({
   for (const ctx of contexts) await ctx.close();
   expect(problems.flat(), 'console errors / page errors in the two browsers').toEqual([]);
 });
+
+test('conversations: two tabs as alice, bob sends from another browser, both badges rise; reading in one tab clears both', async ({ browser, demo }, testInfo) => {
+  const contexts = [await browser.newContext(), await browser.newContext()];
+  const problems = contexts.map((ctx) => watchConsoleErrors(ctx));
+  const [a1, a2] = [await contexts[0]!.newPage(), await contexts[0]!.newPage()];
+  const bob = await contexts[1]!.newPage();
+  for (const tab of [a1, a2]) {
+    await tab.goto(`${demo.httpUrl}/?tabs=shared`);
+    await tab.getByRole('button', { name: 'Log in', exact: true }).click();
+    await expectReady(tab);
+  }
+  await bob.goto(`${demo.httpUrl}/`);
+  await bob.getByLabel('User ID', { exact: true }).fill('bob');
+  await bob.getByRole('button', { name: 'Log in', exact: true }).click();
+  await expectReady(bob);
+  for (const text of ['one', 'two']) {
+    await bob.getByLabel('Message', { exact: true }).fill(text);
+    await bob.getByRole('button', { name: 'Send' }).click();
+    await expect(bob.locator('#messages .msg-out').first()).toContainText(text);
+  }
+  for (const tab of [a1, a2]) {
+    await expect(tab.locator('#total-unread')).toHaveText('2');
+    await expect(tab.locator('#conversations [data-conversation-id="C2Cbob"]')).toContainText('bob: two');
+  }
+  await shot(a2, testInfo, 'conv-1-badges');
+  await a1.locator('#conversations [data-conversation-id="C2Cbob"]').click();
+  await expect(a1.locator('#history li')).toHaveText(['bob: one', 'bob: two']);
+  for (const tab of [a1, a2]) await expect(tab.locator('#total-unread')).toBeHidden();
+  await expect(bob.locator('#log')).toContainText('MESSAGE_READ_BY_PEER');
+  await shot(a2, testInfo, 'conv-2-read');
+  for (const ctx of contexts) await ctx.close();
+  expect(problems.flat(), 'console errors / page errors').toEqual([]);
+});

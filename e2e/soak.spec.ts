@@ -1,7 +1,8 @@
 /**
  * Soak: a bounded, seeded random schedule of tab opens, closes, crashes (CDP Page.crash),
  * logins, logouts, REST kicks, limit changes (REST set_login_settings) and messages in one
- * browser profile, against a server of its own, checking invariants all along:
+ * browser profile, against a server of its own, checking invariants all along (and, at
+ * the end, that the sink's unread counts agree with a fresh device's view of the server):
  *
  * - never more Web instances of a user on the server than the limit allows (a lowered limit
  *   applies from the next login, docs/rest.md: until then the old bound holds);
@@ -154,6 +155,10 @@ test('soak: random tabs, crashes, logins, kicks, limits and messages', async ({ 
         step(`send #${t.n} ${text}`);
         const res = await t.tab.h('send', RESTART_APP, { to: sinkUser, text });
         if (res.ok) acked.push({ ID: res.value.ID, text });
+        if (res.ok && t.user && rng.int(6) === 0) {
+          step(`sink reads C2C${t.user}`);
+          await sink.setMessageRead({ conversationID: `C2C${t.user}` });
+        }
       }
       await checkCaps();
       if (steps % SETTLE_EVERY === 0) await settle();
@@ -167,6 +172,25 @@ test('soak: random tabs, crashes, logins, kicks, limits and messages', async ({ 
     expect(ids.length, 'duplicate deliveries').toBe(new Set(ids).size);
     const textsSeen = sinkGot.map((m) => m.text);
     expect(textsSeen.length, 'a text delivered twice').toBe(new Set(textsSeen).size);
+
+    // Unread counts: the sink's (its engine's cache, kept by pushes and its reads) agree with
+    // the server's, as a device that loads them fresh sees them; never negative.
+    const checker = TabChatNode.create({ SDKAppID: RESTART_APP, server: srv.httpUrl.replace(/^http/, 'ws') + '/ws', platform: 'iPhone' })!;
+    try {
+      const checkerReady = new Promise((resolve) => checker.on(TabChatNode.EVENT.SDK_READY, resolve));
+      await checker.login({ userID: sinkUser, userSig: srv.sig(sinkUser) });
+      await checkerReady;
+      const fresh = (await checker.getConversationList()).data.conversationList;
+      const serverTotal = fresh.reduce((sum: number, c: { unreadCount: number }) => sum + c.unreadCount, 0);
+      expect(fresh.every((c: { unreadCount: number }) => c.unreadCount >= 0)).toBe(true);
+      await expect.poll(() => sink.getTotalUnreadMessageCount(), { message: `sink total vs server ${serverTotal} (seed ${SEED})` }).toBe(serverTotal);
+      const mine = (await sink.getConversationList()).data.conversationList;
+      expect(mine.map((c: { conversationID: string; unreadCount: number }) => [c.conversationID, c.unreadCount]).sort()).toEqual(
+        fresh.map((c: { conversationID: string; unreadCount: number }) => [c.conversationID, c.unreadCount]).sort(),
+      );
+    } finally {
+      await checker.destroy().catch(() => {});
+    }
 
     // Every tab gone: no instance left.
     for (const t of [...tabs]) {

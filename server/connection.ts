@@ -21,6 +21,7 @@ import {
   type SyncFrame,
   type WireMessage,
 } from '../src/protocol/frames.js';
+import { isConvPush, type ConversationRequestFrame, type UserPush } from '../src/protocol/conversation-frames.js';
 import { AuthError } from './auth.js';
 import { originAllowed } from './config.js';
 import type { OpenConnection, ServerContext } from './context.js';
@@ -144,8 +145,10 @@ export class Connection implements InstanceOwner, OpenConnection, SyncWorker {
   }
 
   /** InstanceOwner: a message for one of our instances. */
-  deliverMessage(instId: number, message: WireMessage): void {
-    if (this.instances.has(instId)) this.send({ type: 'msg', instId, message });
+  deliverMessage(instId: number, message: UserPush): void {
+    if (!this.instances.has(instId)) return;
+    if (isConvPush(message)) this.send({ type: 'conv', instId, update: message });
+    else this.send({ type: 'msg', instId, message });
   }
 
   /** InstanceOwner: the cluster lost this instance; the client reconnects, finds it gone (9005) and logs in again. */
@@ -337,6 +340,12 @@ export class Connection implements InstanceOwner, OpenConnection, SyncWorker {
       case 'ack':
         void this.handleAck(frame).catch((err: unknown) => this.internalError(undefined, err));
         return;
+      case 'convList':
+      case 'history':
+      case 'read':
+      case 'convDelete':
+        void this.handleConversation(frame).catch((err: unknown) => this.internalError(frame.id, err));
+        return;
     }
   }
 
@@ -432,6 +441,15 @@ export class Connection implements InstanceOwner, OpenConnection, SyncWorker {
     if (inst instanceof MessageError) return this.replyError(frame.id, inst.code, inst.message);
     // A MessageError (store closed or unavailable) is answered with its code by internalError.
     const data = await this.ctx.messages.sync(inst, frame.afterSeq, frame.limit);
+    this.send({ type: 'result', id: frame.id, ok: true, data });
+  }
+
+  /** Conversations (server/conversations.ts); a refusal is a MessageError answered by internalError. */
+  private async handleConversation(frame: ConversationRequestFrame): Promise<void> {
+    const inst = this.instanceFor(frame.instId);
+    if (inst instanceof MessageError) return this.replyError(frame.id, inst.code, inst.message);
+    this.ctx.metrics.conversationRequests.inc({ op: frame.type });
+    const data = await this.ctx.conversations.handle(inst, frame);
     this.send({ type: 'result', id: frame.id, ok: true, data });
   }
 

@@ -5,6 +5,7 @@ import type { InstanceEngine } from './engine.js';
 import type { Logger } from './log.js';
 import type { LogSampler } from './log-sampler.js';
 import type { MessageService } from './messages.js';
+import type { ConversationService } from './conversations.js';
 import type { Metrics } from './metrics.js';
 import type { SocketGuard } from './sockets.js';
 import type { MessageStore } from './store.js';
@@ -42,6 +43,8 @@ export interface ServerContext {
   readonly store: MessageStore;
   /** C2C messages: send, sync, ack, delivery. */
   readonly messages: MessageService;
+  /** Conversations: list, history, read markers, deletion (conversations.ts). */
+  readonly conversations: ConversationService;
   readonly log: Logger;
   /** Repetitive lines (refused logins and sockets): a few per key per interval, then a count. */
   readonly sampler: LogSampler;

@@ -3,7 +3,8 @@
  * does its work synchronously, at call time, and returns an already settled promise, so the
  * default server behaves (and performs) exactly as before the engine interface existed.
  */
-import type { KickType, Platform, WireMessage } from '../src/protocol/frames.js';
+import type { KickType, Platform } from '../src/protocol/frames.js';
+import type { UserPush } from '../src/protocol/conversation-frames.js';
 import type { AppConfig } from './config.js';
 import {
   RevokedError,
@@ -70,7 +71,7 @@ export class MemoryEngine implements InstanceEngine {
     return this.registry.kickUser(sdkAppId, userID, type);
   }
 
-  deliver(sdkAppId: number, userID: string, message: WireMessage, except?: Instance): number {
+  deliver(sdkAppId: number, userID: string, message: UserPush, except?: Instance): number {
     return pushToOwners(this.registry.instancesOf(sdkAppId, userID), message, except?.instId ?? 0);
   }
 

@@ -19,7 +19,8 @@
  *   everything it holds) when Redis is back.
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { isKickType, isPlatform, type KickType, type Platform, type WireMessage } from '../src/protocol/frames.js';
+import { isKickType, isPlatform, type KickType, type Platform } from '../src/protocol/frames.js';
+import type { UserPush } from '../src/protocol/conversation-frames.js';
 import type { AppConfig } from './config.js';
 import {
   EngineUnavailableError,
@@ -484,7 +485,7 @@ export class RedisEngine implements InstanceEngine {
     return this.handleKicks(sdkAppId, userID, flat);
   }
 
-  deliver(sdkAppId: number, userID: string, message: WireMessage, except?: Instance): number {
+  deliver(sdkAppId: number, userID: string, message: UserPush, except?: Instance): number {
     const exceptId = except?.instId ?? 0;
     const pushed = this.pushLocal(sdkAppId, userID, message, exceptId);
     if (this.link.available) {
@@ -500,7 +501,7 @@ export class RedisEngine implements InstanceEngine {
   }
 
   /** Push order does not matter: the user's instances unsorted and uncopied (this is the relay path). */
-  private pushLocal(sdkAppId: number, userID: string, message: WireMessage, exceptId: number): number {
+  private pushLocal(sdkAppId: number, userID: string, message: UserPush, exceptId: number): number {
     return pushToOwners(this.local.unorderedOf(sdkAppId, userID), message, exceptId);
   }
 

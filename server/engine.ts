@@ -13,7 +13,8 @@
  * detach), the message service (deliver), the authenticator (revocation) and REST (kick,
  * online status, stats, login settings).
  */
-import type { KickType, Platform, WireMessage } from '../src/protocol/frames.js';
+import type { KickType, Platform } from '../src/protocol/frames.js';
+import type { UserPush } from '../src/protocol/conversation-frames.js';
 import type { AppConfig, LoginPolicy } from './config.js';
 import type { Instance, InstanceOwner, KickRecord } from './registry.js';
 
@@ -131,7 +132,7 @@ export interface InstanceEngine {
    * `except` (the sending instance). Returns how many pushes this node made; other nodes
    * push theirs when the message reaches them (at most once, see docs/scaling.md).
    */
-  deliver(sdkAppId: number, userID: string, message: WireMessage, except?: Instance): number;
+  deliver(sdkAppId: number, userID: string, message: UserPush, except?: Instance): number;
   /** The instances of each user, in login order, over the whole cluster. */
   online(sdkAppId: number, userIDs: string[]): Promise<OnlineInstance[][]>;
   stats(): Promise<ClusterStats>;
@@ -151,7 +152,7 @@ export interface InstanceEngine {
  * with id `exceptId` (the sending instance; 0 = none). Detached instances (no owner) catch
  * up with `sync` when they resume. Returns how many pushes were made.
  */
-export function pushToOwners(instances: Iterable<Instance>, message: WireMessage, exceptId: number): number {
+export function pushToOwners(instances: Iterable<Instance>, message: UserPush, exceptId: number): number {
   let pushed = 0;
   for (const inst of instances) {
     if (inst.instId === exceptId || !inst.owner?.deliverMessage) continue;

@@ -17,6 +17,7 @@ import { handleHttp, serveMetrics } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { LogSampler } from './log-sampler.js';
 import { MessageService } from './messages.js';
+import { ConversationService } from './conversations.js';
 import { ClusterMetrics, Metrics } from './metrics.js';
 import type { MessageStore } from './store.js';
 import { openStore } from './store-open.js';
@@ -138,6 +139,7 @@ export async function createChatServer(config: ServerConfig, options: ChatServer
     metrics,
     store,
     messages,
+    conversations: new ConversationService(store, engine, log),
     log,
     sampler,
     node,

@@ -18,6 +18,8 @@ export class Metrics {
   readonly restDuration: Histogram<'command'>;
   readonly framesRejected: Counter<'reason'>;
   readonly messagesStored: Counter;
+  /** Conversation requests answered, by frame type (convList, history, read, convDelete). */
+  readonly conversationRequests: Counter<'op'>;
   readonly messagesDuplicate: Counter;
   readonly messagesRejected: Counter<'code'>;
   readonly messagesDelivered: Counter<'via'>;
@@ -68,6 +70,7 @@ export class Metrics {
       registers,
     });
     this.framesRejected = new Counter({ name: 'tabchat_frames_rejected_total', help: 'Client frames refused, by reason', labelNames: ['reason'], registers });
+    this.conversationRequests = new Counter({ name: 'tabchat_conversation_requests_total', help: 'Conversation requests (convList, history, read, convDelete), by type', labelNames: ['op'], registers });
     this.messagesStored = new Counter({ name: 'tabchat_messages_stored_total', help: 'New messages stored (acknowledged to their sender)', registers });
     this.messagesDuplicate = new Counter({
       name: 'tabchat_messages_duplicate_total',

@@ -12,7 +12,8 @@
  * kicks), by mailbox sync (a lost push only delays a message) and by the reconcile pass
  * after every reconnect to Redis (redis-reconcile.ts).
  */
-import { isKickType, type KickType, type WireMessage } from '../src/protocol/frames.js';
+import { isKickType, type KickType } from '../src/protocol/frames.js';
+import type { UserPush } from '../src/protocol/conversation-frames.js';
 import type { LoginPolicy } from './config.js';
 import type { LoginSettings } from './engine.js';
 import type { ClusterMetrics } from './metrics.js';
@@ -23,7 +24,7 @@ import type { RedisKeys } from './redis-keys.js';
 export type NodeMessage =
   | { t: 'kick'; id: string; k: KickType }
   | { t: 'forget'; id: string }
-  | { t: 'msg'; a: number; u: string; x: number; m: WireMessage }
+  | { t: 'msg'; a: number; u: string; x: number; m: UserPush }
   | { t: 'settings'; a: number; max: number; policy: LoginPolicy };
 
 /** What a node does with the notices it receives. */
@@ -33,7 +34,7 @@ export interface NodeMessageHandlers {
   /** An instance of this node was resumed on another node. */
   forget(instId: number): void;
   /** Push a message to this node's connected instances of the user, except `exceptId`. */
-  push(sdkAppId: number, userID: string, message: WireMessage, exceptId: number): void;
+  push(sdkAppId: number, userID: string, message: UserPush, exceptId: number): void;
   /** An app's login settings changed on another node. */
   settings(sdkAppId: number, settings: { max: number; policy: LoginPolicy }): void;
 }
@@ -60,7 +61,7 @@ export class NodeChannel {
   }
 
   /** The `msg` notice the ROUTE script publishes to the recipient's other nodes. */
-  messagePayload(sdkAppId: number, userID: string, exceptId: number, message: WireMessage): string {
+  messagePayload(sdkAppId: number, userID: string, exceptId: number, message: UserPush): string {
     return JSON.stringify({ t: 'msg', a: sdkAppId, u: userID, x: exceptId, m: message });
   }
 

@@ -7,7 +7,8 @@
  * socket; the server delivers kicks.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { KickType, Platform, WireMessage } from '../src/protocol/frames.js';
+import type { KickType, Platform } from '../src/protocol/frames.js';
+import type { UserPush } from '../src/protocol/conversation-frames.js';
 import type { AppConfig, LoginPolicy } from './config.js';
 
 /** Whatever holds instances: a WebSocket connection. */
@@ -17,7 +18,7 @@ export interface InstanceOwner {
   /** Another owner resumed this instance (this owner's socket was half-open). */
   forget(instId: number): void;
   /** Push a stored message to the client of this instance (owners that carry no messages may omit it). */
-  deliverMessage?(instId: number, message: WireMessage): void;
+  deliverMessage?(instId: number, message: UserPush): void;
   /**
    * Whether an instance of app `sdkAppId` may be resumed onto this owner: 0, or the code of
    * the refusal (the page origin is not allowed for that app). Asked before anything moves.

@@ -5,6 +5,7 @@
  */
 import { utf8ByteLength } from '../src/protocol/frames.js';
 import { userKey } from './registry.js';
+import { MemoryConversations } from './store-memory-conversations.js';
 import {
   MAX_EVICTIONS_PER_SEND,
   MailboxFullError,
@@ -48,6 +49,15 @@ function firstAfter(entries: MailboxEntry[], afterSeq: number): number {
 
 export class MemoryStore implements MessageStore {
   readonly kind = 'memory';
+  readonly conversations: MemoryConversations = new MemoryConversations({
+    entryAt: (sdkAppId, userID, seq) => {
+      const entries = this.mailboxes.get(userKey(sdkAppId, userID))?.entries;
+      const entry = entries?.[firstAfter(entries, seq - 1)];
+      return entry?.seq === seq ? entry : undefined;
+    },
+    message: (id) => this.live.get(id)?.message,
+    check: () => this.check(),
+  });
   private readonly mailboxes = new Map<string, Mailbox>();
   /** By `${sdkAppId}\0${from}\0${clientMsgId}`. */
   private readonly byClientId = new Map<string, StoredMessage>();
@@ -74,8 +84,8 @@ export class MemoryStore implements MessageStore {
     const fromSeq = ++sender.head;
     const toSeq = self ? fromSeq : ++recipient.head;
     const message: StoredMessage = { ...input, fromSeq, toSeq };
-    this.add(sender, { seq: fromSeq, flow: 'out', message }, bytes);
-    if (!self) this.add(recipient, { seq: toSeq, flow: 'in', message }, bytes);
+    this.add(sender, input.from, { seq: fromSeq, flow: 'out', message }, bytes);
+    if (!self) this.add(recipient, input.to, { seq: toSeq, flow: 'in', message }, bytes);
     this.byClientId.set(key, message);
     this.live.set(message.id, { message, bytes, refs: self ? 1 : 2 });
     this.byTime.push(message.id);
@@ -155,9 +165,10 @@ export class MemoryStore implements MessageStore {
     return fits();
   }
 
-  private add(box: Mailbox, entry: MailboxEntry, bytes: number): void {
+  private add(box: Mailbox, userID: string, entry: MailboxEntry, bytes: number): void {
     box.entries.push(entry);
     box.bytes += bytes;
+    this.conversations.added(entry.message.sdkAppId, userID, entry);
   }
 
   private removeEntry(box: Mailbox | undefined, seq: number): void {
@@ -166,6 +177,7 @@ export class MemoryStore implements MessageStore {
     const entry = box.entries[at];
     if (entry === undefined || entry.seq !== seq) return;
     box.entries.splice(at, 1);
+    this.conversations.removed(entry.message.sdkAppId, entry.flow === 'in' ? entry.message.to : entry.message.from, entry);
     const live = this.live.get(entry.message.id);
     if (!live) return;
     box.bytes -= live.bytes;

@@ -29,9 +29,10 @@ import {
   type StoredMessage,
 } from './store.js';
 import { toMessage, type EntryRow } from './store-rows.js';
+import { POSTGRES_CONVERSATIONS_MIGRATION, PostgresConversations } from './store-postgres-conversations.js';
 
 /** Schema version this code writes (`tabchat_schema.version`). */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /** Migrations: index i brings a database from version i to i + 1. */
 const MIGRATIONS: readonly string[] = [
@@ -218,6 +219,8 @@ const MIGRATIONS: readonly string[] = [
   END
   $fn$;
   `,
+  // 3: conversations and read markers (store-postgres-conversations.ts).
+  POSTGRES_CONVERSATIONS_MIGRATION,
 ];
 
 /** Connecting may take this long before the call fails (9031). */
@@ -266,12 +269,15 @@ export function isUnreachable(err: unknown): boolean {
 
 export class PostgresStore implements MessageStore {
   readonly kind = 'postgres';
+  readonly conversations: PostgresConversations;
   private closed = false;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly quota: MailboxQuota,
-  ) {}
+  ) {
+    this.conversations = new PostgresConversations((text, values) => this.query(text, values));
+  }
 
   /**
    * Connect, create or migrate the schema, and return the store. Fails (with the password

@@ -36,9 +36,10 @@ import {
   type StoredMessage,
 } from './store.js';
 import { toMessage, type EntryRow, type MessageRow } from './store-rows.js';
+import { SQLITE_CONVERSATIONS_MIGRATION, SqliteConversations } from './store-sqlite-conversations.js';
 
 /** Schema version this code writes; `PRAGMA user_version` of an up-to-date file. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /** Migrations: index i brings a file from version i to i + 1. */
 const MIGRATIONS: readonly string[] = [
@@ -86,6 +87,8 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX messages_by_time ON messages (time);
   CREATE INDEX mailbox_by_message ON mailbox (message_id);
   `,
+  // 3: conversations and read markers (store-sqlite-conversations.ts).
+  SQLITE_CONVERSATIONS_MIGRATION,
 ];
 
 type SendOutcome = { message: StoredMessage; created: boolean };
@@ -99,6 +102,7 @@ interface QueuedSend {
 
 export class SqliteStore implements MessageStore {
   readonly kind = 'sqlite';
+  readonly conversations: SqliteConversations;
   private closed = false;
   /** Commits a batch in one transaction: each send's outcome, or its error (that send was rolled back alone). */
   private readonly batchTx: (batch: readonly QueuedSend[]) => Array<SendOutcome | { error: unknown }>;
@@ -116,6 +120,7 @@ export class SqliteStore implements MessageStore {
     private readonly batch: StoreBatchOptions,
     quota: MailboxQuota,
   ) {
+    this.conversations = new SqliteConversations(db, () => this.check());
     this.stmt = {
       byClientId: db.prepare<[number, string, string], MessageRow>(
         'SELECT * FROM messages WHERE sdk_app_id = ? AND from_user = ? AND client_msg_id = ?',

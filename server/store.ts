@@ -13,6 +13,7 @@
  * docs/scaling.md.
  */
 import type { MessageFlow } from '../src/protocol/frames.js';
+import type { ConversationStore } from './conversation-store.js';
 
 /** A message as stored, with its seq in both mailboxes. */
 export interface StoredMessage {
@@ -53,6 +54,8 @@ export interface MailboxPage {
 export interface MessageStore {
   /** `memory`, `sqlite` or `postgres`. */
   readonly kind: string;
+  /** Conversations, history pages and read markers of the same data (conversation-store.ts). */
+  readonly conversations: ConversationStore;
   /**
    * Store a message and assign its seqs, atomically; or, when (sdkAppId, from, clientMsgId)
    * was stored before, return that message unchanged with `created: false` (idempotent send).

@@ -13,7 +13,7 @@ import type { SessionEngineApi } from '../src/core/types.js';
  * (`SessionEngine` fits), plus the browser `online` / `offline` switch
  * (`SessionEngine.setOnline`, optional for test doubles).
  */
-export type HubEngine = Pick<SessionEngineApi, 'login' | 'resume' | 'logout' | 'send' | 'getServerTime' | 'netState' | 'onNetState' | 'close'> & {
+export type HubEngine = Pick<SessionEngineApi, 'login' | 'resume' | 'logout' | 'send' | 'conversation' | 'getServerTime' | 'netState' | 'onNetState' | 'close'> & {
   setOnline?(online: boolean): void;
 };
 

@@ -26,7 +26,7 @@
  * worker can be rebuilt from the tabs at any moment).
  */
 import { CODE } from '../src/protocol/codes.js';
-import type { ErrorData, OutgoingText } from '../src/protocol/data.js';
+import type { ConversationCall, ErrorData, OutgoingText } from '../src/protocol/data.js';
 import type { KickType, WireMessage } from '../src/protocol/frames.js';
 import {
   BUILD,
@@ -198,6 +198,19 @@ export class Hub {
         chat.phase = 'idle';
         chat.key = null;
       }
+      return fail(err);
+    }
+  }
+
+  /** A conversation call as the chat's instance, served by its engine's shared cache (src/core/conversations.ts). */
+  async conversation(tabId: string, chatId: string, call: ConversationCall): Promise<Reply<unknown>> {
+    const chat = this.chats.get(chatId);
+    const inst = chat && chat.tabId === tabId && chat.phase === 'ready' && chat.key ? this.instances.get(chat.key) : undefined;
+    const engine = inst ? this.engines.find(inst.server) : undefined;
+    if (!inst || inst.status !== 'live' || !inst.handle || !engine) return fail(new ChatError(CODE.USER_NOT_LOGGED_IN, 'this chat is not logged in in the tabchat worker'));
+    try {
+      return ok(await engine.conversation(inst.handle, call));
+    } catch (err) {
       return fail(err);
     }
   }
@@ -436,6 +449,7 @@ export class Hub {
       onLost: (error) => this.instanceEnded(inst, { type: 'lost', error }),
       onRestored: () => this.instanceRestored(inst),
       onMessages: (messages) => this.instanceMessages(inst, messages),
+      onConversations: (update) => this.send({ type: 'conversations', target: inst.key, update }),
       reportOwn: true,
     };
     const engine = this.engines.ensure(spec.server);

@@ -42,7 +42,7 @@ export const PROBE_AFTER_MS = 1_000;
 export const PONG_WAIT_MS = 2_000;
 
 /** Calls rejected with 9009 when the hub stalls (asking again later is harmless); the others keep waiting. */
-const ABANDONED_ON_STALL: ReadonlySet<RpcMethod> = new Set<RpcMethod>(['sendText', 'logout', 'forget', 'getState', 'bye']);
+const ABANDONED_ON_STALL: ReadonlySet<RpcMethod> = new Set<RpcMethod>(['sendText', 'conversation', 'logout', 'forget', 'getState', 'bye']);
 
 export interface RemoteLinkOptions {
   tabId: string;
@@ -105,6 +105,7 @@ export class RemoteLink implements HubLink {
       sendText: (tabId, chatId, message, timeoutMs) =>
         send('sendText', [tabId, chatId, message, timeoutMs], Math.max(RPC_TIMEOUT_MS, timeoutMs + RPC_TIMEOUT_MS)) as ReturnType<HubApi['sendText']>,
       logout: (tabId, chatId, allTabs) => send('logout', [tabId, chatId, allTabs]) as ReturnType<HubApi['logout']>,
+      conversation: (tabId, chatId, call) => send('conversation', [tabId, chatId, call]) as ReturnType<HubApi['conversation']>,
       forget: (tabId, chatId) => send('forget', [tabId, chatId]) as ReturnType<HubApi['forget']>,
       bye: (tabId) => send('bye', [tabId]) as ReturnType<HubApi['bye']>,
       getState: () => send('getState', []) as ReturnType<HubApi['getState']>,

@@ -158,6 +158,7 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     login: (tabId, spec, creds) => guarded('login', () => hub.login(tabId, spec, creds)),
     sendText: (tabId, chatId, message, timeoutMs) => guarded('sendText', () => hub.sendText(tabId, chatId, message, timeoutMs)),
     logout: (tabId, chatId, allTabs) => guarded('logout', () => hub.logout(tabId, chatId, allTabs === true)),
+    conversation: (tabId, chatId, call) => guarded('conversation', () => hub.conversation(tabId, chatId, call)),
     forget: (tabId, chatId) => guarded('forget', () => hub.forget(tabId, chatId)),
     bye: async (tabId) => {
       try {

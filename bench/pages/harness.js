@@ -77,6 +77,18 @@
       });
     },
     workerState: function () { return TabChat.getWorkerState ? TabChat.getWorkerState() : null; },
+    /** Send a text as chat `sdkAppId`; resolves when stored. */
+    sendText: function (sdkAppId, to, text) {
+      var chat = entry(sdkAppId).chat;
+      return chat.sendMessage(chat.createTextMessage({ to: to, conversationType: 'C2C', payload: { text: text } })).then(function () { return true; });
+    },
+    /** getConversationList() right now: {t0, listed (resolved), count}. */
+    conversations: function (sdkAppId) {
+      var t0 = now();
+      return entry(sdkAppId).chat.getConversationList().then(function (res) {
+        return { t0: t0, listed: now(), count: res.data.conversationList.length };
+      });
+    },
     /**
      * Attach this page to its hub (SharedWorker connect or leader election, tab lock, register,
      * one getState); ms taken. A page with its own create options (the leader page) creates the

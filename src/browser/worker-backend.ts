@@ -7,7 +7,7 @@
  * state of the socket.
  */
 import { CODE } from '../protocol/codes.js';
-import type { ErrorData, LoginResult, Logger, NetState, OutgoingText } from '../protocol/data.js';
+import type { ConversationCall, ErrorData, LoginResult, Logger, NetState, OutgoingText } from '../protocol/data.js';
 import type { KickType, WireMessage } from '../protocol/frames.js';
 import {
   instanceKey,
@@ -153,6 +153,11 @@ export class WorkerBackend implements ChatBackend {
     return Date.now() + this.#clockOffset;
   }
 
+  conversation(call: ConversationCall): Promise<unknown> {
+    if (!this.#session) return Promise.reject(new ChatError(CODE.USER_NOT_LOGGED_IN, 'not logged in'));
+    return this.#hub.call('conversation', COMMAND_TIMEOUT_MS, (api) => api.conversation(TAB_ID, this.spec.chatId, call));
+  }
+
   async sendText(message: OutgoingText): Promise<WireMessage> {
     const session = this.#session;
     if (!session) throw new ChatError(CODE.USER_NOT_LOGGED_IN, 'not logged in');
@@ -289,6 +294,9 @@ export class WorkerBackend implements ChatBackend {
         return;
       case 'messages':
         this.#applyMessages(session, envelope);
+        return;
+      case 'conversations':
+        this.#events?.conversations(envelope.update);
         return;
     }
   }

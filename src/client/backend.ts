@@ -9,7 +9,7 @@
  * same plain data (WireMessage in, OutgoingText out, ErrorData-shaped errors back).
  */
 import type { KickType, WireMessage } from '../protocol/frames.js';
-import type { ErrorData, LoginResult, NetState, OutgoingText } from '../protocol/data.js';
+import type { ConversationCall, ConversationsUpdate, ErrorData, LoginResult, NetState, OutgoingText } from '../protocol/data.js';
 
 export interface BackendEvents {
   /** This instance was kicked: emit KICKED_OUT then SDK_NOT_READY. Terminal. */
@@ -34,6 +34,12 @@ export interface BackendEvents {
    * instance is logged out; emit SDK_NOT_READY (reason 3005). Terminal.
    */
   loggedOut(): void;
+  /**
+   * The user's conversations after a change (or once after the login): from the shared
+   * cache of the engine (src/core/conversations.ts). Emitted as CONVERSATION_LIST_UPDATED,
+   * TOTAL_UNREAD_MESSAGE_COUNT_UPDATED and MESSAGE_READ_BY_PEER.
+   */
+  conversations(update: ConversationsUpdate): void;
 }
 
 export interface ChatBackend {
@@ -57,4 +63,6 @@ export interface ChatBackend {
    * 9023 dropped; 9021/9020/80002 invalid; 2024 not logged in).
    */
   sendText(message: OutgoingText): Promise<WireMessage>;
+  /** A conversation call as the logged-in instance (`SessionEngineApi.conversation`). */
+  conversation(call: ConversationCall): Promise<unknown>;
 }

@@ -26,6 +26,7 @@ import { EVENT, TYPES } from './constants.js';
 import { Emitter, type ChatEventHandler } from './emitter.js';
 import { Message } from './message.js';
 import { paramsError } from './params.js';
+import { ChatConversations, type Conversation, type MessageListData } from './conversations.js';
 
 /** Every successful call resolves `{code: 0, data}`. */
 export interface ChatResponse<D> {
@@ -129,6 +130,9 @@ export interface ChatEventMap {
   netStateChange: { state: NetState };
   error: { code: number; message: string };
   onMessageReceived: Message[];
+  onConversationListUpdated: Conversation[];
+  onTotalUnreadMessageCountUpdated: number;
+  onMessageReadByPeer: Array<{ ID: string; conversationID: string; sequence: number; isPeerRead: true }>;
 }
 
 /** Payload type of event `K`. */
@@ -205,6 +209,8 @@ export class Chat {
   readonly #refusedMembers = new Set<string>();
   /** Messages that arrived between the login and SDK_READY; emitted right after SDK_READY. */
   #early: Message[] = [];
+  /** Conversations, history, read state (src/client/conversations.ts). */
+  readonly #conversations: ChatConversations;
 
   /**
    * @param backend - carries the session; this object calls `setEvents` on it
@@ -223,7 +229,11 @@ export class Chat {
       messages: (list) => this.#backendOnMessages(list),
       error: (error) => this.#emitter.emit(EVENT.ERROR, { code: error.code, message: error.message }),
       loggedOut: () => this.#backendOnLoggedOut(),
+      conversations: (update) => {
+        if (this.#state.name !== 'loggedOut' && this.#state.name !== 'destroyed') this.#conversations.received(update);
+      },
     };
+    this.#conversations = new ChatConversations(backend, (name, data) => this.#emitter.emit(name, data), () => this.#state.name === 'ready');
     backend.setEvents(events);
   }
 
@@ -427,6 +437,39 @@ export class Chat {
   }
 
   /**
+   * The user's C2C conversations, most recent activity first (reference shapes), from the
+   * per-browser cache: a tab opened later gets them without a server round trip. Options
+   * as the reference: an array of conversationIDs, or `{type, hasUnreadCount}` filters.
+   */
+  getConversationList(options?: string[] | object): ChatPromise<{ conversationList: Conversation[]; isSyncCompleted: boolean }> {
+    return this.#gate('getConversationList') ?? this.#conversations.list(options).then(respond);
+  }
+
+  /**
+   * One page (15 messages) of a conversation's history from the server: the newest page
+   * without `nextReqMessageID`, then older ones; oldest first within a page. Rejects 9043
+   * (not 'C2C' + userID), 9045 (a cursor of another conversation).
+   */
+  getMessageList(options: { conversationID: string; nextReqMessageID?: string }): ChatPromise<MessageListData> {
+    return this.#gate('getMessageList') ?? this.#conversations.messages(options).then(respond);
+  }
+
+  /** Mark the conversation read up to its newest message (every tab and device of the user). Rejects 9043, 9044. */
+  setMessageRead(options: { conversationID: string }): ChatPromise<Record<string, never>> {
+    return this.#gate('setMessageRead') ?? this.#conversations.read(options).then(respond);
+  }
+
+  /** Unread messages over the user's conversations, as last announced (0 before SDK_READY). */
+  getTotalUnreadMessageCount(): number {
+    return this.#state.name === 'ready' ? this.#conversations.total() : 0;
+  }
+
+  /** Delete a conversation (or `{conversationIDList}`): it leaves the list, with its history, until a new message. */
+  deleteConversation(options: string | { conversationIDList: string[]; clearHistoryMessage?: boolean }): ChatPromise<{ conversationID: string } | { conversationIDList: string[] }> {
+    return this.#gate('deleteConversation') ?? this.#conversations.remove(options).then(respond);
+  }
+
+  /**
    * Send again a message whose send failed (the reference's `resendMessage`): the same as
    * `sendMessage(message)`, which resends a failed message with `isResend` set.
    */
@@ -493,6 +536,7 @@ export class Chat {
     if (old.name === 'loggedIn' && next.name !== 'loggedIn') clearTimeout(old.readyTimer);
     if (next.name !== 'loggingIn' && next.name !== 'loggedIn' && next.name !== 'ready') this.#early = [];
     if (next.name !== 'loggingIn') this.#loginNet = [];
+    if (next.name === 'loggedOut' || next.name === 'destroyed' || next.name === 'loggingIn') this.#conversations?.reset();
     this.#state = next;
     this.#log.debug(`api state ${old.name} → ${next.name}`);
   }
@@ -546,6 +590,7 @@ export class Chat {
     const early = this.#early;
     this.#early = [];
     if (early.length > 0 && this.#state.name === 'ready') this.#emitter.emit(EVENT.MESSAGE_RECEIVED, early);
+    if (this.#state.name === 'ready') this.#conversations.becameReady();
   }
 
   #finishLogout(): void {

@@ -6,7 +6,7 @@
 import { ChatError } from '../core/errors.js';
 import type { SessionEngineApi, SessionHandle } from '../core/types.js';
 import { CODE } from '../protocol/codes.js';
-import type { LoginResult, OutgoingText } from '../protocol/data.js';
+import type { LoginResult, OutgoingText, ConversationCall } from '../protocol/data.js';
 import type { Platform, WireMessage } from '../protocol/frames.js';
 import type { BackendEvents, ChatBackend } from './backend.js';
 
@@ -52,6 +52,7 @@ export class DirectBackend implements ChatBackend {
           this.events?.lost(error);
         },
         onMessages: (messages) => this.events?.messages(messages),
+        onConversations: (update) => this.events?.conversations(update),
       },
     );
     this.handle = handle;
@@ -73,6 +74,12 @@ export class DirectBackend implements ChatBackend {
     const handle = this.handle;
     if (!handle) throw new ChatError(CODE.USER_NOT_LOGGED_IN, 'not logged in');
     return this.engine.send(handle, message);
+  }
+
+  async conversation(call: ConversationCall): Promise<unknown> {
+    const handle = this.handle;
+    if (!handle) throw new ChatError(CODE.USER_NOT_LOGGED_IN, 'not logged in');
+    return this.engine.conversation(handle, call);
   }
 
   async destroy(): Promise<void> {

@@ -20,7 +20,7 @@
  * Portable: no Node-only or window-only API; the WebSocket constructor is injected.
  */
 import { CODE } from '../protocol/codes.js';
-import type { NetState, OutgoingText } from '../protocol/data.js';
+import type { ConversationCall, NetState, OutgoingText } from '../protocol/data.js';
 import type { WireMessage } from '../protocol/frames.js';
 import {
   DEFAULT_ACK_DELAY_MS,
@@ -35,6 +35,7 @@ import { ChatError } from './errors.js';
 import { Instance } from './instance.js';
 import { createConsoleLogger } from './log.js';
 import { Mailbox } from './mailbox.js';
+import { Conversations } from './conversations.js';
 import { MemoryOutbox } from './outbox.js';
 import { Placement } from './placement.js';
 import { Sender } from './sender.js';
@@ -59,6 +60,7 @@ export class SessionEngine implements SessionEngineApi {
   private readonly placement: Placement;
   private readonly sender: Sender;
   private readonly mailbox: Mailbox;
+  private readonly conversations: Conversations;
 
   /** @param options - see {@link SessionEngineOptions} for the defaults */
   constructor(options: SessionEngineOptions) {
@@ -77,7 +79,8 @@ export class SessionEngine implements SessionEngineApi {
       },
       {
         opened: () => this.placement.restoreDetached(),
-        pushed: (frame) => (frame.type === 'kick' ? this.placement.kicked(frame) : this.mailbox.received(frame)),
+        pushed: (frame) =>
+          frame.type === 'kick' ? this.placement.kicked(frame) : frame.type === 'conv' ? this.conversations.pushed(frame, this.placement.find(frame.instId)) : this.mailbox.received(frame),
         dropped: (code, reason, text) => {
           if (code === CLOSE_MESSAGE_TOO_BIG) this.sender.dropOversized();
           this.placement.socketDropped(code, reason, text);
@@ -89,16 +92,19 @@ export class SessionEngine implements SessionEngineApi {
       this.link,
       {
         placed: (instance) => {
+          this.conversations.attach(instance, false);
           this.mailbox.startSync(instance);
           void this.sender.adopt(instance);
         },
         restored: (instance) => {
+          this.conversations.attach(instance, true);
           this.mailbox.startSync(instance);
           this.sender.flush();
           void this.sender.adopt(instance);
         },
         leaving: (instance) => this.mailbox.ackNow(instance),
         ended: (instance, error, keepEntries) => {
+          this.conversations.detach(instance);
           this.mailbox.forget(instance);
           this.sender.dropQueue(instance, error, keepEntries);
         },
@@ -119,7 +125,9 @@ export class SessionEngine implements SessionEngineApi {
       backoff,
       log,
       settleQueued: (instance, message) => this.sender.settleQueued(instance, message),
+      applied: (instance, messages) => this.conversations.applied(instance, messages),
     });
+    this.conversations = new Conversations({ link: this.link, instances: () => this.placement.all(), log });
   }
 
   get state(): SessionState {
@@ -157,6 +165,11 @@ export class SessionEngine implements SessionEngineApi {
 
   send(handle: SessionHandle, message: OutgoingText, options: { timeoutMs?: number } = {}): Promise<WireMessage> {
     return this.sender.send(handle, message, options);
+  }
+
+  conversation(handle: SessionHandle, call: ConversationCall): Promise<unknown> {
+    if (!(handle instanceof Instance) || !this.placement.owns(handle)) return Promise.reject(new ChatError(CODE.USER_NOT_LOGGED_IN, 'this instance is not logged in'));
+    return this.conversations.call(handle, call);
   }
 
   async cancelSend(handle: SessionHandle, clientMsgId: string): Promise<boolean> {

@@ -36,6 +36,8 @@ export interface MailboxOptions {
    * it there and say true.
    */
   settleQueued(instance: Instance, message: WireMessage): boolean;
+  /** Every message the position moved over, in order (own sends included): the conversation cache. */
+  applied?(instance: Instance, messages: WireMessage[]): void;
 }
 
 /** The mailboxes of one engine's instances; see the module comment. */
@@ -197,15 +199,18 @@ export class Mailbox {
   private apply(instance: Instance, messages: WireMessage[]): void {
     const fresh: WireMessage[] = [];
     const ownOut = instance.events.reportOwn === true ? fresh : undefined;
+    const seen: WireMessage[] = [];
     for (const message of messages) {
-      this.advanceOverOwn(instance, ownOut);
+      this.advanceOverOwn(instance, ownOut, seen);
       const last = instance.lastSeq ?? 0;
       if (message.seq <= last) continue;
       if (message.seq !== last + 1) this.log.warn(`mailbox of instance ${instance.instId} jumps from seq ${last} to ${message.seq}`);
       instance.lastSeq = message.seq;
+      seen.push(message);
       if (!this.isOwn(instance, message) || ownOut) fresh.push(message);
     }
-    this.advanceOverOwn(instance, ownOut);
+    this.advanceOverOwn(instance, ownOut, seen);
+    if (seen.length > 0 && this.options.applied) safely(this.log, () => this.options.applied?.(instance, seen));
     if (fresh.length > 0) safely(this.log, () => instance.events.onMessages?.(fresh));
     this.scheduleAck(instance);
   }
@@ -222,12 +227,13 @@ export class Mailbox {
   }
 
   /** Own sends fill their seqs: move the position over them (collecting them in `report`, when given). */
-  private advanceOverOwn(instance: Instance, report?: WireMessage[]): void {
+  private advanceOverOwn(instance: Instance, report?: WireMessage[], seen?: WireMessage[]): void {
     if (instance.lastSeq === null || instance.own.size === 0) return;
     for (let own = instance.own.get(instance.lastSeq + 1); own !== undefined; own = instance.own.get(instance.lastSeq + 1)) {
       instance.own.delete(own.seq);
       instance.lastSeq = own.seq;
       report?.push(own);
+      seen?.push(own);
     }
     for (const seq of instance.own.keys()) if (seq <= instance.lastSeq) instance.own.delete(seq);
   }

@@ -11,6 +11,7 @@
  *   is closed (4001).
  * - Every socket gets an increasing id; events of a replaced socket are dropped.
  */
+import type { ConvFrame } from '../protocol/conversation-frames.js';
 import { CLOSE, CODE, codeText } from '../protocol/codes.js';
 import type { Logger, NetState } from '../protocol/data.js';
 import { PROTOCOL_VERSION, encodeFrame, parseServerFrame, type ClientFrame, type KickFrame, type MsgFrame, type RequestFrame, type ResultFrame, type WelcomeFrame } from '../protocol/frames.js';
@@ -45,8 +46,8 @@ interface SocketRecord {
 export interface LinkOwner {
   /** `welcome` arrived: the link is open (again). */
   opened(): void;
-  /** A server push: a kick or a message. */
-  pushed(frame: KickFrame | MsgFrame): void;
+  /** A server push: a kick, a message or a conversation change. */
+  pushed(frame: KickFrame | MsgFrame | ConvFrame): void;
   /**
    * The socket is gone and its requests were rejected (2800, `text`). The owner says what
    * follows: {@link ServerLink.reconnectLater} or {@link ServerLink.goIdle}.
@@ -305,6 +306,7 @@ export class ServerLink {
         break;
       case 'kick':
       case 'msg':
+      case 'conv':
         this.owner.pushed(frame);
         break;
       case 'pong':

@@ -4,7 +4,7 @@
  * SharedWorker (one engine for all tabs of a browser profile) and in a leader tab.
  * It must not use Node-only or window-only APIs: the WebSocket constructor is injected.
  */
-import type { ErrorData, LoginResult, Logger, NetState, OutgoingText } from '../protocol/data.js';
+import type { ConversationCall, ConversationsUpdate, ErrorData, LoginResult, Logger, NetState, OutgoingText } from '../protocol/data.js';
 import type { KickType, Platform, WireMessage } from '../protocol/frames.js';
 
 /**
@@ -68,6 +68,11 @@ export interface InstanceEvents {
    * messages wait on the server for an instance that takes them.
    */
   onMessages?(messages: WireMessage[]): void;
+  /**
+   * The user's conversations changed (or were loaded) in the engine's shared cache
+   * (src/core/conversations.ts); also called once when the instance is placed.
+   */
+  onConversations?(update: ConversationsUpdate): void;
   /**
    * Also report, through {@link onMessages} and in mailbox order, the messages this
    * instance sent itself (flow `out`, with their `clientMsgId`), including those it sent
@@ -215,6 +220,12 @@ export interface SessionEngineApi {
    * resolves true. False when there is no such queued message or it is already on its
    * way to the server (then it may still be stored and delivered).
    */
+  /**
+   * A conversation call (list, history page, read, delete) as the instance: the list is
+   * served from the engine's per-user cache; the others ask the server (the newest history
+   * page of a conversation is cached too). Rejects with the server's code (9043–9046, 2024…).
+   */
+  conversation(handle: SessionHandle, call: ConversationCall): Promise<unknown>;
   cancelSend(handle: SessionHandle, clientMsgId: string): Promise<boolean>;
   /** Server clock in ms, from the offset measured on the last reply. */
   getServerTime(): number;

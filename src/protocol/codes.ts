@@ -125,6 +125,14 @@ export const CODE = {
   SYNC_RATE_LIMITED: 9041,
   /** The user is already on `rateLimits.connectionsPerUser` connections of this server: log in on one of them. */
   USER_CONNECTION_LIMIT: 9042,
+  /** A conversationID that is not `'C2C' + userID` (tabchat has C2C conversations only). */
+  INVALID_CONVERSATION_ID: 9043,
+  /** The user has no conversation with this ID (never had one, or deleted it and nothing arrived since). */
+  CONVERSATION_NOT_FOUND: 9044,
+  /** `nextReqMessageID` is not a message of this conversation of this user (another conversation, another user, unknown, deleted). */
+  INVALID_PAGE_CURSOR: 9045,
+  /** A history page size outside 1..100 (wire `history.limit`). */
+  INVALID_PAGE_SIZE: 9046,
   /** A server-side internal failure; the request may be retried. */
   SERVER_INTERNAL: 9099,
 } as const;
@@ -200,6 +208,10 @@ export const CODE_TEXT: Readonly<Record<number, string>> = /* @__PURE__ */ Objec
   [CODE.MAILBOX_FULL]: "the recipient's mailbox is full; nothing was stored",
   [CODE.SYNC_RATE_LIMITED]: 'too many sync requests waiting on this connection',
   [CODE.USER_CONNECTION_LIMIT]: 'this user is on too many connections of this server',
+  [CODE.INVALID_CONVERSATION_ID]: "the conversationID must be 'C2C' followed by a userID",
+  [CODE.CONVERSATION_NOT_FOUND]: 'no conversation with this conversationID',
+  [CODE.INVALID_PAGE_CURSOR]: 'nextReqMessageID is not a message of this conversation',
+  [CODE.INVALID_PAGE_SIZE]: 'the history page size must be 1..100',
   [CODE.SERVER_INTERNAL]: 'internal server error',
 });
 

@@ -44,3 +44,21 @@ export interface Logger {
   warn(...args: unknown[]): void;
   error(...args: unknown[]): void;
 }
+
+/** A conversation call of a chat, as it crosses to the engine (worker, leader hub or Node). */
+export type ConversationCall =
+  | { op: 'list' }
+  | { op: 'history'; peer: string; before?: string }
+  | { op: 'read'; peer: string }
+  | { op: 'delete'; peer: string };
+
+/**
+ * The conversations of a user as the engine's shared cache holds them (after any change):
+ * every cached conversation, most recent first, the unread total over them, and the peers
+ * whose read receipt rose with this change.
+ */
+export interface ConversationsUpdate {
+  conversations: import('./conversation-frames.js').WireConversation[];
+  total: number;
+  peerRead?: Array<{ peer: string; peerReadSeq: number; messageID: string }>;
+}

@@ -8,6 +8,7 @@
  * See docs/protocol.md.
  */
 import { CODE } from './codes.js';
+import { isConvFrame, parseConversationFrame, type ConvFrame, type ConversationRequestFrame } from './conversation-frames.js';
 
 /** Bumped on any incompatible change of a frame. */
 export const PROTOCOL_VERSION = 1;
@@ -132,8 +133,8 @@ export interface AckFrame {
   instId: number;
   seq: number;
 }
-export type ClientFrame = HelloFrame | LoginFrame | ResumeFrame | LogoutFrame | TimeFrame | PingFrame | SendFrame | SyncFrame | AckFrame;
-export type RequestFrame = LoginFrame | ResumeFrame | LogoutFrame | TimeFrame | SendFrame | SyncFrame;
+export type ClientFrame = HelloFrame | LoginFrame | ResumeFrame | LogoutFrame | TimeFrame | PingFrame | SendFrame | SyncFrame | AckFrame | ConversationRequestFrame;
+export type RequestFrame = LoginFrame | ResumeFrame | LogoutFrame | TimeFrame | SendFrame | SyncFrame | ConversationRequestFrame;
 
 // ---------------------------------------------------------------- server → client
 
@@ -219,7 +220,7 @@ export interface ErrorFrame {
   code: number;
   message: string;
 }
-export type ServerFrame = WelcomeFrame | ResultFrame | KickFrame | PongFrame | MsgFrame | ErrorFrame;
+export type ServerFrame = WelcomeFrame | ResultFrame | KickFrame | PongFrame | MsgFrame | ErrorFrame | ConvFrame;
 
 // ---------------------------------------------------------------- parse guards
 
@@ -445,6 +446,11 @@ export function parseClientFrame(raw: string): ParseResult<ClientFrame> {
       if (!isSeq(value.seq)) return bad('ack.seq must be an integer >= 0');
       return { ok: true, frame: { type, instId: value.instId, seq: value.seq } };
     }
+    case 'convList':
+    case 'history':
+    case 'read':
+    case 'convDelete':
+      return parseConversationFrame(value, id);
     default:
       return bad(`unknown frame type ${JSON.stringify(typeof type === 'string' ? type.slice(0, 32) : type)}`, id);
   }
@@ -481,6 +487,9 @@ export function parseServerFrame(raw: string): ParseResult<ServerFrame> {
     case 'msg':
       if (!isPositiveInt(value.instId) || !isWireMessage(value.message)) return bad('bad msg');
       return { ok: true, frame: value as unknown as MsgFrame };
+    case 'conv':
+      if (!isConvFrame(value)) return bad('bad conv');
+      return { ok: true, frame: value as unknown as ConvFrame };
     case 'error':
       if (typeof value.code !== 'number' || typeof value.message !== 'string') return bad('bad error');
       return { ok: true, frame: value as unknown as ErrorFrame };

@@ -7,7 +7,7 @@
  */
 import { PROTOCOL_VERSION } from './frames.js';
 import type { KickType, WireMessage } from './frames.js';
-import type { ErrorData, Logger, NetState, OutgoingText } from './data.js';
+import type { ConversationCall, ConversationsUpdate, ErrorData, Logger, NetState, OutgoingText } from './data.js';
 
 declare const __TABCHAT_VERSION__: string;
 declare const __TABCHAT_BUILD__: string;
@@ -283,6 +283,11 @@ export interface HubApi {
    * the message staying queued).
    */
   sendText(tabId: string, chatId: string, message: OutgoingText, timeoutMs: number): Promise<Reply<WireMessage>>;
+  /**
+   * A conversation call as the chat's instance (src/core/conversations.ts): the list from
+   * the hub's shared cache, history pages, read, delete; rejects with the engine's codes.
+   */
+  conversation(tabId: string, chatId: string, call: ConversationCall): Promise<Reply<unknown>>;
   /** The chat is destroyed: logs it out if needed and forgets it. */
   forget(tabId: string, chatId: string): Promise<Reply<null>>;
   /** Best-effort goodbye on `pagehide`: same as the tab's lock being released. */
@@ -338,9 +343,14 @@ export interface MessagesEnvelope extends EnvelopeBase {
   /** The instance's mailbox position after these messages (see {@link ChatResume.lastSeq}). */
   position: number;
 }
-export type Envelope = KickedEnvelope | LostEnvelope | LoggedOutEnvelope | RestoredEnvelope | NetEnvelope | MessagesEnvelope;
+/** The user's conversations changed in the hub's shared cache (or were loaded): the whole list and the unread total. */
+export interface ConversationsEnvelope extends EnvelopeBase {
+  type: 'conversations';
+  update: ConversationsUpdate;
+}
+export type Envelope = KickedEnvelope | LostEnvelope | LoggedOutEnvelope | RestoredEnvelope | NetEnvelope | MessagesEnvelope | ConversationsEnvelope;
 
-const ENVELOPE_TYPES: ReadonlySet<string> = new Set(['kicked', 'lost', 'loggedOut', 'restored', 'net', 'messages']);
+const ENVELOPE_TYPES: ReadonlySet<string> = new Set(['kicked', 'lost', 'loggedOut', 'restored', 'net', 'messages', 'conversations']);
 
 /** Runtime guard for envelopes read from the channel (another build may share the origin). */
 export function isEnvelope(value: unknown): value is Envelope {

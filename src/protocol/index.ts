@@ -1,2 +1,3 @@
 export * from './codes.js';
 export * from './frames.js';
+export * from './conversation-frames.js';

@@ -35,6 +35,9 @@ class FakeEngine implements HubEngine {
     this.sent.push(message);
     return { id: `id-${message.clientMsgId}`, seq: 1, flow: 'out', from: handle.userID, to: message.to, text: message.text, time: Date.now(), clientMsgId: message.clientMsgId };
   }
+  async conversation(): Promise<unknown> {
+    return { conversations: [], total: 0 };
+  }
   getServerTime() {
     return Date.now();
   }
