@@ -125,13 +125,13 @@ for (const [kind, open] of KINDS) {
 describe('sqlite only', () => {
   test('a restart keeps messages, seqs, acks and idempotency', async (t) => {
     const path = join(tempDir(t), 'nested', 'dir', 'restart.db');
-    const first = SqliteStore.open(path);
+    const first = await SqliteStore.open(path);
     const sent = [];
     for (let i = 0; i < 10; i++) sent.push((await first.send(message('alice', 'bob', `k${i}`))).message);
     await first.ack(APP, 'bob', 4);
     await first.close();
 
-    const second = SqliteStore.open(path);
+    const second = await SqliteStore.open(path);
     t.after(() => second.close());
     assert.deepEqual((await mailbox(second, 'bob')).map((e) => e.message), sent);
     assert.equal(await second.acked(APP, 'bob'), 4);
@@ -145,14 +145,14 @@ describe('sqlite only', () => {
 
   test('one server per file: a second open while the first holds it fails clearly', async (t) => {
     const path = join(tempDir(t), 'locked.db');
-    const holder = SqliteStore.open(path);
+    const holder = await SqliteStore.open(path);
     t.after(() => holder.close());
-    assert.throws(() => SqliteStore.open(path), /in use by another process/);
+    await assert.rejects(SqliteStore.open(path), /in use by another process/);
   });
 
   test('a file from a newer schema is refused; the current schema is recorded', async (t) => {
     const dir = tempDir(t);
-    const current = SqliteStore.open(join(dir, 'current.db'));
+    const current = await SqliteStore.open(join(dir, 'current.db'));
     await current.close();
     const check = new Database(join(dir, 'current.db'));
     assert.equal(check.pragma('user_version', { simple: true }), SQLITE_SCHEMA_VERSION);
@@ -162,11 +162,11 @@ describe('sqlite only', () => {
     const future = new Database(join(dir, 'future.db'));
     future.pragma(`user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
     future.close();
-    assert.throws(() => SqliteStore.open(join(dir, 'future.db')), new RegExp(`schema version ${SQLITE_SCHEMA_VERSION + 1}.*upgrade tabchat`));
+    await assert.rejects(SqliteStore.open(join(dir, 'future.db')), new RegExp(`schema version ${SQLITE_SCHEMA_VERSION + 1}.*upgrade tabchat`));
   });
 
   test('group commit: a send is acknowledged only once its batch committed; a batch commits when it holds maxMessages', async (t) => {
-    const store = SqliteStore.open(join(tempDir(t), 'batch.db'), { maxMessages: 3, maxWaitMs: 60_000 });
+    const store = await SqliteStore.open(join(tempDir(t), 'batch.db'), { maxMessages: 3, maxWaitMs: 60_000 });
     t.after(() => store.close());
     const settled: string[] = [];
     const first = [store.send(message('alice', 'bob', 'a')), store.send(message('carol', 'bob', 'b'))];
@@ -182,23 +182,23 @@ describe('sqlite only', () => {
 
   test('close commits the sends still queued', async (t) => {
     const path = join(tempDir(t), 'close.db');
-    const store = SqliteStore.open(path, { maxMessages: 100, maxWaitMs: 60_000 });
+    const store = await SqliteStore.open(path, { maxMessages: 100, maxWaitMs: 60_000 });
     const pending = [store.send(message('alice', 'bob', 'x')), store.send(message('alice', 'bob', 'y'))];
     await store.close();
     assert.deepEqual((await Promise.all(pending)).map((r) => r.created), [true, true]);
-    const again = SqliteStore.open(path);
+    const again = await SqliteStore.open(path);
     t.after(() => again.close());
     assert.equal(await again.head(APP, 'bob'), 2);
   });
 
   test('a send that fails on its own is rolled back alone; the rest of its batch is stored without gaps', async (t) => {
     const path = join(tempDir(t), 'one-fails.db');
-    await SqliteStore.open(path).close();
+    await (await SqliteStore.open(path)).close();
     const raw = new Database(path);
     raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'refuse me'
               BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END`);
     raw.close();
-    const store = SqliteStore.open(path);
+    const store = await SqliteStore.open(path);
     t.after(() => store.close());
     const outcomes = await Promise.allSettled([
       store.send(message('alice', 'bob', 'a', 'one')),
@@ -215,7 +215,7 @@ describe('sqlite only', () => {
   test('a batch whose commit fails rejects every send of it and stores none; the next batch goes on without gaps', async (t) => {
     const path = join(tempDir(t), 'commit-fails.db');
     await sqliteFileFailingOnCommit(path);
-    const store = SqliteStore.open(path);
+    const store = await SqliteStore.open(path);
     t.after(() => store.close());
     const outcomes = await Promise.allSettled([
       store.send(message('alice', 'bob', 'a', 'one')),
