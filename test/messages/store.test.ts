@@ -231,6 +231,41 @@ describe('sqlite only', () => {
     assert.equal(retry.message.fromSeq, 1);
   });
 
+  test('acks share the sends\' group commit: sends and acks of one turn are one batch, applied in call order', async (t) => {
+    const store = await SqliteStore.open(join(tempDir(t), 'acks.db'));
+    t.after(() => store.close());
+    await store.send(message('alice', 'bob', 'a'));
+    const before = { ...store.stats };
+    const [second, ackedTwo, third, ackedBeyond] = await Promise.all([
+      store.send(message('alice', 'bob', 'b')),
+      store.ack(APP, 'bob', 2), // after the send above, in the same transaction: 2 is the head
+      store.send(message('alice', 'bob', 'c')),
+      store.ack(APP, 'bob', 99), // clamped to the head, 3
+    ]);
+    assert.equal(second.message.toSeq, 2);
+    assert.equal(third.message.toSeq, 3);
+    assert.deepEqual([ackedTwo, ackedBeyond], [2, 3]);
+    assert.deepEqual({ batches: store.stats.batches - before.batches, writes: store.stats.writes - before.writes }, { batches: 1, writes: 4 });
+    assert.equal(await store.acked(APP, 'bob'), 3);
+  });
+
+  test('a batch without failures takes no savepoints; one with a failing write is redone with savepoints (counted)', async (t) => {
+    const path = join(tempDir(t), 'retried.db');
+    await (await SqliteStore.open(path)).close();
+    const raw = new Database(path);
+    raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'refuse me'
+              BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END`);
+    raw.close();
+    const store = await SqliteStore.open(path);
+    t.after(() => store.close());
+    await Promise.all([store.send(message('alice', 'bob', 'a', 'one')), store.send(message('alice', 'bob', 'b', 'two'))]);
+    assert.equal(store.stats.retried, 0);
+    const outcomes = await Promise.allSettled([store.send(message('alice', 'bob', 'c', 'refuse me')), store.ack(APP, 'bob', 2)]);
+    assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'fulfilled']);
+    assert.equal(store.stats.retried, 1);
+    assert.equal(await store.acked(APP, 'bob'), 2, 'the ack of the redone batch is stored');
+  });
+
   test('openStore: "sqlite:" needs a path; an unreachable postgres fails clearly without leaking the password', async () => {
     await assert.rejects(openStore('sqlite:'), /needs a file path/);
     await assert.rejects(openStore('postgres://user:secret@db/chat'), (err: Error) => /not available/.test(err.message) && !err.message.includes('secret'));
