@@ -107,13 +107,15 @@ export class PostgresStore implements MessageStore {
   private constructor(
     private readonly pool: pg.Pool,
     private readonly quota: MailboxQuota,
+    /** One transaction per send (the previous design): the benchmark's baseline only. */
+    private readonly unbatched = false,
   ) {}
 
   /**
    * Connect, create or migrate the schema, and return the store. Fails (with the password
    * hidden) when the database cannot be reached or was written by a newer tabchat.
    */
-  static async open(url: string, quota: MailboxQuota = NO_QUOTA): Promise<PostgresStore> {
+  static async open(url: string, quota: MailboxQuota = NO_QUOTA, unbatched = false): Promise<PostgresStore> {
     const pool = new pg.Pool({
       connectionString: url,
       max: POOL_SIZE,
@@ -133,12 +135,13 @@ export class PostgresStore implements MessageStore {
       const message = err instanceof Error ? err.message : String(err);
       throw new Error(`message store ${redactUrl(url)} is not available: ${message.replace(url, redactUrl(url))}`);
     }
-    return new PostgresStore(pool, quota);
+    return new PostgresStore(pool, quota, unbatched);
   }
 
   /** Queued for the next batch (one statement); resolves once that batch committed. */
   send(input: NewMessage): Promise<SendOutcome> {
     if (this.closed) return Promise.reject(new StoreClosedError());
+    if (this.unbatched) return this.sendOne(input);
     return new Promise((resolve, reject) => {
       this.queued.push({ input, resolve, reject });
       if (this.queued.length >= MAX_BATCH) void this.flush();

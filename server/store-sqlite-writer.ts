@@ -47,7 +47,8 @@ export type ItemResult = { ok: SendOutcome | number } | { error: WireError };
 
 /** Requests, main thread → writer. Each gets one {@link WriterReply} with the same id. */
 export type WriterRequest =
-  | { id: number; op: 'batch'; items: BatchItem[] }
+  | { id: number; op: 'batch'; items: BatchItem[]; savepoints?: boolean }
+  | { id: number; op: 'ack'; sdkAppId: number; userID: string; seq: number }
   | { id: number; op: 'read'; sdkAppId: number; userID: string; afterSeq: number; limit: number; maxBytes: number }
   | { id: number; op: 'user'; sdkAppId: number; userID: string }
   | { id: number; op: 'removeExpired'; before: number; max: number }
@@ -206,7 +207,8 @@ export class SqliteWriter {
    * Store a batch in one transaction; each item's outcome in order. `slow` tells that the
    * savepoint path ran (an item failed by itself). Throws when the batch fails as a whole.
    */
-  batch(items: readonly BatchItem[]): { results: ItemResult[]; slow: boolean } {
+  batch(items: readonly BatchItem[], savepoints = false): { results: ItemResult[]; slow: boolean } {
+    if (savepoints) return { results: this.safeTx(items), slow: false };
     try {
       return { results: this.fastTx(items), slow: false };
     } catch (error) {
@@ -234,6 +236,11 @@ export class SqliteWriter {
     return { entries, more, head };
   }
 
+  /** One ack in its own transaction (the baseline's way). */
+  ack(sdkAppId: number, userID: string, seq: number): number {
+    return this.stmt.ack.get(seq, sdkAppId, userID, seq)?.recorded ?? 0;
+  }
+
   user(sdkAppId: number, userID: string): { head: number; acked: number } {
     return this.stmt.user.get(sdkAppId, userID) ?? { head: 0, acked: 0 };
   }
@@ -247,12 +254,15 @@ export class SqliteWriter {
   }
 }
 
-function handle(writer: SqliteWriter, req: WriterRequest): { ok: unknown; slow?: boolean } {
+/** Run one request (on this thread, or inline on the main thread for the baseline). */
+export function handle(writer: SqliteWriter, req: WriterRequest): { ok: unknown; slow?: boolean } {
   switch (req.op) {
     case 'batch': {
-      const { results, slow } = writer.batch(req.items);
+      const { results, slow } = writer.batch(req.items, req.savepoints);
       return { ok: results, slow };
     }
+    case 'ack':
+      return { ok: writer.ack(req.sdkAppId, req.userID, req.seq) };
     case 'read':
       return { ok: writer.read(req.sdkAppId, req.userID, req.afterSeq, req.limit, req.maxBytes) };
     case 'user':

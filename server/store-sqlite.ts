@@ -35,7 +35,7 @@ import {
   type NewMessage,
   type StoreBatchOptions,
 } from './store.js';
-import type { BatchItem, ItemResult, SendOutcome, WireError, WriterReply, WriterRequest, WriterStart } from './store-sqlite-writer.js';
+import type { BatchItem, ItemResult, SendOutcome, SqliteWriter, WireError, WriterReply, WriterRequest, WriterStart } from './store-sqlite-writer.js';
 
 export { SQLITE_SCHEMA_VERSION } from './store-sqlite-schema.js';
 
@@ -101,9 +101,12 @@ export class SqliteStore implements MessageStore {
   private drained: (() => void) | undefined;
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly worker: Worker | null,
     private readonly batch: StoreBatchOptions,
+    /** `storeBatch.baseline`: the previous design, run on the main thread (benchmark baseline only). */
+    private readonly inline: { writer: SqliteWriter; handle: (w: SqliteWriter, req: WriterRequest) => { ok: unknown; slow?: boolean } } | null = null,
   ) {
+    if (!worker) return;
     worker.on('message', (reply: WriterReply) => this.onReply(reply));
     worker.on('error', (err) => this.fail(new StoreUnavailableError(`the sqlite writer thread failed: ${err.message}`)));
     worker.on('exit', (code) => {
@@ -120,6 +123,11 @@ export class SqliteStore implements MessageStore {
    */
   static async open(path: string, batch: StoreBatchOptions = DEFAULT_STORE_BATCH, quota: MailboxQuota = NO_QUOTA): Promise<SqliteStore> {
     if (path.length === 0) throw new Error('store "sqlite:" needs a file path, e.g. "sqlite:./tabchat.db"');
+    if (batch.baseline) {
+      // The previous design: statements on the event loop, a savepoint per send, one transaction per ack.
+      const [{ SqliteWriter, handle }, { openSqliteFile }] = await Promise.all([import('./store-sqlite-writer.js'), import('./store-sqlite-schema.js')]);
+      return new SqliteStore(null, batch, { writer: new SqliteWriter(openSqliteFile(path), quota), handle });
+    }
     const worker = spawnWriter({ tabchatSqliteWriter: true, path, quota: { ...quota } });
     const first = await new Promise<WriterReply>((resolve, reject) => {
       worker.once('message', resolve);
@@ -140,6 +148,7 @@ export class SqliteStore implements MessageStore {
 
   /** Queued with the sends: one commit stores both. */
   async ack(sdkAppId: number, userID: string, seq: number): Promise<number> {
+    if (this.inline) return (await this.call({ op: 'ack', sdkAppId, userID, seq })) as number;
     return (await this.write({ kind: 'ack', sdkAppId, userID, seq })) as number;
   }
 
@@ -168,7 +177,7 @@ export class SqliteStore implements MessageStore {
     if (this.queued.length > 0 || this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
     if (this.dead) return;
     await this.post({ id: this.nextId++, op: 'close' }).catch(() => undefined);
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 
   private write(item: BatchItem): Promise<SendOutcome | number> {
@@ -198,7 +207,7 @@ export class SqliteStore implements MessageStore {
     while (this.queued.length > 0 && this.inFlight < MAX_BATCHES_IN_FLIGHT && !this.dead) {
       const batch = this.queued.splice(0, this.batch.maxMessages);
       this.inFlight++;
-      this.post({ id: this.nextId++, op: 'batch', items: batch.map((q) => q.item) }).then(
+      this.post({ id: this.nextId++, op: 'batch', items: batch.map((q) => q.item), ...(this.inline ? { savepoints: true } : {}) }).then(
         (results) => {
           (results as ItemResult[]).forEach((r, i) => ('error' in r ? batch[i]!.reject(fromWire(r.error)) : batch[i]!.resolve(r.ok)));
           this.stats.batches++;
@@ -223,10 +232,19 @@ export class SqliteStore implements MessageStore {
   }
 
   private post(req: WriterRequest): Promise<unknown> {
+    const inline = this.inline;
+    if (inline) {
+      try {
+        return Promise.resolve(inline.handle(inline.writer, req).ok);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const worker = this.worker!;
     return new Promise((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref();
+      if (this.pending.size === 0) worker.ref();
       this.pending.set(req.id, { resolve, reject });
-      this.worker.postMessage(req);
+      worker.postMessage(req);
     });
   }
 
@@ -234,7 +252,7 @@ export class SqliteStore implements MessageStore {
     const pending = this.pending.get(reply.id);
     if (!pending) return;
     this.pending.delete(reply.id);
-    if (this.pending.size === 0) this.worker.unref();
+    if (this.pending.size === 0) this.worker?.unref();
     if ('error' in reply) pending.reject(fromWire(reply.error));
     else if ('ok' in reply) {
       if (reply.slow) this.stats.retried++;
