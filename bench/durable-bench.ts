@@ -1,0 +1,288 @@
+/**
+ * Durable relay benchmark: messages relayed through the durable stores, with load clients
+ * that acknowledge like the SDK (one `ack` per instance 200 ms after the first message it
+ * has not acknowledged), each next to its baseline from the same run: the previous store
+ * design (config `storeBatch.baseline`: sqlite commits on the event loop with a savepoint
+ * per send and a transaction per ack; Postgres one transaction per send).
+ *
+ *  1. `sqlite:` (WAL, synchronous=FULL): the writer thread vs the baseline.
+ *  2. Redis + Postgres, Postgres DURABLE (fsync, synchronous_commit and full_page_writes on):
+ *     1 node batched vs 1 node baseline, and 2 nodes batched (sender on node 1, recipient
+ *     on node 2).
+ *
+ * Each scenario: BENCH_DURABLE_INSTANCES (default 2,000) instances, 10 per socket, as pairs
+ * (user i ↔ user i + N/2, both directions); offered rates BENCH_DURABLE_RATES (default
+ * 5000,10000,20000,25000) for sqlite and BENCH_DURABLE_PG_RATES (default
+ * 2500,5000,10000,15000) for Postgres, BENCH_RELAY_SECONDS each (the relay driver of
+ * bench/server-bench.ts). Also measured, for the capacity model of docs/scaling.md: server
+ * CPU per relayed message, Redis commands and bytes per message and per login (INFO
+ * before/after), Postgres transactions, rows and WAL fsyncs per message (pg_stat_database,
+ * pg_stat_wal before/after the relay).
+ */
+import pgLib from 'pg';
+import { Redis } from 'ioredis';
+import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../test/helpers/services.js';
+import { Client, envList, fmt, loginAll, pp, runRelay, sleep, startServer, type RelayStep, type ServerProc, type Slot } from './server-bench.js';
+
+const INSTANCES = Number(process.env.BENCH_DURABLE_INSTANCES ?? 2000);
+const PER_SOCKET = 10;
+const SQLITE_RATES = envList('BENCH_DURABLE_RATES', '5000,10000,20000,25000');
+const PG_RATES = envList('BENCH_DURABLE_PG_RATES', '2500,5000,10000,15000');
+/** The SDK's ack delay (src/core/defaults.ts DEFAULT_ACK_DELAY_MS). */
+const ACK_DELAY_MS = 200;
+
+/** Counters of Redis and Postgres over a phase, divided by what the phase did. */
+export interface ServiceCosts {
+  redisCommands: number;
+  redisBytesIn: number;
+  redisBytesOut: number;
+  pgCommits: number;
+  pgRowsInserted: number;
+  pgRowsUpdated: number;
+  pgWalSyncs: number;
+  pgWalBytes: number;
+}
+
+export interface DurableScenario {
+  name: string;
+  store: 'sqlite' | 'postgres';
+  baseline: boolean;
+  nodes: number;
+  instances: number;
+  sockets: number;
+  steps: RelayStep[];
+  /** Per accepted message over the whole relay (Postgres scenarios). */
+  perMessage?: ServiceCosts;
+  /** Per login (Postgres scenarios: the login phase). */
+  perLogin?: ServiceCosts;
+  failed?: string;
+}
+
+export interface DurableBenchResult {
+  config: { instances: number; perSocket: number; sqliteRates: number[]; pgRates: number[]; postgres: string; ackDelayMs: number };
+  scenarios: DurableScenario[];
+  seconds: number;
+}
+
+const ZERO: ServiceCosts = { redisCommands: 0, redisBytesIn: 0, redisBytesOut: 0, pgCommits: 0, pgRowsInserted: 0, pgRowsUpdated: 0, pgWalSyncs: 0, pgWalBytes: 0 };
+
+async function counters(redisUrl: string | null, pgUrl: string | null): Promise<ServiceCosts> {
+  const out = { ...ZERO };
+  if (redisUrl) {
+    const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await r.connect();
+    const info = await r.info('stats');
+    await r.quit();
+    const field = (k: string) => Number(new RegExp(`^${k}:(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
+    out.redisCommands = field('total_commands_processed');
+    out.redisBytesIn = field('total_net_input_bytes');
+    out.redisBytesOut = field('total_net_output_bytes');
+  }
+  if (pgUrl) {
+    const c = new pgLib.Client({ connectionString: pgUrl });
+    await c.connect();
+    const db = await c.query('SELECT xact_commit, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = current_database()');
+    const wal = await c.query('SELECT wal_sync, wal_bytes FROM pg_stat_wal');
+    await c.end();
+    out.pgCommits = Number(db.rows[0].xact_commit);
+    out.pgRowsInserted = Number(db.rows[0].tup_inserted);
+    out.pgRowsUpdated = Number(db.rows[0].tup_updated);
+    out.pgWalSyncs = Number(wal.rows[0].wal_sync);
+    out.pgWalBytes = Number(wal.rows[0].wal_bytes);
+  }
+  return out;
+}
+
+function per(a: ServiceCosts, b: ServiceCosts, n: number): ServiceCosts {
+  const o = { ...ZERO };
+  for (const k of Object.keys(o) as Array<keyof ServiceCosts>) o[k] = n > 0 ? (b[k] - a[k]) / n : NaN;
+  return o;
+}
+
+async function scenario(
+  name: string,
+  meta: Pick<DurableScenario, 'store' | 'baseline'>,
+  servers: ServerProc[],
+  rates: number[],
+  services: { redisUrl: string | null; pgUrl: string | null },
+): Promise<DurableScenario> {
+  console.log(`durable bench: ${name}`);
+  const [n1, n2 = n1] = servers as [ServerProc, ServerProc?];
+  const half = INSTANCES / 2;
+  // pg_stat counters are flushed by backends at transaction end / idle; a short pause lets them land.
+  const c0 = await counters(services.redisUrl, services.pgUrl);
+  const { slots, clients } = await loginAll(INSTANCES, PER_SOCKET, (i) => (i < half ? n1.wsUrl : n2!.wsUrl), 'd');
+  await sleep(1000);
+  const c1 = await counters(services.redisUrl, services.pgUrl);
+  try {
+    const pairs: Array<[Slot, Slot]> = Array.from({ length: half }, (_, i) => [slots[i]!, slots[i + half]!]);
+    // One node: both directions. Two nodes: node 1 → node 2 only (every message crosses).
+    const relayPairs = servers.length > 1 ? pairs : [...pairs, ...pairs.map(([a, b]) => [b, a] as [Slot, Slot])];
+    Client.ackDelayMs = ACK_DELAY_MS;
+    const steps = await runRelay(relayPairs, rates, () => servers.reduce((sum, s) => sum + s.cpuSeconds(), 0));
+    await sleep(1000);
+    const c2 = await counters(services.redisUrl, services.pgUrl);
+    const accepted = steps.reduce((n, s) => n + s.accepted, 0);
+    const measured = services.redisUrl || services.pgUrl;
+    return {
+      name,
+      ...meta,
+      nodes: servers.length,
+      instances: INSTANCES,
+      sockets: clients.length,
+      steps,
+      ...(measured ? { perMessage: per(c1, c2, accepted), perLogin: per(c0, c1, INSTANCES) } : {}),
+    };
+  } finally {
+    Client.ackDelayMs = null;
+    for (const c of clients) c.close();
+  }
+}
+
+export async function runDurableBench(): Promise<DurableBenchResult> {
+  const started = performance.now();
+  const config = { instances: INSTANCES, perSocket: PER_SOCKET, sqliteRates: SQLITE_RATES, pgRates: PG_RATES, postgres: '', ackDelayMs: ACK_DELAY_MS };
+  const scenarios: DurableScenario[] = [];
+  const run = async (name: string, meta: Pick<DurableScenario, 'store' | 'baseline'>, rates: number[], start: () => Promise<{ servers: ServerProc[]; redisUrl: string | null; pgUrl: string | null }>) => {
+    const servers: ServerProc[] = [];
+    try {
+      const s = await start();
+      servers.push(...s.servers);
+      scenarios.push(await scenario(name, meta, servers, rates, s));
+    } catch (err) {
+      console.error(`durable bench: ${name} failed:`, err);
+      scenarios.push({ name, ...meta, nodes: servers.length, instances: INSTANCES, sockets: 0, steps: [], failed: String(err instanceof Error ? err.message : err) });
+    } finally {
+      for (const s of servers) await s.stop();
+    }
+  };
+  const sqlite = { store: 'sqlite' as const };
+  await run('sqlite:, writer thread (this design)', { ...sqlite, baseline: false }, SQLITE_RATES, async () => ({ servers: [await startServer({ store: 'sqlite' })], redisUrl: null, pgUrl: null }));
+  await run('sqlite:, baseline (commit on the event loop, savepoint per send, transaction per ack)', { ...sqlite, baseline: true }, SQLITE_RATES, async () => ({
+    servers: [await startServer({ store: 'sqlite', storeBatch: { baseline: true } })],
+    redisUrl: null,
+    pgUrl: null,
+  }));
+  let redis: RedisServer | null = null;
+  let pg: PostgresServer | null = null;
+  try {
+    [redis, pg] = await Promise.all([startRedis(), startPostgres({ durable: true })]);
+    const c = new pgLib.Client({ connectionString: pg.url() });
+    await c.connect();
+    const v = await c.query<{ server_version: string; fsync: string; sc: string }>(
+      "SELECT current_setting('server_version') AS server_version, current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sc",
+    );
+    await c.end();
+    config.postgres = `PostgreSQL ${v.rows[0]!.server_version}, fsync=${v.rows[0]!.fsync}, synchronous_commit=${v.rows[0]!.sc}`;
+    let db = 0;
+    const cluster = async (nodes: number, baseline: boolean) => {
+      const url = await pg!.createDatabase(`durable${db++}`);
+      const prefix = `durable${db}:`;
+      const servers: ServerProc[] = [];
+      for (let k = 1; k <= nodes; k++) {
+        servers.push(await startServer({ store: url, redis: redis!.url, redisPrefix: prefix, node: `durable-${k}`, ...(baseline ? { storeBatch: { baseline: true } } : {}) }));
+      }
+      return { servers, redisUrl: redis!.url, pgUrl: url };
+    };
+    const postgres = { store: 'postgres' as const };
+    await run('1 node, Redis + Postgres (durable), batched (this design)', { ...postgres, baseline: false }, PG_RATES, () => cluster(1, false));
+    await run('1 node, Redis + Postgres (durable), baseline (one transaction per send)', { ...postgres, baseline: true }, PG_RATES, () => cluster(1, true));
+    await run('2 nodes, Redis + Postgres (durable), batched (node 1 → node 2)', { ...postgres, baseline: false }, PG_RATES, () => cluster(2, false));
+  } catch (err) {
+    console.error('durable bench: Redis/Postgres part failed:', err);
+    scenarios.push({ name: 'Redis + Postgres', store: 'postgres', baseline: false, nodes: 0, instances: INSTANCES, sockets: 0, steps: [], failed: String(err instanceof Error ? err.message : err) });
+  } finally {
+    await pg?.close();
+    await redis?.close();
+  }
+  return { config, scenarios, seconds: (performance.now() - started) / 1000 };
+}
+
+/** The best step without loss or refusal (highest relayed msg/s), with `extra` also required. */
+export function bestStep(s: DurableScenario | undefined, extra: (step: RelayStep) => boolean = () => true): RelayStep | undefined {
+  return s?.steps.filter((x) => x.lost === 0 && x.rejected === 0 && extra(x)).sort((a, b) => b.relayedPerSec - a.relayedPerSec)[0];
+}
+
+export const describeStep = (s: RelayStep | undefined, cpuPerMsg = true) =>
+  s
+    ? `${fmt(s.relayedPerSec, 0)} msg/s at ${s.offered} offered, send→stored p99 ${fmt(s.ack.p99)} ms, ${fmt(s.acks / s.seconds, 0)} acks/s` +
+      (cpuPerMsg ? `, server ${fmt((s.serverCpu * 1e6) / s.relayedPerSec, 0)} µs CPU/msg` : '')
+    : 'no loss-free step';
+
+export interface Verdict {
+  target: string;
+  met: boolean;
+  detail: string;
+}
+
+/** The issue's durable target lines (exact wording), each with the same-run baseline. */
+export function durableTargets(r: DurableBenchResult): Verdict[] {
+  const find = (store: string, baseline: boolean, nodes = 1) => r.scenarios.find((s) => s.store === store && s.baseline === baseline && s.nodes === nodes && !s.failed);
+  const sq = find('sqlite', false);
+  const sqBase = find('sqlite', true);
+  const sqBest = bestStep(sq, (s) => s.ack.p99 < 50);
+  const pgs = find('postgres', false);
+  const pgBase = find('postgres', true);
+  const pgBest = bestStep(pgs);
+  const pg2 = find('postgres', false, 2);
+  return [
+    {
+      target: 'over 20,000 relayed messages/s on one node, zero loss (store sqlite:, the durable default)',
+      met: !!sqBest && sqBest.relayedPerSec > 20_000,
+      detail: `synchronous=FULL, acking load client, send→stored p99 < 50 ms required: best ${describeStep(sqBest)}; baseline (previous design) best ${describeStep(bestStep(sqBase))}`,
+    },
+    {
+      target: 'over 10,000 relayed messages/s, Redis + Postgres',
+      met: !!pgBest && pgBest.relayedPerSec > 10_000,
+      detail: `one node, Postgres durable (${r.config.postgres || 'not started'}), zero loss: best ${describeStep(pgBest)}; baseline (one transaction per send) best ${describeStep(bestStep(pgBase))}; also reported: 2 nodes ${describeStep(bestStep(pg2))}`,
+    },
+  ];
+}
+
+export function durableTable(r: DurableBenchResult): string {
+  const f = fmt;
+  const lines = [
+    '| scenario | offered msg/s | sent msg/s | relayed msg/s | vs baseline | sent / accepted / delivered | lost | send → msg push p50 / p99 (ms) | send → stored p50 / p99 (ms) | acks sent/s | server CPU (cores) | server µs CPU / msg |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const s of r.scenarios) {
+    if (s.failed) {
+      lines.push(`| ${s.name} | failed: ${s.failed.split('\n')[0]} | | | | | | | | | | |`);
+      continue;
+    }
+    const base = s.baseline ? undefined : r.scenarios.find((b) => b.baseline && b.store === s.store && !b.failed);
+    for (const x of s.steps) {
+      const b = base?.steps.find((y) => y.offered === x.offered);
+      const ratio = b ? `${f(x.relayedPerSec / b.relayedPerSec, 2)}×` : s.baseline ? 'baseline' : '—';
+      lines.push(
+        `| ${s.name} (${s.instances} inst., ${s.sockets} sockets, ${s.nodes} node${s.nodes > 1 ? 's' : ''}) | ${x.offered} | ${f(x.sentPerSec, 0)} | ${f(x.relayedPerSec, 0)} | ${ratio} | ${x.sent} / ${x.accepted} / ${x.delivered} | ${x.lost} | ${pp(x.e2e)} | ${pp(x.ack)} | ${f(x.acks / x.seconds, 0)} | ${f(x.serverCpu, 2)} | ${f((x.serverCpu * 1e6) / x.relayedPerSec, 0)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** The measured inputs of the capacity model (docs/scaling.md), per scenario with services. */
+export function costTable(r: DurableBenchResult): string {
+  const f = fmt;
+  const lines = [
+    '| scenario | per message: Redis commands | Redis bytes in / out | Postgres commits | rows inserted / updated | WAL fsyncs | WAL bytes | per login: Redis commands | Redis bytes in / out | Postgres commits |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const s of r.scenarios) {
+    if (!s.perMessage || !s.perLogin) continue;
+    const m = s.perMessage;
+    const l = s.perLogin;
+    lines.push(
+      `| ${s.name} | ${f(m.redisCommands, 2)} | ${f(m.redisBytesIn, 0)} / ${f(m.redisBytesOut, 0)} | ${f(m.pgCommits, 3)} | ${f(m.pgRowsInserted, 2)} / ${f(m.pgRowsUpdated, 2)} | ${f(m.pgWalSyncs, 3)} | ${f(m.pgWalBytes, 0)} | ${f(l.redisCommands, 2)} | ${f(l.redisBytesIn, 0)} / ${f(l.redisBytesOut, 0)} | ${f(l.pgCommits, 3)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+// `node --import tsx bench/durable-bench.ts`: this part alone (npm run bench runs it with the rest).
+if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
+  const r = await runDurableBench();
+  console.log(`\n${r.config.postgres}\n\n${durableTargets(r).map((v) => `- ${v.target}: **${v.met ? 'met' : 'NOT met'}** (${v.detail}).`).join('\n')}\n\n${durableTable(r)}\n\n${costTable(r)}`);
+  process.exit(0);
+}
