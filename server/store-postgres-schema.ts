@@ -194,7 +194,7 @@ const MIGRATIONS: readonly string[] = [
   END
   $fn$;
   `,
-  // 3: batched sends (one statement, one transaction, one commit per batch of sends of a
+  // 3: batched sends and acks (one statement, one transaction, one commit per batch of sends of a
   // node): every counter row of the batch is created and locked first, in (app, user_id)
   // order — the order tabchat_send locks in — so batches and single sends of any number
   // of nodes never deadlock and each mailbox's seqs stay gap-free; then each message, in
@@ -250,6 +250,26 @@ const MIGRATIONS: readonly string[] = [
       END IF;
       RETURN QUERY SELECT i, p_id[i], p_app[i], p_from[i], p_to[i], p_cmid[i], p_text[i], p_time[i], s_from, s_to, true, false;
     END LOOP;
+  END
+  $fn$;
+  -- Batched acks (one statement per batch): the rows are locked in the same order, then
+  -- each user's acked position becomes max(old, min(highest seq of the batch, head)); each
+  -- ack answers min(its seq, head) (0 for a user without a mailbox: LEAST ignores NULL,
+  -- hence the CASE), as a single ack does.
+  CREATE FUNCTION tabchat_ack_batch(p_app bigint[], p_user text[], p_seq bigint[])
+  RETURNS TABLE (o_idx integer, o_recorded bigint)
+  LANGUAGE plpgsql AS $fn$
+  BEGIN
+    PERFORM 1 FROM tabchat_users u
+      WHERE (u.sdk_app_id, u.user_id) IN (SELECT k.a, k.u FROM unnest(p_app, p_user) AS k(a, u))
+      ORDER BY u.sdk_app_id, u.user_id FOR UPDATE;
+    UPDATE tabchat_users u SET acked = GREATEST(u.acked, LEAST(g.s, u.head))
+      FROM (SELECT k.a, k.u, max(k.s) AS s FROM unnest(p_app, p_user, p_seq) AS k(a, u, s) GROUP BY k.a, k.u) g
+      WHERE u.sdk_app_id = g.a AND u.user_id = g.u;
+    RETURN QUERY SELECT k.i::integer, (CASE WHEN u.head IS NULL THEN 0 ELSE LEAST(k.s, u.head) END)::bigint
+      FROM unnest(p_app, p_user, p_seq) WITH ORDINALITY AS k(a, u, s, i)
+      LEFT JOIN tabchat_users u ON u.sdk_app_id = k.a AND u.user_id = k.u
+      ORDER BY k.i;
   END
   $fn$;
   `,

@@ -13,7 +13,8 @@
  *   `tabchat_send` locks in, so batches of any number of nodes never deadlock and seqs stay
  *   gap-free. When the batch statement fails for another reason than an unreachable
  *   database, its sends are run again one by one (`tabchat_send`), so a bad message fails
- *   alone. One batch in flight per node keeps a node's sends in call order.
+ *   alone. One batch in flight per node keeps a node's sends in call order. Acks are
+ *   batched the same way (`tabchat_ack_batch`), in their own statement.
  * - Idempotency: `UNIQUE (sdk_app_id, from_user, client_msg_id)`; the duplicate check runs
  *   after the sender's row is locked, so two nodes racing with the same clientMsgId store
  *   it once and both answer with the same message.
@@ -50,6 +51,14 @@ const POOL_SIZE = 10;
 const MAX_BATCH = 512;
 
 type SendOutcome = { message: StoredMessage; created: boolean };
+
+interface QueuedAck {
+  sdkAppId: number;
+  userID: string;
+  seq: number;
+  resolve(recorded: number): void;
+  reject(error: unknown): void;
+}
 
 interface QueuedSend {
   input: NewMessage;
@@ -103,6 +112,9 @@ export class PostgresStore implements MessageStore {
   private scheduled = false;
   private inFlight = false;
   private drained: (() => void) | undefined;
+  private acks: QueuedAck[] = [];
+  private acksScheduled = false;
+  private acksInFlight = false;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -179,7 +191,7 @@ export class PostgresStore implements MessageStore {
     } finally {
       this.inFlight = false;
       if (this.queued.length > 0) void this.flush();
-      else this.drained?.();
+      else if (!this.acksInFlight && this.acks.length === 0) this.drained?.();
     }
   }
 
@@ -251,7 +263,53 @@ export class PostgresStore implements MessageStore {
     return rows[0]?.acked ?? 0;
   }
 
-  async ack(sdkAppId: number, userID: string, seq: number): Promise<number> {
+  /** Queued for the next ack batch (one statement, see tabchat_ack_batch); resolves with the recorded seq. */
+  ack(sdkAppId: number, userID: string, seq: number): Promise<number> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    if (this.unbatched) return this.ackOne(sdkAppId, userID, seq);
+    return new Promise((resolve, reject) => {
+      this.acks.push({ sdkAppId, userID, seq, resolve, reject });
+      if (this.acks.length >= MAX_BATCH) void this.flushAcks();
+      else if (!this.acksScheduled) {
+        this.acksScheduled = true;
+        setImmediate(() => {
+          this.acksScheduled = false;
+          void this.flushAcks();
+        });
+      }
+    });
+  }
+
+  private async flushAcks(): Promise<void> {
+    if (this.acksInFlight || this.acks.length === 0) return;
+    const batch = this.acks.splice(0, MAX_BATCH);
+    this.acksInFlight = true;
+    try {
+      let recorded: Array<number | Error>;
+      try {
+        const rows = await this.query<{ o_idx: number; o_recorded: number }>('SELECT * FROM tabchat_ack_batch($1, $2, $3)', [
+          batch.map((a) => a.sdkAppId),
+          batch.map((a) => a.userID),
+          batch.map((a) => a.seq),
+        ]);
+        recorded = batch.map(() => 0);
+        for (const r of rows) recorded[r.o_idx - 1] = r.o_recorded;
+      } catch (err) {
+        if (err instanceof StoreUnavailableError || err instanceof StoreClosedError) throw err;
+        recorded = [];
+        for (const a of batch) recorded.push(await this.ackOne(a.sdkAppId, a.userID, a.seq).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+      }
+      recorded.forEach((r, i) => (r instanceof Error ? batch[i]!.reject(r) : batch[i]!.resolve(r)));
+    } catch (err) {
+      for (const a of batch) a.reject(err);
+    } finally {
+      this.acksInFlight = false;
+      if (this.acks.length > 0) void this.flushAcks();
+      else if (!this.inFlight && this.queued.length === 0) this.drained?.();
+    }
+  }
+
+  private async ackOne(sdkAppId: number, userID: string, seq: number): Promise<number> {
     const rows = await this.query<{ recorded: number }>(
       `UPDATE tabchat_users SET acked = GREATEST(acked, LEAST($1::bigint, head)) WHERE sdk_app_id = $2 AND user_id = $3
        RETURNING LEAST($1::bigint, head) AS recorded`,
@@ -263,9 +321,10 @@ export class PostgresStore implements MessageStore {
   /** Stores the sends still queued (they resolve), then closes the pool. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.inFlight || this.queued.length > 0) {
+    if (this.inFlight || this.queued.length > 0 || this.acksInFlight || this.acks.length > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
       void this.flush();
+      void this.flushAcks();
       await drained;
     }
     this.closed = true;

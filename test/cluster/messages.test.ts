@@ -123,6 +123,12 @@ describe('postgres store', () => {
       assert.deepEqual(mine, [...mine].sort((a, b) => a - b), `node ${n}: u1's seqs in call order`);
     }
     assert.equal(results.filter((r) => r.created).length, 600);
+    // Acks of a turn are one statement too: each answers min(seq, head); the position keeps the highest.
+    const head = await nodes[1]!.head(APP, 'u2');
+    const acks = await Promise.all([nodes[1]!.ack(APP, 'u2', 5), nodes[1]!.ack(APP, 'u2', 3), nodes[1]!.ack(APP, 'u2', head + 100), nodes[1]!.ack(APP, 'nobody', 4), nodes[1]!.ack(APP, 'u3', 1)]);
+    assert.deepEqual(acks, [5, 3, head, 0, 1]);
+    assert.equal(await nodes[0]!.acked(APP, 'u2'), head);
+    assert.equal(await nodes[0]!.acked(APP, 'u3'), 1);
   });
 
   test('batched sends: a message the database refuses fails alone (the batch is run again one by one); the others are stored without gaps', async (t) => {
