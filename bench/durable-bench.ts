@@ -41,6 +41,9 @@ export interface ServiceCosts {
   pgRowsUpdated: number;
   pgWalSyncs: number;
   pgWalBytes: number;
+  /** Calls of tabchat_send_batch / tabchat_ack_batch (pg_stat_user_functions). */
+  pgSendBatches: number;
+  pgAckBatches: number;
 }
 
 export interface DurableScenario {
@@ -64,7 +67,7 @@ export interface DurableBenchResult {
   seconds: number;
 }
 
-const ZERO: ServiceCosts = { redisCommands: 0, redisBytesIn: 0, redisBytesOut: 0, pgCommits: 0, pgRowsInserted: 0, pgRowsUpdated: 0, pgWalSyncs: 0, pgWalBytes: 0 };
+const ZERO: ServiceCosts = { redisCommands: 0, redisBytesIn: 0, redisBytesOut: 0, pgCommits: 0, pgRowsInserted: 0, pgRowsUpdated: 0, pgWalSyncs: 0, pgWalBytes: 0, pgSendBatches: 0, pgAckBatches: 0 };
 
 async function counters(redisUrl: string | null, pgUrl: string | null): Promise<ServiceCosts> {
   const out = { ...ZERO };
@@ -83,6 +86,10 @@ async function counters(redisUrl: string | null, pgUrl: string | null): Promise<
     await c.connect();
     const db = await c.query('SELECT xact_commit, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = current_database()');
     const wal = await c.query('SELECT wal_sync, wal_bytes FROM pg_stat_wal');
+    const fns = await c.query<{ funcname: string; calls: string }>('SELECT funcname, calls FROM pg_stat_user_functions');
+    const calls = (name: string) => Number(fns.rows.find((r) => r.funcname === name)?.calls ?? 0);
+    out.pgSendBatches = calls('tabchat_send_batch');
+    out.pgAckBatches = calls('tabchat_ack_batch');
     await c.end();
     out.pgCommits = Number(db.rows[0].xact_commit);
     out.pgRowsInserted = Number(db.rows[0].tup_inserted);
@@ -120,7 +127,7 @@ async function scenario(
     const relayPairs = servers.length > 1 ? pairs : [...pairs, ...pairs.map(([a, b]) => [b, a] as [Slot, Slot])];
     Client.ackDelayMs = ACK_DELAY_MS;
     const steps = await runRelay(relayPairs, rates, () => servers.reduce((sum, s) => sum + s.cpuSeconds(), 0));
-    await sleep(1000);
+    await sleep(2000); // backends report their statistics at most once a second
     const c2 = await counters(services.redisUrl, services.pgUrl);
     const accepted = steps.reduce((n, s) => n + s.accepted, 0);
     const measured = services.redisUrl || services.pgUrl;
@@ -262,6 +269,46 @@ export function durableTable(r: DurableBenchResult): string {
   return lines.join('\n');
 }
 
+/** RSS per instance and per socket, from the two capacity rows (1 and 10 instances per socket). */
+export function rssSplit(capacity: Array<{ instancesPerSocket: number; rssPerInstanceKb: number }>): { socketKb: number; instanceKb: number } | null {
+  const one = capacity.find((c) => c.instancesPerSocket === 1);
+  const ten = capacity.find((c) => c.instancesPerSocket === 10);
+  if (!one || !ten) return null;
+  // one = socket + instance; ten = socket / 10 + instance.
+  const socketKb = ((one.rssPerInstanceKb - ten.rssPerInstanceKb) * 10) / 9;
+  return { socketKb, instanceKb: one.rssPerInstanceKb - socketKb };
+}
+
+/** The capacity model's inputs in one list (docs/scaling.md re-derives the model from them). */
+export function capacityInputs(r: DurableBenchResult, capacity: Array<{ instancesPerSocket: number; rssPerInstanceKb: number }>): string {
+  const f = fmt;
+  const cpuPerMsg = (s: DurableScenario | undefined) => {
+    const b = bestStep(s);
+    return b ? (b.serverCpu * 1e6) / b.relayedPerSec / (s!.nodes || 1) : NaN;
+  };
+  const find = (store: string, nodes: number) => r.scenarios.find((s) => s.store === store && !s.baseline && s.nodes === nodes && !s.failed);
+  const sq = find('sqlite', 1);
+  const pg1 = find('postgres', 1);
+  const pg2 = find('postgres', 2);
+  const rss = rssSplit(capacity);
+  const m = pg2?.perMessage ?? pg1?.perMessage;
+  const l = pg2?.perLogin ?? pg1?.perLogin;
+  const batches = (c: ServiceCosts | undefined) => (c ? c.pgSendBatches : NaN);
+  const lines = [
+    '| input | measured | from |',
+    '|---|---|---|',
+    `| server CPU per relayed message, per node (µs) | ${f(cpuPerMsg(sq), 0)} (sqlite:) / ${f(cpuPerMsg(pg1), 0)} (Redis + Postgres, 1 node) / ${f(cpuPerMsg(pg2), 0)} (2 nodes: each message costs both nodes this much) | best loss-free step, server cores × 10⁶ ÷ relayed msg/s ÷ nodes |`,
+    `| Redis commands per message / per login | ${f(m?.redisCommands ?? NaN, 2)} / ${f(l?.redisCommands ?? NaN, 2)} | ${pg2 ? '2-node' : '1-node'} scenario, INFO commandstats total |`,
+    `| Redis bytes in + out per message / per login | ${f((m?.redisBytesIn ?? NaN) + (m?.redisBytesOut ?? NaN), 0)} / ${f((l?.redisBytesIn ?? NaN) + (l?.redisBytesOut ?? NaN), 0)} | INFO total_net_input_bytes + total_net_output_bytes |`,
+    `| Postgres send batches per message (1 ÷ mean batch size) | ${f(batches(pg1?.perMessage), 4)} (1 node) / ${f(batches(pg2?.perMessage), 4)} (2 nodes) | pg_stat_user_functions calls of tabchat_send_batch |`,
+    `| Postgres rows written per message (inserted + updated) | ${f((m?.pgRowsInserted ?? NaN) + (m?.pgRowsUpdated ?? NaN), 2)} | pg_stat_database, acks included |`,
+    `| Postgres WAL fsyncs per message / per send batch | ${f(m?.pgWalSyncs ?? NaN, 4)} / ${f((m?.pgWalSyncs ?? NaN) / (m?.pgSendBatches || NaN), 2)} | pg_stat_wal wal_sync |`,
+    `| Postgres WAL bytes per message | ${f(m?.pgWalBytes ?? NaN, 0)} | pg_stat_wal wal_bytes |`,
+    `| server RSS per socket / per instance (KB) | ${rss ? `${f(rss.socketKb)} / ${f(rss.instanceKb)}` : 'n/a'} | the capacity rows (1 and 10 instances per socket), store memory |`,
+  ];
+  return lines.join('\n');
+}
+
 /** The measured inputs of the capacity model (docs/scaling.md), per scenario with services. */
 export function costTable(r: DurableBenchResult): string {
   const f = fmt;
@@ -283,6 +330,6 @@ export function costTable(r: DurableBenchResult): string {
 // `node --import tsx bench/durable-bench.ts`: this part alone (npm run bench runs it with the rest).
 if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
   const r = await runDurableBench();
-  console.log(`\n${r.config.postgres}\n\n${durableTargets(r).map((v) => `- ${v.target}: **${v.met ? 'met' : 'NOT met'}** (${v.detail}).`).join('\n')}\n\n${durableTable(r)}\n\n${costTable(r)}`);
+  console.log(`\n${r.config.postgres}\n\n${durableTargets(r).map((v) => `- ${v.target}: **${v.met ? 'met' : 'NOT met'}** (${v.detail}).`).join('\n')}\n\n${durableTable(r)}\n\n${costTable(r)}\n\n${capacityInputs(r, [])}`);
   process.exit(0);
 }

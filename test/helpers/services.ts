@@ -182,7 +182,8 @@ export interface PostgresServer {
 /**
  * initdb + start a private PostgreSQL (trust auth, loopback only) in a temporary folder:
  * fsync off for tests; `durable` (benchmarks) keeps fsync, synchronous_commit and
- * full_page_writes on, as a production database runs.
+ * full_page_writes on, as a production database runs (and counts function calls:
+ * pg_stat_user_functions).
  */
 export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresServer> {
   const bin = pgBin();
@@ -212,7 +213,7 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
   });
   pgRun(bin, 'initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
   const start = async () => {
-    const durability = opts.durable ? '-c fsync=on -c synchronous_commit=on -c full_page_writes=on' : '-c fsync=off';
+    const durability = opts.durable ? '-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c track_functions=pl' : '-c fsync=off';
     const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 ${durability} -c max_connections=200`;
     pgRun(bin, 'pg_ctl', ['-D', data, '-l', log, '-o', options, '-w', '-t', '30', 'start']);
     running = true;
