@@ -301,8 +301,9 @@ export function capacityInputs(r: DurableBenchResult, capacity: Array<{ instance
     `| Redis commands per message / per login | ${f(m?.redisCommands ?? NaN, 2)} / ${f(l?.redisCommands ?? NaN, 2)} | ${pg2 ? '2-node' : '1-node'} scenario, INFO commandstats total |`,
     `| Redis bytes in + out per message / per login | ${f((m?.redisBytesIn ?? NaN) + (m?.redisBytesOut ?? NaN), 0)} / ${f((l?.redisBytesIn ?? NaN) + (l?.redisBytesOut ?? NaN), 0)} | INFO total_net_input_bytes + total_net_output_bytes |`,
     `| Postgres send batches per message (1 ÷ mean batch size) | ${f(batches(pg1?.perMessage), 4)} (1 node) / ${f(batches(pg2?.perMessage), 4)} (2 nodes) | pg_stat_user_functions calls of tabchat_send_batch |`,
+    `| Postgres ack batches per message | ${f(pg1?.perMessage?.pgAckBatches ?? NaN, 4)} (1 node) / ${f(pg2?.perMessage?.pgAckBatches ?? NaN, 4)} (2 nodes) | pg_stat_user_functions calls of tabchat_ack_batch (the load clients ack like the SDK) |`,
     `| Postgres rows written per message (inserted + updated) | ${f((m?.pgRowsInserted ?? NaN) + (m?.pgRowsUpdated ?? NaN), 2)} | pg_stat_database, acks included |`,
-    `| Postgres WAL fsyncs per message / per send batch | ${f(m?.pgWalSyncs ?? NaN, 4)} / ${f((m?.pgWalSyncs ?? NaN) / (m?.pgSendBatches || NaN), 2)} | pg_stat_wal wal_sync |`,
+    `| Postgres WAL fsyncs per message / per batch (send and ack batches) | ${f(m?.pgWalSyncs ?? NaN, 4)} / ${f((m?.pgWalSyncs ?? NaN) / ((m?.pgSendBatches ?? NaN) + (m?.pgAckBatches ?? NaN) || NaN), 2)} | pg_stat_wal wal_sync (other writes flush too) |`,
     `| Postgres WAL bytes per message | ${f(m?.pgWalBytes ?? NaN, 0)} | pg_stat_wal wal_bytes |`,
     `| server RSS per socket / per instance (KB) | ${rss ? `${f(rss.socketKb)} / ${f(rss.instanceKb)}` : 'n/a'} | the capacity rows (1 and 10 instances per socket), store memory |`,
   ];
@@ -313,7 +314,7 @@ export function capacityInputs(r: DurableBenchResult, capacity: Array<{ instance
 export function costTable(r: DurableBenchResult): string {
   const f = fmt;
   const lines = [
-    '| scenario | per message: Redis commands | Redis bytes in / out | Postgres commits | rows inserted / updated | WAL fsyncs | WAL bytes | per login: Redis commands | Redis bytes in / out | Postgres commits |',
+    '| scenario | per message: Redis commands | Redis bytes in / out | Postgres transactions (reads included) | rows inserted / updated | WAL fsyncs | WAL bytes | per login: Redis commands | Redis bytes in / out | Postgres transactions |',
     '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const s of r.scenarios) {
