@@ -19,10 +19,14 @@
  * before/after), Postgres transactions, rows and WAL fsyncs per message (pg_stat_database,
  * pg_stat_wal before/after the relay).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pgLib from 'pg';
+import { SqliteStore } from '../server/store-sqlite.js';
 import { Redis } from 'ioredis';
 import { startPostgres, startRedis, type PostgresServer, type RedisServer } from '../test/helpers/services.js';
-import { Client, envList, fmt, loginAll, pp, runRelay, sleep, startServer, type RelayStep, type ServerProc, type Slot } from './server-bench.js';
+import { Client, envList, fmt, loginAll, pp, runRelay, sleep, startServer, stats, type RelayStep, type ServerProc, type Slot } from './server-bench.js';
 
 const INSTANCES = Number(process.env.BENCH_DURABLE_INSTANCES ?? 2000);
 const PER_SOCKET = 10;
@@ -61,7 +65,89 @@ export interface DurableScenario {
   failed?: string;
 }
 
+/** The sqlite store alone, in this process: how fast it stores, and how long it blocks the event loop. */
+export interface StoreOnlyResult {
+  name: string;
+  sends: number;
+  acks: number;
+  sendsPerSec: number;
+  /** Event-loop delay while storing (ms): p99 and max. */
+  loopDelayP99: number;
+  loopDelayMax: number;
+  /** Ticks of the 1 ms ticker (few: the loop was blocked most of the time). */
+  loopSamples: number;
+  batches: number;
+}
+
+const STORE_SENDS = Number(process.env.BENCH_STORE_SENDS ?? 40_000);
+/** storeBatch.maxMessages of the store-alone rows (the server default, 256, unless BENCH_STORE_BATCH). */
+const STORE_BATCH = Number(process.env.BENCH_STORE_BATCH ?? 256);
+
+/**
+ * STORE_SENDS sends (1,000 users, 2,000 in flight, like 2,000 clients each waiting for its
+ * result) plus one ack per 4 sends, through a fresh `sqlite:` file (synchronous=FULL).
+ */
+export async function storeOnly(baseline: boolean): Promise<StoreOnlyResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'tabchat-store-bench-'));
+  const store = await SqliteStore.open(join(dir, 'bench.db'), { maxMessages: STORE_BATCH, maxWaitMs: 0, ...(baseline ? { baseline: true } : {}) });
+  // A 1 ms ticker: each gap between ticks beyond 1 ms is time the event loop could not run
+  // (monitorEventLoopDelay records nothing when the loop never comes round to its timer).
+  const gaps: number[] = [];
+  let last = performance.now();
+  let ticking = true;
+  const tick = () => {
+    const now = performance.now();
+    gaps.push(now - last - 1);
+    last = now;
+    if (ticking) setTimeout(tick, 1);
+  };
+  setTimeout(tick, 1);
+  let next = 0;
+  let acks = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: 2000 }, async () => {
+      while (next < STORE_SENDS) {
+        const i = next++;
+        const from = `s${i % 1000}`;
+        const r = await store.send({ id: `m${i}`, sdkAppId: 1, from, to: `s${(i + 500) % 1000}`, clientMsgId: `c${i}`, text: `store bench ${i}`, time: Date.now() });
+        if (i % 4 === 0) {
+          acks++;
+          await store.ack(1, r.message.to, r.message.toSeq);
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  ticking = false;
+  gaps.push(performance.now() - last - 1);
+  const delay = stats(gaps.map((g) => Math.max(0, g)));
+  const batches = store.stats.batches;
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    name: baseline ? 'baseline: commit on the event loop, savepoint per send, transaction per ack' : 'writer thread, no savepoints, acks in the group commit',
+    sends: STORE_SENDS,
+    acks,
+    sendsPerSec: STORE_SENDS / seconds,
+    loopDelayP99: delay.p99,
+    loopDelayMax: Math.max(...gaps),
+    loopSamples: gaps.length,
+    batches,
+  };
+}
+
+export function storeOnlyTable(rows: StoreOnlyResult[]): string {
+  const base = rows.find((r) => r.name.startsWith('baseline'));
+  return [
+    '| sqlite: store alone (synchronous=FULL) | sends | acks | sends stored/s | vs baseline | event-loop blocked: p99 / longest (ms) of a 1 ms ticker\'s gaps | ticks | group commits |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${r.sends} | ${r.acks} | ${fmt(r.sendsPerSec, 0)} | ${base && r !== base ? `${fmt(r.sendsPerSec / base.sendsPerSec, 2)}×` : 'baseline'} | ${fmt(r.loopDelayP99, 1)} / ${fmt(r.loopDelayMax, 1)} | ${r.loopSamples} | ${r.batches} |`),
+  ].join('\n');
+}
+
 export interface DurableBenchResult {
+  storeOnly: StoreOnlyResult[];
   config: { instances: number; perSocket: number; sqliteRates: number[]; pgRates: number[]; postgres: string; ackDelayMs: number };
   scenarios: DurableScenario[];
   seconds: number;
@@ -150,6 +236,8 @@ export async function runDurableBench(): Promise<DurableBenchResult> {
   const started = performance.now();
   const config = { instances: INSTANCES, perSocket: PER_SOCKET, sqliteRates: SQLITE_RATES, pgRates: PG_RATES, postgres: '', ackDelayMs: ACK_DELAY_MS };
   const scenarios: DurableScenario[] = [];
+  const storeRows = [await storeOnly(false), await storeOnly(true)];
+  for (const r of storeRows) console.log(`durable bench: store alone, ${r.name}: ${r.sendsPerSec.toFixed(0)} sends/s, loop delay p99 ${r.loopDelayP99.toFixed(1)} max ${r.loopDelayMax.toFixed(1)} ms`);
   const run = async (name: string, meta: Pick<DurableScenario, 'store' | 'baseline'>, rates: number[], start: () => Promise<{ servers: ServerProc[]; redisUrl: string | null; pgUrl: string | null }>) => {
     const servers: ServerProc[] = [];
     try {
@@ -202,7 +290,7 @@ export async function runDurableBench(): Promise<DurableBenchResult> {
     await pg?.close();
     await redis?.close();
   }
-  return { config, scenarios, seconds: (performance.now() - started) / 1000 };
+  return { storeOnly: storeRows, config, scenarios, seconds: (performance.now() - started) / 1000 };
 }
 
 /** The best step without loss or refusal (highest relayed msg/s), with `extra` also required. */
@@ -331,6 +419,6 @@ export function costTable(r: DurableBenchResult): string {
 // `node --import tsx bench/durable-bench.ts`: this part alone (npm run bench runs it with the rest).
 if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
   const r = await runDurableBench();
-  console.log(`\n${r.config.postgres}\n\n${durableTargets(r).map((v) => `- ${v.target}: **${v.met ? 'met' : 'NOT met'}** (${v.detail}).`).join('\n')}\n\n${durableTable(r)}\n\n${costTable(r)}\n\n${capacityInputs(r, [])}`);
+  console.log(`\n${r.config.postgres}\n\n${durableTargets(r).map((v) => `- ${v.target}: **${v.met ? 'met' : 'NOT met'}** (${v.detail}).`).join('\n')}\n\n${storeOnlyTable(r.storeOnly)}\n\n${durableTable(r)}\n\n${costTable(r)}\n\n${capacityInputs(r, [])}`);
   process.exit(0);
 }

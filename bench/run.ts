@@ -10,7 +10,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { browserTables, browserTargets, prepareBrowserBench, runBrowserBench, type BrowserBenchResult, type Prepared } from './browser-bench.js';
 import { clusterTables, runClusterBench, type ClusterBenchResult } from './cluster-bench.js';
-import { capacityInputs, costTable, durableTable, durableTargets, runDurableBench, type DurableBenchResult } from './durable-bench.js';
+import { capacityInputs, costTable, durableTable, durableTargets, runDurableBench, storeOnlyTable, type DurableBenchResult } from './durable-bench.js';
 import { fmt, relayTable, runServerBench, serverTable, type ServerBenchResult } from './server-bench.js';
 
 // The reference SDK's bundle: index.js (the package's main, UMD) of the npm package
@@ -171,6 +171,10 @@ const md = [
     ? `The durable benchmark failed: ${durable.error.split('\n')[0]}`
     : [
         `Load clients acknowledge like the SDK: each instance sends one \`ack\` of its highest seq ${durable.config.ackDelayMs} ms after the first message it has not acknowledged. ${durable.config.instances} instances, ${durable.config.perSocket} per socket, as pairs (user i ↔ user i + N/2; both directions on one node, node 1 → node 2 on two). Baselines, same run, same load: the previous store design (config \`storeBatch.baseline\`): \`sqlite:\` committed on the event loop with a savepoint per send and one transaction per ack; Postgres one transaction per send and per ack. \`sqlite:\` keeps WAL + \`synchronous=FULL\`; Postgres: **${durable.config.postgres}** (durable). *vs baseline* = relayed msg/s ÷ the baseline's at the same offered rate. Every process shares the machine's two cores with the load client (and, while this ran, with other jobs: see the load average below).`,
+        ``,
+        `The \`sqlite:\` store alone first (in the bench process, no sockets): ${durable.storeOnly[0]?.sends ?? 0} sends with 2,000 in flight and one ack per 4 sends; the event-loop delay shows what the commit costs the rest of the server (sockets, logins, kicks).`,
+        ``,
+        storeOnlyTable(durable.storeOnly),
         ``,
         durableTable(durable),
         ``,
