@@ -293,9 +293,9 @@ export async function runDurableBench(): Promise<DurableBenchResult> {
   return { storeOnly: storeRows, config, scenarios, seconds: (performance.now() - started) / 1000 };
 }
 
-/** The best step without loss or refusal (highest relayed msg/s), with `extra` also required. */
+/** The best step without loss, refusal or unanswered send (highest relayed msg/s), with `extra` also required. */
 export function bestStep(s: DurableScenario | undefined, extra: (step: RelayStep) => boolean = () => true): RelayStep | undefined {
-  return s?.steps.filter((x) => x.lost === 0 && x.rejected === 0 && extra(x)).sort((a, b) => b.relayedPerSec - a.relayedPerSec)[0];
+  return s?.steps.filter((x) => x.lost === 0 && x.rejected === 0 && x.accepted === x.sent && extra(x)).sort((a, b) => b.relayedPerSec - a.relayedPerSec)[0];
 }
 
 export const describeStep = (s: RelayStep | undefined, cpuPerMsg = true) =>
