@@ -7,7 +7,7 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { StoreClosedError, type MessageStore, type NewMessage } from '../../server/store.js';
+import { StoreClosedError, StoreUnavailableError, type MessageStore, type NewMessage } from '../../server/store.js';
 import { openStore } from '../../server/store-open.js';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../server/store-sqlite.js';
 import { newMessageId } from '../../server/messages.js';
@@ -266,6 +266,22 @@ describe('sqlite only', () => {
     assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'fulfilled']);
     assert.equal(store.stats.retried, 1);
     assert.equal(await store.acked(APP, 'bob'), 2, 'the ack of the redone batch is stored');
+  });
+
+  test('a writer thread that dies makes the later calls fail with StoreUnavailableError (9031); the file keeps what was committed', async (t) => {
+    const path = join(tempDir(t), 'dead-writer.db');
+    const store = await SqliteStore.open(path);
+    t.after(() => store.close());
+    await store.send(message('alice', 'bob', 'kept'));
+    const worker = (store as unknown as { worker: { terminate(): Promise<number> } }).worker;
+    await worker.terminate();
+    await assert.rejects(store.read(APP, 'bob', 0, 10), StoreUnavailableError);
+    await assert.rejects(store.send(message('alice', 'bob')), StoreUnavailableError);
+    await assert.rejects(store.ack(APP, 'bob', 1), StoreUnavailableError);
+    await store.close();
+    const again = await SqliteStore.open(path);
+    t.after(() => again.close());
+    assert.deepEqual((await again.read(APP, 'bob', 0, 10)).entries.map((e) => e.message.clientMsgId), ['kept']);
   });
 
   test('openStore: "sqlite:" needs a path; an unreachable postgres fails clearly without leaking the password', async () => {
