@@ -104,6 +104,8 @@ export interface ServerOptions {
   redis?: string;
   redisPrefix?: string;
   node?: string;
+  /** Config `storeBatch` (e.g. `{baseline: true}`: the previous store design). */
+  storeBatch?: Record<string, unknown>;
 }
 
 /** Start the real server CLI in a child process with a bench config in a temp folder. */
@@ -120,6 +122,7 @@ export async function startServer(opts: ServerOptions = { store: 'memory' }): Pr
   };
   if (opts.redis) config.redis = opts.redis;
   if (opts.redisPrefix) config.redisPrefix = opts.redisPrefix;
+  if (opts.storeBatch) config.storeBatch = opts.storeBatch;
   writeFileSync(configPath, JSON.stringify(config));
   const args = ['--config', configPath, '--port', '0'];
   if (opts.node) args.push('--node', opts.node);
@@ -170,6 +173,8 @@ export class RelaySink {
   e2e: number[] = [];
   ack: number[] = [];
   codes = new Map<number, number>();
+  /** `ack` frames the load client sent (acking clients only). */
+  acks = 0;
   constructor(readonly tag: string) {}
 }
 
@@ -185,6 +190,14 @@ export class Client {
   private sends = new Map<number, number>();
   onKick: ((instId: number, at: number) => void) | null = null;
   static sink: RelaySink | null = null;
+  /**
+   * Ack like the SDK does (null: never ack, the old load client): each instance sends one
+   * `ack` of its highest seq this long after the first message it has not acknowledged
+   * (DEFAULT_ACK_DELAY_MS = 200 in src/core/defaults.ts: one ack per burst).
+   */
+  static ackDelayMs: number | null = null;
+  /** Per instance: highest seq received, and whether its ack is scheduled. */
+  private positions = new Map<number, { seq: number; timer: NodeJS.Timeout | null }>();
   private constructor(readonly raw: RawClient) {
     raw.onFrame = (frame, at) => this.rawOnFrame(frame, at);
   }
@@ -195,6 +208,7 @@ export class Client {
     switch (frame.type) {
       case 'msg': {
         const sink = Client.sink;
+        if (Client.ackDelayMs !== null) this.position(frame.instId, frame.message.seq);
         if (frame.message.flow !== 'in' || !sink) return;
         const bar = frame.message.text.indexOf('|');
         if (frame.message.text.slice(0, bar) !== sink.tag) return void sink.stray++;
@@ -223,6 +237,19 @@ export class Client {
         return;
     }
   }
+  private position(instId: number, seq: number): void {
+    let p = this.positions.get(instId);
+    if (!p) this.positions.set(instId, (p = { seq: 0, timer: null }));
+    p.seq = Math.max(p.seq, seq);
+    if (p.timer || Client.ackDelayMs === null) return;
+    const pos = p;
+    pos.timer = setTimeout(() => {
+      pos.timer = null;
+      if (this.raw.closed) return;
+      this.raw.send(`{"type":"ack","instId":${instId},"seq":${pos.seq}}`);
+      if (Client.sink) Client.sink.acks++;
+    }, Client.ackDelayMs);
+  }
   async login(userID: string, userSig: string): Promise<number> {
     const r = (await this.raw.request({ type: 'login', sdkAppId: SDK_APP_ID, userID, userSig, platform: 'Web' }, 120_000)) as ServerFrame;
     if (r.type !== 'result' || !r.ok) throw new Error(`login failed: ${JSON.stringify(r)}`);
@@ -236,6 +263,7 @@ export class Client {
     this.raw.send(`{"type":"send","id":${id},"instId":${instId},"clientMsgId":"${tag}-${seq}","to":"${to}","text":"${tag}|${t0}"}`);
   }
   close(): void {
+    for (const p of this.positions.values()) if (p.timer) clearTimeout(p.timer);
     this.raw.terminate();
   }
 }
@@ -354,6 +382,8 @@ export interface RelayStep {
   /** Cores used by this (load client) process. */
   clientCpu: number;
   codes: Record<string, number>;
+  /** `ack` frames the load client sent during the step (0 unless {@link Client.ackDelayMs}). */
+  acks: number;
 }
 
 let relayRun = 0;
@@ -417,6 +447,7 @@ export async function runRelay(pairs: Array<[Slot, Slot]>, rates: number[], cpu:
       serverCpu: (cpu1 - cpu0) / sendSeconds,
       clientCpu: (ccpu.user + ccpu.system) / 1e6 / sendSeconds,
       codes: Object.fromEntries(sink.codes),
+      acks: sink.acks,
     };
     console.log(
       `  relay ${rate}/s: sent ${step.sent} accepted ${step.accepted} delivered ${step.delivered} (${step.relayedPerSec.toFixed(0)}/s), ` +

@@ -279,6 +279,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): ServerCon
     storeBatch: {
       maxMessages: int(batch.maxMessages, 'storeBatch.maxMessages', DEFAULT_STORE_BATCH.maxMessages, 1, 10_000),
       maxWaitMs: int(batch.maxWaitMs, 'storeBatch.maxWaitMs', DEFAULT_STORE_BATCH.maxWaitMs, 0, 10_000),
+      ...(batch.baseline === undefined ? {} : { baseline: storeBaseline(batch.baseline) }),
     },
     redisPrefix,
     nodeHeartbeatMs: int(raw.nodeHeartbeatMs, 'nodeHeartbeatMs', 3_000, 50, 60_000),
@@ -335,4 +336,10 @@ export function originAllowed(app: AppConfig, origin: string | undefined): boole
   if (app.allowedOrigins.includes('*')) return true;
   if (origin === undefined) return false;
   return app.allowedOrigins.includes(origin);
+}
+
+/** `storeBatch.baseline`: true, or absent (the benchmark's same-run baseline; docs/operations.md). */
+function storeBaseline(value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new ConfigError('storeBatch.baseline must be true or false');
+  return value;
 }

@@ -24,7 +24,7 @@ export async function openStore(spec: string, batch: StoreBatchOptions = DEFAULT
   }
   if (/^postgres(ql)?:\/\//.test(spec)) {
     const { PostgresStore } = await import('./store-postgres.js');
-    return PostgresStore.open(spec, quota);
+    return PostgresStore.open(spec, quota, batch.baseline === true);
   }
   throw new Error(`store ${JSON.stringify(redactUrl(spec))} is not available: use "memory", "sqlite:PATH" or a postgres:// URL`);
 }

@@ -2,7 +2,7 @@
  * Conversations of the postgres store (conversation-store.ts): `tabchat_conversations`,
  * kept by a trigger on `tabchat_mailbox` inserts (inside `tabchat_send`'s transaction, so
  * every node sees counts that match the entries), and the indexed history reads. Schema
- * version 3 of store-postgres.ts.
+ * version 4 of the postgres schema (store-postgres-schema.ts).
  */
 import type pg from 'pg';
 import type { ConversationRow, ConversationSqlRow, ConversationStore, HistoryPage, ReadOutcome } from './conversation-store.js';

@@ -6,6 +6,15 @@
  *   (`tabchat_users.head`); a send locks the sender's and the recipient's rows (in a fixed
  *   order, so A→B and B→A never deadlock), bumps them and inserts the message and its two
  *   mailbox entries in ONE transaction (the `tabchat_send` function: one round trip).
+ * - Batched sends: the sends of a node that arrive together (one event-loop turn, and
+ *   those that gather while the previous batch commits) go to the database as ONE
+ *   statement (`tabchat_send_batch`: one round trip, one transaction, one commit), in call
+ *   order. It creates and locks every counter row of the batch first, in the order
+ *   `tabchat_send` locks in, so batches of any number of nodes never deadlock and seqs stay
+ *   gap-free. When the batch statement fails for another reason than an unreachable
+ *   database, its sends are run again one by one (`tabchat_send`), so a bad message fails
+ *   alone. One batch in flight per node keeps a node's sends in call order. Acks are
+ *   batched the same way (`tabchat_ack_batch`), in their own statement.
  * - Idempotency: `UNIQUE (sdk_app_id, from_user, client_msg_id)`; the duplicate check runs
  *   after the sender's row is locked, so two nodes racing with the same clientMsgId store
  *   it once and both answer with the same message.
@@ -14,10 +23,10 @@
  * - Unreachable database (refused, dropped, timed out): {@link StoreUnavailableError}, which
  *   the client sees as 9031; nothing is acknowledged that was not committed.
  */
+import { PostgresConversations } from './store-postgres-conversations.js';
 import pg from 'pg';
 import { redactUrl } from './log.js';
 import {
-  MAX_EVICTIONS_PER_SEND,
   MailboxFullError,
   NO_QUOTA,
   StoreClosedError,
@@ -29,199 +38,9 @@ import {
   type StoredMessage,
 } from './store.js';
 import { toMessage, type EntryRow } from './store-rows.js';
-import { POSTGRES_CONVERSATIONS_MIGRATION, PostgresConversations } from './store-postgres-conversations.js';
+import { migrate } from './store-postgres-schema.js';
 
-/** Schema version this code writes (`tabchat_schema.version`). */
-export const POSTGRES_SCHEMA_VERSION = 3;
-
-/** Migrations: index i brings a database from version i to i + 1. */
-const MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE tabchat_users (
-    sdk_app_id bigint NOT NULL,
-    user_id    text   NOT NULL,
-    head       bigint NOT NULL DEFAULT 0,
-    acked      bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (sdk_app_id, user_id)
-  );
-  CREATE TABLE tabchat_messages (
-    id            text   NOT NULL PRIMARY KEY,
-    sdk_app_id    bigint NOT NULL,
-    from_user     text   NOT NULL,
-    to_user       text   NOT NULL,
-    client_msg_id text   NOT NULL,
-    text          text   NOT NULL,
-    time          bigint NOT NULL,
-    from_seq      bigint NOT NULL,
-    to_seq        bigint NOT NULL,
-    UNIQUE (sdk_app_id, from_user, client_msg_id)
-  );
-  CREATE TABLE tabchat_mailbox (
-    sdk_app_id bigint NOT NULL,
-    user_id    text   NOT NULL,
-    seq        bigint NOT NULL,
-    message_id text   NOT NULL REFERENCES tabchat_messages (id),
-    flow       text   NOT NULL CHECK (flow IN ('in', 'out')),
-    PRIMARY KEY (sdk_app_id, user_id, seq)
-  );
-  CREATE FUNCTION tabchat_send(p_id text, p_app bigint, p_from text, p_to text, p_cmid text, p_text text, p_time bigint)
-  RETURNS TABLE (o_id text, o_app bigint, o_from text, o_to text, o_cmid text, o_text text, o_time bigint,
-                 o_from_seq bigint, o_to_seq bigint, o_created boolean)
-  LANGUAGE plpgsql AS $fn$
-  DECLARE
-    m tabchat_messages%ROWTYPE;
-    s_from bigint;
-    s_to bigint;
-  BEGIN
-    -- Counter rows exist and are locked in user_id order: concurrent A->B and B->A never deadlock.
-    IF p_from <= p_to THEN
-      INSERT INTO tabchat_users (sdk_app_id, user_id) VALUES (p_app, p_from) ON CONFLICT DO NOTHING;
-      INSERT INTO tabchat_users (sdk_app_id, user_id) VALUES (p_app, p_to) ON CONFLICT DO NOTHING;
-    ELSE
-      INSERT INTO tabchat_users (sdk_app_id, user_id) VALUES (p_app, p_to) ON CONFLICT DO NOTHING;
-      INSERT INTO tabchat_users (sdk_app_id, user_id) VALUES (p_app, p_from) ON CONFLICT DO NOTHING;
-    END IF;
-    PERFORM 1 FROM tabchat_users u WHERE u.sdk_app_id = p_app AND u.user_id IN (p_from, p_to) ORDER BY u.user_id FOR UPDATE;
-    -- After the sender's lock: a racing send of the same clientMsgId has committed or not started.
-    SELECT * INTO m FROM tabchat_messages x WHERE x.sdk_app_id = p_app AND x.from_user = p_from AND x.client_msg_id = p_cmid;
-    IF FOUND THEN
-      RETURN QUERY SELECT m.id, m.sdk_app_id, m.from_user, m.to_user, m.client_msg_id, m.text, m.time, m.from_seq, m.to_seq, false;
-      RETURN;
-    END IF;
-    UPDATE tabchat_users u SET head = u.head + 1 WHERE u.sdk_app_id = p_app AND u.user_id = p_from RETURNING u.head INTO s_from;
-    IF p_to = p_from THEN
-      s_to := s_from;
-    ELSE
-      UPDATE tabchat_users u SET head = u.head + 1 WHERE u.sdk_app_id = p_app AND u.user_id = p_to RETURNING u.head INTO s_to;
-    END IF;
-    INSERT INTO tabchat_messages (id, sdk_app_id, from_user, to_user, client_msg_id, text, time, from_seq, to_seq)
-      VALUES (p_id, p_app, p_from, p_to, p_cmid, p_text, p_time, s_from, s_to);
-    INSERT INTO tabchat_mailbox (sdk_app_id, user_id, seq, message_id, flow) VALUES (p_app, p_from, s_from, p_id, 'out');
-    IF p_to <> p_from THEN
-      INSERT INTO tabchat_mailbox (sdk_app_id, user_id, seq, message_id, flow) VALUES (p_app, p_to, s_to, p_id, 'in');
-    END IF;
-    RETURN QUERY SELECT p_id, p_app, p_from, p_to, p_cmid, p_text, p_time, s_from, s_to, true;
-  END
-  $fn$;
-  `,
-  // 2: quota and retention (docs/operations.md "Limits and abuse"): mailbox entry counts and
-  // text bytes, each message's text bytes, indexes for old messages and a message's entries,
-  // and tabchat_send with the quota (it drops the oldest acknowledged entries to make room,
-  // and answers o_full when the recipient's mailbox still has none).
-  `
-  ALTER TABLE tabchat_users ADD COLUMN entries bigint NOT NULL DEFAULT 0;
-  ALTER TABLE tabchat_users ADD COLUMN bytes bigint NOT NULL DEFAULT 0;
-  ALTER TABLE tabchat_messages ADD COLUMN text_bytes bigint NOT NULL DEFAULT 0;
-  UPDATE tabchat_messages SET text_bytes = octet_length(text);
-  UPDATE tabchat_users u SET
-    entries = (SELECT count(*) FROM tabchat_mailbox b WHERE b.sdk_app_id = u.sdk_app_id AND b.user_id = u.user_id),
-    bytes = (SELECT coalesce(sum(m.text_bytes), 0) FROM tabchat_mailbox b JOIN tabchat_messages m ON m.id = b.message_id
-             WHERE b.sdk_app_id = u.sdk_app_id AND b.user_id = u.user_id);
-  CREATE INDEX tabchat_messages_by_time ON tabchat_messages (time);
-  CREATE INDEX tabchat_mailbox_by_message ON tabchat_mailbox (message_id);
-  CREATE FUNCTION tabchat_make_room(p_app bigint, p_user text, p_bytes bigint, p_max_entries bigint, p_max_bytes bigint)
-  RETURNS boolean LANGUAGE plpgsql AS $fn$
-  DECLARE
-    e bigint;
-    b bigint;
-    a bigint;
-    dropped bigint := 0;
-    freed bigint := 0;
-    r record;
-  BEGIN
-    SELECT u.entries, u.bytes, u.acked INTO e, b, a FROM tabchat_users u WHERE u.sdk_app_id = p_app AND u.user_id = p_user;
-    IF e + 1 <= p_max_entries AND b + p_bytes <= p_max_bytes THEN RETURN true; END IF;
-    FOR r IN SELECT x.seq, x.message_id, m.text_bytes FROM tabchat_mailbox x JOIN tabchat_messages m ON m.id = x.message_id
-             WHERE x.sdk_app_id = p_app AND x.user_id = p_user AND x.seq <= a ORDER BY x.seq LIMIT ${MAX_EVICTIONS_PER_SEND} LOOP
-      DELETE FROM tabchat_mailbox x WHERE x.sdk_app_id = p_app AND x.user_id = p_user AND x.seq = r.seq;
-      DELETE FROM tabchat_messages m WHERE m.id = r.message_id AND NOT EXISTS (SELECT 1 FROM tabchat_mailbox y WHERE y.message_id = r.message_id);
-      dropped := dropped + 1;
-      freed := freed + r.text_bytes;
-      e := e - 1;
-      b := b - r.text_bytes;
-      EXIT WHEN e + 1 <= p_max_entries AND b + p_bytes <= p_max_bytes;
-    END LOOP;
-    IF dropped > 0 THEN
-      UPDATE tabchat_users u SET entries = u.entries - dropped, bytes = u.bytes - freed WHERE u.sdk_app_id = p_app AND u.user_id = p_user;
-    END IF;
-    RETURN e + 1 <= p_max_entries AND b + p_bytes <= p_max_bytes;
-  END
-  $fn$;
-  DROP FUNCTION tabchat_send(text, bigint, text, text, text, text, bigint);
-  CREATE FUNCTION tabchat_send(p_id text, p_app bigint, p_from text, p_to text, p_cmid text, p_text text, p_time bigint,
-                               p_max_entries bigint, p_max_bytes bigint)
-  RETURNS TABLE (o_id text, o_app bigint, o_from text, o_to text, o_cmid text, o_text text, o_time bigint,
-                 o_from_seq bigint, o_to_seq bigint, o_created boolean, o_full boolean)
-  LANGUAGE plpgsql AS $fn$
-  DECLARE
-    m tabchat_messages%ROWTYPE;
-    s_from bigint;
-    s_to bigint;
-    n_bytes bigint := octet_length(p_text);
-  BEGIN
-    -- Counter rows exist and are locked in user_id order: concurrent A->B and B->A never deadlock.
-    IF p_from <= p_to THEN
-      INSERT INTO tabchat_users (sdk_app_id, user_id) VALUES (p_app, p_from) ON CONFLICT DO NOTHING;
-      INSERT INTO tabchat_users (sdk_app_id, user_id) VALUES (p_app, p_to) ON CONFLICT DO NOTHING;
-    ELSE
-      INSERT INTO tabchat_users (sdk_app_id, user_id) VALUES (p_app, p_to) ON CONFLICT DO NOTHING;
-      INSERT INTO tabchat_users (sdk_app_id, user_id) VALUES (p_app, p_from) ON CONFLICT DO NOTHING;
-    END IF;
-    PERFORM 1 FROM tabchat_users u WHERE u.sdk_app_id = p_app AND u.user_id IN (p_from, p_to) ORDER BY u.user_id FOR UPDATE;
-    -- After the sender's lock: a racing send of the same clientMsgId has committed or not started.
-    SELECT * INTO m FROM tabchat_messages x WHERE x.sdk_app_id = p_app AND x.from_user = p_from AND x.client_msg_id = p_cmid;
-    IF FOUND THEN
-      RETURN QUERY SELECT m.id, m.sdk_app_id, m.from_user, m.to_user, m.client_msg_id, m.text, m.time, m.from_seq, m.to_seq, false, false;
-      RETURN;
-    END IF;
-    IF NOT tabchat_make_room(p_app, p_to, n_bytes, p_max_entries, p_max_bytes) THEN
-      RETURN QUERY SELECT p_id, p_app, p_from, p_to, p_cmid, ''::text, p_time, 0::bigint, 0::bigint, false, true;
-      RETURN;
-    END IF;
-    IF p_to <> p_from THEN
-      PERFORM tabchat_make_room(p_app, p_from, n_bytes, p_max_entries, p_max_bytes);
-    END IF;
-    UPDATE tabchat_users u SET head = u.head + 1, entries = u.entries + 1, bytes = u.bytes + n_bytes
-      WHERE u.sdk_app_id = p_app AND u.user_id = p_from RETURNING u.head INTO s_from;
-    IF p_to = p_from THEN
-      s_to := s_from;
-    ELSE
-      UPDATE tabchat_users u SET head = u.head + 1, entries = u.entries + 1, bytes = u.bytes + n_bytes
-        WHERE u.sdk_app_id = p_app AND u.user_id = p_to RETURNING u.head INTO s_to;
-    END IF;
-    INSERT INTO tabchat_messages (id, sdk_app_id, from_user, to_user, client_msg_id, text, time, from_seq, to_seq, text_bytes)
-      VALUES (p_id, p_app, p_from, p_to, p_cmid, p_text, p_time, s_from, s_to, n_bytes);
-    INSERT INTO tabchat_mailbox (sdk_app_id, user_id, seq, message_id, flow) VALUES (p_app, p_from, s_from, p_id, 'out');
-    IF p_to <> p_from THEN
-      INSERT INTO tabchat_mailbox (sdk_app_id, user_id, seq, message_id, flow) VALUES (p_app, p_to, s_to, p_id, 'in');
-    END IF;
-    RETURN QUERY SELECT p_id, p_app, p_from, p_to, p_cmid, p_text, p_time, s_from, s_to, true, false;
-  END
-  $fn$;
-  CREATE FUNCTION tabchat_remove_expired(p_before bigint, p_max integer) RETURNS integer LANGUAGE plpgsql AS $fn$
-  DECLARE
-    r record;
-    n integer := 0;
-  BEGIN
-    -- SKIP LOCKED: several nodes sweep at once without waiting for one another.
-    FOR r IN SELECT * FROM tabchat_messages m WHERE m.time < p_before ORDER BY m.time LIMIT p_max FOR UPDATE SKIP LOCKED LOOP
-      WITH gone AS (
-        DELETE FROM tabchat_mailbox x WHERE x.sdk_app_id = r.sdk_app_id
-          AND ((x.user_id = r.from_user AND x.seq = r.from_seq) OR (x.user_id = r.to_user AND x.seq = r.to_seq))
-        RETURNING x.user_id
-      )
-      UPDATE tabchat_users u SET entries = u.entries - 1, bytes = u.bytes - r.text_bytes
-        FROM gone WHERE u.sdk_app_id = r.sdk_app_id AND u.user_id = gone.user_id;
-      DELETE FROM tabchat_messages m WHERE m.id = r.id;
-      n := n + 1;
-    END LOOP;
-    RETURN n;
-  END
-  $fn$;
-  `,
-  // 3: conversations and read markers (store-postgres-conversations.ts).
-  POSTGRES_CONVERSATIONS_MIGRATION,
-];
+export { POSTGRES_SCHEMA_VERSION } from './store-postgres-schema.js';
 
 /** Connecting may take this long before the call fails (9031). */
 const CONNECT_TIMEOUT_MS = 3_000;
@@ -229,6 +48,24 @@ const CONNECT_TIMEOUT_MS = 3_000;
 const QUERY_TIMEOUT_MS = 5_000;
 /** Connections per node. */
 const POOL_SIZE = 10;
+/** Most sends in one batch statement. */
+const MAX_BATCH = 512;
+
+type SendOutcome = { message: StoredMessage; created: boolean };
+
+interface QueuedAck {
+  sdkAppId: number;
+  userID: string;
+  seq: number;
+  resolve(recorded: number): void;
+  reject(error: unknown): void;
+}
+
+interface QueuedSend {
+  input: NewMessage;
+  resolve(outcome: SendOutcome): void;
+  reject(error: unknown): void;
+}
 
 interface SendRow {
   o_id: string;
@@ -269,12 +106,24 @@ export function isUnreachable(err: unknown): boolean {
 
 export class PostgresStore implements MessageStore {
   readonly kind = 'postgres';
+  /** Batches stored, sends in them, batches run again one by one. */
+  readonly stats = { batches: 0, writes: 0, retried: 0 };
+  /** Conversations and read markers (store-postgres-conversations.ts). */
   readonly conversations: PostgresConversations;
   private closed = false;
+  private queued: QueuedSend[] = [];
+  private scheduled = false;
+  private inFlight = false;
+  private drained: (() => void) | undefined;
+  private acks: QueuedAck[] = [];
+  private acksScheduled = false;
+  private acksInFlight = false;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly quota: MailboxQuota,
+    /** One transaction per send (the previous design): the benchmark's baseline only. */
+    private readonly unbatched = false,
   ) {
     this.conversations = new PostgresConversations((text, values) => this.query(text, values));
   }
@@ -283,7 +132,7 @@ export class PostgresStore implements MessageStore {
    * Connect, create or migrate the schema, and return the store. Fails (with the password
    * hidden) when the database cannot be reached or was written by a newer tabchat.
    */
-  static async open(url: string, quota: MailboxQuota = NO_QUOTA): Promise<PostgresStore> {
+  static async open(url: string, quota: MailboxQuota = NO_QUOTA, unbatched = false): Promise<PostgresStore> {
     const pool = new pg.Pool({
       connectionString: url,
       max: POOL_SIZE,
@@ -303,29 +152,78 @@ export class PostgresStore implements MessageStore {
       const message = err instanceof Error ? err.message : String(err);
       throw new Error(`message store ${redactUrl(url)} is not available: ${message.replace(url, redactUrl(url))}`);
     }
-    return new PostgresStore(pool, quota);
+    return new PostgresStore(pool, quota, unbatched);
   }
 
-  async send(input: NewMessage): Promise<{ message: StoredMessage; created: boolean }> {
+  /** Queued for the next batch (one statement); resolves once that batch committed. */
+  send(input: NewMessage): Promise<SendOutcome> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    if (this.unbatched) return this.sendOne(input);
+    return new Promise((resolve, reject) => {
+      this.queued.push({ input, resolve, reject });
+      if (this.queued.length >= MAX_BATCH) void this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          void this.flush();
+        });
+      }
+    });
+  }
+
+  /** Send the queued sends as one batch unless one is in flight (its end sends the next). */
+  private async flush(): Promise<void> {
+    if (this.inFlight || this.queued.length === 0) return;
+    const batch = this.queued.splice(0, MAX_BATCH);
+    this.inFlight = true;
+    try {
+      let outcomes: Array<SendOutcome | Error>;
+      try {
+        outcomes = await this.sendBatch(batch.map((q) => q.input));
+      } catch (err) {
+        if (err instanceof StoreUnavailableError || err instanceof StoreClosedError) throw err;
+        // Something in the batch failed (a constraint…): one by one, so it fails alone.
+        this.stats.retried++;
+        outcomes = [];
+        for (const q of batch) outcomes.push(await this.sendOne(q.input).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+      }
+      this.stats.batches++;
+      this.stats.writes += batch.length;
+      outcomes.forEach((o, i) => (o instanceof Error ? batch[i]!.reject(o) : batch[i]!.resolve(o)));
+    } catch (err) {
+      for (const q of batch) q.reject(err);
+    } finally {
+      this.inFlight = false;
+      if (this.queued.length > 0) void this.flush();
+      else if (!this.acksInFlight && this.acks.length === 0) this.drained?.();
+    }
+  }
+
+  private async sendBatch(inputs: readonly NewMessage[]): Promise<Array<SendOutcome | Error>> {
+    const rows = await this.query<SendRow & { o_idx: number }>('SELECT * FROM tabchat_send_batch($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+      inputs.map((m) => m.id),
+      inputs.map((m) => m.sdkAppId),
+      inputs.map((m) => m.from),
+      inputs.map((m) => m.to),
+      inputs.map((m) => m.clientMsgId),
+      inputs.map((m) => m.text),
+      inputs.map((m) => m.time),
+      this.quota.maxMessages,
+      this.quota.maxBytes,
+    ]);
+    const out: Array<SendOutcome | Error> = inputs.map(() => new Error('tabchat_send_batch answered no row for this message'));
+    for (const r of rows) out[r.o_idx - 1] = r.o_full ? new MailboxFullError(inputs[r.o_idx - 1]!.to) : toOutcome(r);
+    return out;
+  }
+
+  private async sendOne(input: NewMessage): Promise<SendOutcome> {
     const rows = await this.query<SendRow>('SELECT * FROM tabchat_send($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
       input.id, input.sdkAppId, input.from, input.to, input.clientMsgId, input.text, input.time, this.quota.maxMessages, this.quota.maxBytes,
     ]);
     const r = rows[0]!;
     if (r.o_full) throw new MailboxFullError(input.to);
-    return {
-      created: r.o_created,
-      message: {
-        id: r.o_id,
-        sdkAppId: r.o_app,
-        from: r.o_from,
-        to: r.o_to,
-        clientMsgId: r.o_cmid,
-        text: r.o_text,
-        time: r.o_time,
-        fromSeq: r.o_from_seq,
-        toSeq: r.o_to_seq,
-      },
-    };
+    return toOutcome(r);
   }
 
   async read(sdkAppId: number, userID: string, afterSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<MailboxPage> {
@@ -370,7 +268,53 @@ export class PostgresStore implements MessageStore {
     return rows[0]?.acked ?? 0;
   }
 
-  async ack(sdkAppId: number, userID: string, seq: number): Promise<number> {
+  /** Queued for the next ack batch (one statement, see tabchat_ack_batch); resolves with the recorded seq. */
+  ack(sdkAppId: number, userID: string, seq: number): Promise<number> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    if (this.unbatched) return this.ackOne(sdkAppId, userID, seq);
+    return new Promise((resolve, reject) => {
+      this.acks.push({ sdkAppId, userID, seq, resolve, reject });
+      if (this.acks.length >= MAX_BATCH) void this.flushAcks();
+      else if (!this.acksScheduled) {
+        this.acksScheduled = true;
+        setImmediate(() => {
+          this.acksScheduled = false;
+          void this.flushAcks();
+        });
+      }
+    });
+  }
+
+  private async flushAcks(): Promise<void> {
+    if (this.acksInFlight || this.acks.length === 0) return;
+    const batch = this.acks.splice(0, MAX_BATCH);
+    this.acksInFlight = true;
+    try {
+      let recorded: Array<number | Error>;
+      try {
+        const rows = await this.query<{ o_idx: number; o_recorded: number }>('SELECT * FROM tabchat_ack_batch($1, $2, $3)', [
+          batch.map((a) => a.sdkAppId),
+          batch.map((a) => a.userID),
+          batch.map((a) => a.seq),
+        ]);
+        recorded = batch.map(() => 0);
+        for (const r of rows) recorded[r.o_idx - 1] = r.o_recorded;
+      } catch (err) {
+        if (err instanceof StoreUnavailableError || err instanceof StoreClosedError) throw err;
+        recorded = [];
+        for (const a of batch) recorded.push(await this.ackOne(a.sdkAppId, a.userID, a.seq).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+      }
+      recorded.forEach((r, i) => (r instanceof Error ? batch[i]!.reject(r) : batch[i]!.resolve(r)));
+    } catch (err) {
+      for (const a of batch) a.reject(err);
+    } finally {
+      this.acksInFlight = false;
+      if (this.acks.length > 0) void this.flushAcks();
+      else if (!this.inFlight && this.queued.length === 0) this.drained?.();
+    }
+  }
+
+  private async ackOne(sdkAppId: number, userID: string, seq: number): Promise<number> {
     const rows = await this.query<{ recorded: number }>(
       `UPDATE tabchat_users SET acked = GREATEST(acked, LEAST($1::bigint, head)) WHERE sdk_app_id = $2 AND user_id = $3
        RETURNING LEAST($1::bigint, head) AS recorded`,
@@ -379,8 +323,15 @@ export class PostgresStore implements MessageStore {
     return rows[0]?.recorded ?? 0;
   }
 
+  /** Stores the sends still queued (they resolve), then closes the pool. */
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.inFlight || this.queued.length > 0 || this.acksInFlight || this.acks.length > 0) {
+      const drained = new Promise<void>((resolve) => (this.drained = resolve));
+      void this.flush();
+      void this.flushAcks();
+      await drained;
+    }
     this.closed = true;
     await this.pool.end();
   }
@@ -397,26 +348,19 @@ export class PostgresStore implements MessageStore {
   }
 }
 
-/** Create or upgrade the schema; one node at a time (advisory lock), in one transaction. */
-async function migrate(pool: pg.Pool): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query("SELECT pg_advisory_xact_lock(hashtext('tabchat-schema'))");
-    await client.query('CREATE TABLE IF NOT EXISTS tabchat_schema (version integer NOT NULL)');
-    const found = await client.query<{ version: number }>('SELECT version FROM tabchat_schema');
-    const version = found.rows[0]?.version ?? 0;
-    if (version > POSTGRES_SCHEMA_VERSION) {
-      throw new Error(`the database has tabchat schema version ${version}; this tabchat understands up to ${POSTGRES_SCHEMA_VERSION} (upgrade tabchat)`);
-    }
-    for (let v = version; v < POSTGRES_SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v]!);
-    if (found.rows.length === 0) await client.query('INSERT INTO tabchat_schema (version) VALUES ($1)', [POSTGRES_SCHEMA_VERSION]);
-    else await client.query('UPDATE tabchat_schema SET version = $1', [POSTGRES_SCHEMA_VERSION]);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+function toOutcome(r: SendRow): SendOutcome {
+  return {
+    created: r.o_created,
+    message: {
+      id: r.o_id,
+      sdkAppId: r.o_app,
+      from: r.o_from,
+      to: r.o_to,
+      clientMsgId: r.o_cmid,
+      text: r.o_text,
+      time: r.o_time,
+      fromSeq: r.o_from_seq,
+      toSeq: r.o_to_seq,
+    },
+  };
 }

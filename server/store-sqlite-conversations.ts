@@ -1,7 +1,7 @@
 /**
  * Conversations of the sqlite store (conversation-store.ts): the `conversations` table,
  * kept by a trigger on `mailbox` inserts (so in the send's own savepoint), and the
- * indexed reads of a conversation's history. Schema version 3 of store-sqlite.ts.
+ * indexed reads of a conversation's history. Schema version 3 of the sqlite file (store-sqlite-schema.ts).
  */
 import type Database from 'better-sqlite3';
 import type { ConversationRow, ConversationSqlRow, ConversationStore, HistoryPage, ReadOutcome } from './conversation-store.js';

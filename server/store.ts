@@ -141,6 +141,12 @@ export interface StoreBatchOptions {
    * until the end of the current event-loop turn (no timer).
    */
   maxWaitMs: number;
+  /**
+   * The previous design, kept only as the benchmark's same-run baseline (never for
+   * production): `sqlite:` commits on the event loop with a savepoint per send and one
+   * transaction per ack; a `postgres://` store runs one transaction per send.
+   */
+  baseline?: boolean;
 }
 
 /** 256 sends per transaction at most; committed at the end of the event-loop turn. */

@@ -95,6 +95,63 @@ describe('postgres store', () => {
     assert.equal(raced[0]!.message.id, raced[1]!.message.id);
   });
 
+  test('batched sends: sends of a turn are one statement per node; with three nodes batching at once every mailbox stays gap-free, in each node\'s call order; a duplicate inside a batch is stored once', async (t) => {
+    const { open } = await freshStore(t);
+    const nodes = [await open(), await open(), await open()] as PostgresStore[];
+    const users = ['u1', 'u2', 'u3', 'u4', 'u5'];
+    const sends: Array<Promise<{ message: { from: string; to: string; clientMsgId: string; fromSeq: number; toSeq: number }; created: boolean }>> = [];
+    for (let i = 0; i < 600; i++) {
+      const node = nodes[i % 3]!;
+      sends.push(node.send(message(users[i % 5]!, users[(i * 7 + 1) % 5]!, `b${i}`)));
+    }
+    const dup = [nodes[0]!.send(message('u1', 'u2', 'dup-in-batch')), nodes[0]!.send(message('u1', 'u2', 'dup-in-batch'))];
+    const results = await Promise.all(sends);
+    const [d1, d2] = await Promise.all(dup);
+    assert.deepEqual([d1!.created, d2!.created], [true, false]);
+    assert.deepEqual(d2!.message, d1!.message);
+    const batches = nodes.reduce((n, s) => n + s.stats.batches, 0);
+    assert.ok(batches < 60, `602 sends in ${batches} batch statements`);
+    assert.equal(nodes.reduce((n, s) => n + s.stats.retried, 0), 0);
+    for (const user of users) {
+      const { entries } = await nodes[0]!.read(APP, user, 0, 10_000);
+      assert.ok(isGapless(entries.map((e) => e.seq)), `${user}: ${entries.length} entries without gaps`);
+      for (const e of entries) assert.equal(e.seq, e.flow === 'out' ? e.message.fromSeq : e.message.toSeq);
+    }
+    // A node's sends of one sender keep their call order in the sender's mailbox.
+    for (const [n] of nodes.entries()) {
+      const mine = results.filter((_, i) => i % 3 === n && results[i]!.message.from === 'u1').map((r) => r.message.fromSeq);
+      assert.deepEqual(mine, [...mine].sort((a, b) => a - b), `node ${n}: u1's seqs in call order`);
+    }
+    assert.equal(results.filter((r) => r.created).length, 600);
+    // Acks of a turn are one statement too: each answers min(seq, head); the position keeps the highest.
+    const head = await nodes[1]!.head(APP, 'u2');
+    const acks = await Promise.all([nodes[1]!.ack(APP, 'u2', 5), nodes[1]!.ack(APP, 'u2', 3), nodes[1]!.ack(APP, 'u2', head + 100), nodes[1]!.ack(APP, 'nobody', 4), nodes[1]!.ack(APP, 'u3', 1)]);
+    assert.deepEqual(acks, [5, 3, head, 0, 1]);
+    assert.equal(await nodes[0]!.acked(APP, 'u2'), head);
+    assert.equal(await nodes[0]!.acked(APP, 'u3'), 1);
+  });
+
+  test('batched sends: a message the database refuses fails alone (the batch is run again one by one); the others are stored without gaps', async (t) => {
+    const { url, open } = await freshStore(t);
+    const store = (await open()) as PostgresStore;
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                          IF NEW.text = 'refuse me' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; RETURN NEW; END $$;
+                        CREATE TRIGGER refuse BEFORE INSERT ON tabchat_messages FOR EACH ROW EXECUTE FUNCTION refuse()`);
+    await client.end();
+    const outcomes = await Promise.allSettled([
+      store.send(message('alice', 'bob', 'a', 'one')),
+      store.send(message('alice', 'bob', 'b', 'refuse me')),
+      store.send(message('alice', 'bob', 'c', 'three')),
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.match(String((outcomes[1] as PromiseRejectedResult).reason), /refused by the test trigger/);
+    assert.equal(store.stats.retried, 1);
+    const bob = (await store.read(APP, 'bob', 0, 10)).entries;
+    assert.deepEqual(bob.map((e) => [e.seq, e.message.text]), [[1, 'one'], [2, 'three']]);
+  });
+
   test('a restart keeps everything; a database of a newer schema is refused; an unreachable one fails without leaking the password', async (t) => {
     const { url, open } = await freshStore(t);
     const first = await open();

@@ -179,8 +179,13 @@ export interface PostgresServer {
   close(): Promise<void>;
 }
 
-/** initdb + start a private PostgreSQL (trust auth, loopback only, fsync off) in a temporary folder. */
-export async function startPostgres(): Promise<PostgresServer> {
+/**
+ * initdb + start a private PostgreSQL (trust auth, loopback only) in a temporary folder:
+ * fsync off for tests; `durable` (benchmarks) keeps fsync, synchronous_commit and
+ * full_page_writes on, as a production database runs (and counts function calls:
+ * pg_stat_user_functions).
+ */
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresServer> {
   const bin = pgBin();
   const owner = ensurePgUser();
   const dir = mkdtempSync(join(tmpdir(), 'tabchat-pg-'));
@@ -208,7 +213,8 @@ export async function startPostgres(): Promise<PostgresServer> {
   });
   pgRun(bin, 'initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
   const start = async () => {
-    const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+    const durability = opts.durable ? '-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c track_functions=pl' : '-c fsync=off';
+    const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 ${durability} -c max_connections=200`;
     pgRun(bin, 'pg_ctl', ['-D', data, '-l', log, '-o', options, '-w', '-t', '30', 'start']);
     running = true;
   };

@@ -156,7 +156,7 @@ for (const [kind, open] of KINDS) {
 
 test('sqlite: a version-2 file migrates to conversations (existing history counted as read)', async (t) => {
   const path = join(tempDir(t), 'v2.db');
-  const store = SqliteStore.open(path);
+  const store = await SqliteStore.open(path);
   await store.send(message('bob', 'alice'));
   await store.send(message('alice', 'bob'));
   await store.close();
@@ -164,7 +164,7 @@ test('sqlite: a version-2 file migrates to conversations (existing history count
   db.exec('DROP TRIGGER mailbox_conversation; DROP TABLE conversations; DROP INDEX messages_by_pair; DROP INDEX messages_by_pair_in;');
   db.pragma('user_version = 2');
   db.close();
-  const again = SqliteStore.open(path);
+  const again = await SqliteStore.open(path);
   t.after(() => again.close());
   const list = await again.conversations.list(APP, 'alice', 10);
   assert.deepEqual(list.conversations.map((c) => [c.peer, c.unread, c.lastSeq]), [['bob', 0, 2]]);
@@ -174,7 +174,7 @@ test('sqlite: a version-2 file migrates to conversations (existing history count
 
 test('sqlite: history pages, cursors and the list read through indexes (no table scan)', async (t) => {
   const path = join(tempDir(t), 'plan.db');
-  const store = SqliteStore.open(path);
+  const store = await SqliteStore.open(path);
   await store.send(message('bob', 'alice'));
   await store.close();
   const db = new Database(path, { readonly: true });

@@ -7,7 +7,7 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { StoreClosedError, type MessageStore, type NewMessage } from '../../server/store.js';
+import { StoreClosedError, StoreUnavailableError, type MessageStore, type NewMessage } from '../../server/store.js';
 import { openStore } from '../../server/store-open.js';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../server/store-sqlite.js';
 import { newMessageId } from '../../server/messages.js';
@@ -27,6 +27,8 @@ async function mailbox(store: MessageStore, userID: string, sdkAppId = APP) {
 const KINDS: Array<[string, (t: TestContext) => Promise<MessageStore>]> = [
   ['memory', async () => openStore('memory')],
   ['sqlite', async (t) => openStore(`sqlite:${join(tempDir(t), 'store.db')}`)],
+  // The benchmark's baseline (the previous design, on the main thread) keeps the same contract.
+  ['sqlite (storeBatch.baseline)', async (t) => openStore(`sqlite:${join(tempDir(t), 'store.db')}`, { maxMessages: 256, maxWaitMs: 0, baseline: true })],
 ];
 
 for (const [kind, open] of KINDS) {
@@ -125,13 +127,13 @@ for (const [kind, open] of KINDS) {
 describe('sqlite only', () => {
   test('a restart keeps messages, seqs, acks and idempotency', async (t) => {
     const path = join(tempDir(t), 'nested', 'dir', 'restart.db');
-    const first = SqliteStore.open(path);
+    const first = await SqliteStore.open(path);
     const sent = [];
     for (let i = 0; i < 10; i++) sent.push((await first.send(message('alice', 'bob', `k${i}`))).message);
     await first.ack(APP, 'bob', 4);
     await first.close();
 
-    const second = SqliteStore.open(path);
+    const second = await SqliteStore.open(path);
     t.after(() => second.close());
     assert.deepEqual((await mailbox(second, 'bob')).map((e) => e.message), sent);
     assert.equal(await second.acked(APP, 'bob'), 4);
@@ -145,14 +147,14 @@ describe('sqlite only', () => {
 
   test('one server per file: a second open while the first holds it fails clearly', async (t) => {
     const path = join(tempDir(t), 'locked.db');
-    const holder = SqliteStore.open(path);
+    const holder = await SqliteStore.open(path);
     t.after(() => holder.close());
-    assert.throws(() => SqliteStore.open(path), /in use by another process/);
+    await assert.rejects(SqliteStore.open(path), /in use by another process/);
   });
 
   test('a file from a newer schema is refused; the current schema is recorded', async (t) => {
     const dir = tempDir(t);
-    const current = SqliteStore.open(join(dir, 'current.db'));
+    const current = await SqliteStore.open(join(dir, 'current.db'));
     await current.close();
     const check = new Database(join(dir, 'current.db'));
     assert.equal(check.pragma('user_version', { simple: true }), SQLITE_SCHEMA_VERSION);
@@ -162,11 +164,11 @@ describe('sqlite only', () => {
     const future = new Database(join(dir, 'future.db'));
     future.pragma(`user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
     future.close();
-    assert.throws(() => SqliteStore.open(join(dir, 'future.db')), new RegExp(`schema version ${SQLITE_SCHEMA_VERSION + 1}.*upgrade tabchat`));
+    await assert.rejects(SqliteStore.open(join(dir, 'future.db')), new RegExp(`schema version ${SQLITE_SCHEMA_VERSION + 1}.*upgrade tabchat`));
   });
 
   test('group commit: a send is acknowledged only once its batch committed; a batch commits when it holds maxMessages', async (t) => {
-    const store = SqliteStore.open(join(tempDir(t), 'batch.db'), { maxMessages: 3, maxWaitMs: 60_000 });
+    const store = await SqliteStore.open(join(tempDir(t), 'batch.db'), { maxMessages: 3, maxWaitMs: 60_000 });
     t.after(() => store.close());
     const settled: string[] = [];
     const first = [store.send(message('alice', 'bob', 'a')), store.send(message('carol', 'bob', 'b'))];
@@ -182,23 +184,23 @@ describe('sqlite only', () => {
 
   test('close commits the sends still queued', async (t) => {
     const path = join(tempDir(t), 'close.db');
-    const store = SqliteStore.open(path, { maxMessages: 100, maxWaitMs: 60_000 });
+    const store = await SqliteStore.open(path, { maxMessages: 100, maxWaitMs: 60_000 });
     const pending = [store.send(message('alice', 'bob', 'x')), store.send(message('alice', 'bob', 'y'))];
     await store.close();
     assert.deepEqual((await Promise.all(pending)).map((r) => r.created), [true, true]);
-    const again = SqliteStore.open(path);
+    const again = await SqliteStore.open(path);
     t.after(() => again.close());
     assert.equal(await again.head(APP, 'bob'), 2);
   });
 
   test('a send that fails on its own is rolled back alone; the rest of its batch is stored without gaps', async (t) => {
     const path = join(tempDir(t), 'one-fails.db');
-    await SqliteStore.open(path).close();
+    await (await SqliteStore.open(path)).close();
     const raw = new Database(path);
     raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'refuse me'
               BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END`);
     raw.close();
-    const store = SqliteStore.open(path);
+    const store = await SqliteStore.open(path);
     t.after(() => store.close());
     const outcomes = await Promise.allSettled([
       store.send(message('alice', 'bob', 'a', 'one')),
@@ -215,7 +217,7 @@ describe('sqlite only', () => {
   test('a batch whose commit fails rejects every send of it and stores none; the next batch goes on without gaps', async (t) => {
     const path = join(tempDir(t), 'commit-fails.db');
     await sqliteFileFailingOnCommit(path);
-    const store = SqliteStore.open(path);
+    const store = await SqliteStore.open(path);
     t.after(() => store.close());
     const outcomes = await Promise.allSettled([
       store.send(message('alice', 'bob', 'a', 'one')),
@@ -229,6 +231,57 @@ describe('sqlite only', () => {
     assert.equal(retry.created, true, 'the retry stores it (nothing of the failed batch was kept)');
     assert.equal(retry.message.toSeq, 1);
     assert.equal(retry.message.fromSeq, 1);
+  });
+
+  test('acks share the sends\' group commit: sends and acks of one turn are one batch, applied in call order', async (t) => {
+    const store = await SqliteStore.open(join(tempDir(t), 'acks.db'));
+    t.after(() => store.close());
+    await store.send(message('alice', 'bob', 'a'));
+    const before = { ...store.stats };
+    const [second, ackedTwo, third, ackedBeyond] = await Promise.all([
+      store.send(message('alice', 'bob', 'b')),
+      store.ack(APP, 'bob', 2), // after the send above, in the same transaction: 2 is the head
+      store.send(message('alice', 'bob', 'c')),
+      store.ack(APP, 'bob', 99), // clamped to the head, 3
+    ]);
+    assert.equal(second.message.toSeq, 2);
+    assert.equal(third.message.toSeq, 3);
+    assert.deepEqual([ackedTwo, ackedBeyond], [2, 3]);
+    assert.deepEqual({ batches: store.stats.batches - before.batches, writes: store.stats.writes - before.writes }, { batches: 1, writes: 4 });
+    assert.equal(await store.acked(APP, 'bob'), 3);
+  });
+
+  test('a batch without failures takes no savepoints; one with a failing write is redone with savepoints (counted)', async (t) => {
+    const path = join(tempDir(t), 'retried.db');
+    await (await SqliteStore.open(path)).close();
+    const raw = new Database(path);
+    raw.exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'refuse me'
+              BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END`);
+    raw.close();
+    const store = await SqliteStore.open(path);
+    t.after(() => store.close());
+    await Promise.all([store.send(message('alice', 'bob', 'a', 'one')), store.send(message('alice', 'bob', 'b', 'two'))]);
+    assert.equal(store.stats.retried, 0);
+    const outcomes = await Promise.allSettled([store.send(message('alice', 'bob', 'c', 'refuse me')), store.ack(APP, 'bob', 2)]);
+    assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'fulfilled']);
+    assert.equal(store.stats.retried, 1);
+    assert.equal(await store.acked(APP, 'bob'), 2, 'the ack of the redone batch is stored');
+  });
+
+  test('a writer thread that dies makes the later calls fail with StoreUnavailableError (9031); the file keeps what was committed', async (t) => {
+    const path = join(tempDir(t), 'dead-writer.db');
+    const store = await SqliteStore.open(path);
+    t.after(() => store.close());
+    await store.send(message('alice', 'bob', 'kept'));
+    const worker = (store as unknown as { worker: { terminate(): Promise<number> } }).worker;
+    await worker.terminate();
+    await assert.rejects(store.read(APP, 'bob', 0, 10), StoreUnavailableError);
+    await assert.rejects(store.send(message('alice', 'bob')), StoreUnavailableError);
+    await assert.rejects(store.ack(APP, 'bob', 1), StoreUnavailableError);
+    await store.close();
+    const again = await SqliteStore.open(path);
+    t.after(() => again.close());
+    assert.deepEqual((await again.read(APP, 'bob', 0, 10)).entries.map((e) => e.message.clientMsgId), ['kept']);
   });
 
   test('openStore: "sqlite:" needs a path; an unreachable postgres fails clearly without leaking the password', async () => {

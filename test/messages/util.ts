@@ -73,7 +73,7 @@ export function isGapless(seqs: number[], first = 1): boolean {
  * message with the text "fail the commit": a deferred foreign key is checked at COMMIT.
  */
 export async function sqliteFileFailingOnCommit(path: string): Promise<void> {
-  await SqliteStore.open(path).close();
+  await (await SqliteStore.open(path)).close();
   const raw = new Database(path);
   raw.exec(`CREATE TABLE boom (message_id TEXT REFERENCES messages (id) DEFERRABLE INITIALLY DEFERRED);
             CREATE TRIGGER boom AFTER INSERT ON messages WHEN NEW.text = 'fail the commit'
