@@ -49,6 +49,8 @@ import { fullJitterBackoff } from '../src/core/defaults.js';
 import { ChatError, toErrorData } from '../src/core/errors.js';
 import type { InstanceEvents, LoginParams, SessionHandle } from '../src/core/types.js';
 import { HubEngines, type HubEngine } from './hub-engines.js';
+
+const SERVER_KEY_PREFIX = serverKey('');
 import { MessageBuffers } from './message-buffer.js';
 import { OrphanAdoption, type OrphanHost } from './orphan-adoption.js';
 import type { StoredInstance, StoredRun } from './storage.js';
@@ -64,8 +66,10 @@ export interface HubHost extends OrphanHost {
   /** Worker name, for diagnostics. */
   name: string;
   createEngine(server: string): HubEngine;
-  /** Post an envelope to every tab. */
-  broadcast(envelope: Envelope): void;
+  /** Post an envelope to one tab (on its own channel: no other tab receives it). */
+  deliver(tabId: string, envelope: Envelope): void;
+  /** The tab is gone: close what {@link deliver} opened for it. */
+  forgetTab(tabId: string): void;
   /** WebSockets open now / ever opened. */
   socketStats(): { open: number; opened: number };
   /** Record the live instances durably (for the next run, should this one die). */
@@ -75,6 +79,8 @@ export interface HubHost extends OrphanHost {
 interface TabRecord {
   tabId: string;
   chats: Set<string>;
+  /** `seq` of the last envelope posted to this tab (the next one's `prev`). */
+  lastSent: number;
   stopWatching: () => void;
 }
 
@@ -253,6 +259,7 @@ export class Hub {
     if (!tab) return;
     this.tabs.delete(tabId);
     tab.stopWatching();
+    this.host.forgetTab(tabId);
     this.host.log.info(`tab ${tabId} gone; releasing ${tab.chats.size} chat(s)`);
     const chats = [...tab.chats].map((id) => this.chats.get(id)).filter((c): c is ChatRecord => c !== undefined);
     for (const chat of chats) this.chats.delete(chat.spec.chatId);
@@ -291,9 +298,9 @@ export class Hub {
   private ensureTab(tabId: string): TabRecord {
     let tab = this.tabs.get(tabId);
     if (!tab) {
-      const record: TabRecord = { tabId, chats: new Set(), stopWatching: () => {} };
+      const record: TabRecord = { tabId, chats: new Set(), lastSent: 0, stopWatching: () => {} };
       this.tabs.set(tabId, record);
-      record.stopWatching = this.host.watchTab(tabId, () => void this.tabGone(tabId));
+      record.stopWatching = this.host.watchTab(tabId, () => void this.tabGone(tabId), true);
       tab = record;
     }
     return tab;
@@ -479,6 +486,7 @@ export class Hub {
    */
   private async logOutForAll(inst: HubInstance, byChat: string): Promise<void> {
     let others = 0;
+    const tabIds = new Set<string>();
     for (const chatId of inst.members) {
       if (chatId === byChat) continue;
       const chat = this.chats.get(chatId);
@@ -487,9 +495,10 @@ export class Hub {
       chat.phase = 'loggedOut';
       chat.key = null;
       inst.members.delete(chatId);
+      tabIds.add(chat.tabId);
       others++;
     }
-    if (others > 0) this.send({ type: 'loggedOut', target: inst.key });
+    if (others > 0) this.send({ type: 'loggedOut', target: inst.key }, tabIds);
     if (inst.members.size === 0) await this.release(inst, byChat);
     else this.persist();
   }
@@ -584,10 +593,31 @@ export class Hub {
     this.host.persist(list);
   }
 
-  private send(event: DistributiveOmit<Envelope, 'v' | 'workerEpoch' | 'seq'>): Envelope {
-    const envelope = { ...event, v: HUB_VERSION, workerEpoch: this.host.epoch, seq: ++this.seq } as Envelope;
-    this.host.broadcast(envelope);
+  /**
+   * Number an event and post it to the tabs it concerns, each on its own channel with the
+   * `seq` of the previous envelope that tab got (`prev`), so a tab tells a gap from the
+   * envelopes meant for other tabs. The cost per event does not grow with the tab count.
+   * @param tabIds - default: the tabs with a chat on the target (an instance key: attached
+   *   to it or logging in to it; a server key: any chat of that server)
+   */
+  private send(event: DistributiveOmit<Envelope, 'v' | 'workerEpoch' | 'seq' | 'prev'>, tabIds?: Iterable<string>): Envelope {
+    const envelope = { ...event, v: HUB_VERSION, workerEpoch: this.host.epoch, seq: ++this.seq, prev: 0 } as Envelope;
+    for (const tabId of tabIds ?? this.tabsOf(envelope.target)) {
+      const tab = this.tabs.get(tabId);
+      if (!tab) continue;
+      this.host.deliver(tabId, { ...envelope, prev: tab.lastSent });
+      tab.lastSent = envelope.seq;
+    }
     return envelope;
+  }
+
+  private tabsOf(target: string): Set<string> {
+    const server = target.startsWith(SERVER_KEY_PREFIX) ? target.slice(SERVER_KEY_PREFIX.length) : null;
+    const out = new Set<string>();
+    for (const chat of this.chats.values()) {
+      if (server === null ? chat.key === target : chat.spec.server === server) out.add(chat.tabId);
+    }
+    return out;
   }
 
   private chatSnapshot(chat: ChatRecord): ChatSnapshot {

@@ -42,6 +42,9 @@ import {
   BUILD,
   LEADER_LOCK,
   RPC_CHANNEL,
+  RPC_HUB_CHANNEL,
+  postOnce,
+  rpcTabChannel,
   VISIBLE_LOCK,
   WORKER_NAME,
   webLocks,
@@ -155,6 +158,9 @@ export class LeaderElection {
     this.locks = locks;
     this.channel = new BroadcastChannel(RPC_CHANNEL);
     this.channel.onmessage = (event: MessageEvent) => this.channelOnMessage(event.data as RpcMessage);
+    // Answers for this tab only (the hub posts them on this tab's own channel).
+    const answers = new BroadcastChannel(rpcTabChannel(this.tabId));
+    answers.onmessage = (event: MessageEvent) => this.channelOnMessage(event.data as RpcMessage);
     // Page Lifecycle: a frozen page neither leads nor waits to lead.
     document.addEventListener('freeze', () => this.suspend('the page is frozen'));
     document.addEventListener('resume', () => this.unsuspend());
@@ -431,7 +437,8 @@ export class LeaderElection {
     const link = new RemoteLink({
       tabId: this.tabId,
       epoch,
-      post: (message) => this.post(message),
+      // Commands go to the hubs only, on a channel no other tab listens to.
+      post: (message) => postOnce(RPC_HUB_CHANNEL, message),
       locks: this.locks,
       nextId: () => `${this.tabId}:${this.nextId++}`,
       onClose: (closed) => this.links.delete(closed),

@@ -23,11 +23,11 @@ import { CODE } from '../protocol/codes.js';
 import type { Logger } from '../protocol/data.js';
 import {
   BUILD,
-  EVENTS_CHANNEL,
   HUB_VERSION,
   LEADER_HOST_GLOBAL,
   WORKER_NAME,
   isEnvelope,
+  tabEventsChannel,
   webLocks,
   type ChatResume,
   type ChatSpec,
@@ -59,7 +59,8 @@ export type Transport = 'shared-worker' | 'leader';
 /** Connection state of one tab to one hub. */
 type HubState =
   | { name: 'idle' }
-  | { name: 'connecting'; attempt: Promise<HubApi> }
+  /** `posted`: the api once the register is on its way (commands may follow it at once); `attempt`: once it is answered and applied. */
+  | { name: 'connecting'; attempt: Promise<HubApi>; posted: Promise<HubApi> }
   | { name: 'connected'; api: HubApi; link: HubLink; epoch: string }
   | { name: 'failed'; error: ChatError };
 
@@ -173,7 +174,14 @@ export class HubConnection {
    * build mismatch.
    */
   call<T>(name: string, timeoutMs: number, invoke: (api: HubApi) => Promise<Reply<T>>): Promise<T> {
-    const answer = this.#connect().then(invoke).then((reply) => (reply.ok ? reply.value : Promise.reject(fromErrorData(reply.error))));
+    // Posted right behind the register of an attach in progress, not after its answer (the
+    // hub handles its port's messages in order); the command fails if the register does.
+    const attempt = this.#connect();
+    const state = this.#state;
+    const api = state.name === 'connecting' ? state.posted : attempt;
+    const answer = api
+      .then((hub) => Promise.all([invoke(hub), attempt]))
+      .then(([reply]) => (reply.ok ? reply.value : Promise.reject(fromErrorData(reply.error))));
     return this.#bounded(answer, name, timeoutMs, () => {
       // Without Web Locks a silent worker is the only sign of its death: start a new one.
       const state = this.#state;
@@ -204,8 +212,12 @@ export class HubConnection {
       case 'failed':
         return Promise.reject(state.error);
       case 'idle': {
-        const attempt = this.#open();
-        this.#state = { name: 'connecting', attempt };
+        let post!: (api: HubApi) => void;
+        const posting = new Promise<HubApi>((resolve) => { post = resolve; });
+        const attempt = this.#open(post);
+        const early = Promise.race([posting, attempt]);
+        early.catch(() => {}); // a failed attach is reported by the command that needs it
+        this.#state = { name: 'connecting', attempt, posted: early };
         attempt.catch((err: unknown) => {
           if (this.#state.name === 'connecting' && this.#state.attempt === attempt) {
             const error = asChatError(err);
@@ -218,9 +230,15 @@ export class HubConnection {
     }
   }
 
-  /** Start (or join) the hub, register, apply the snapshot, watch the hub's life lock. */
-  async #open(): Promise<HubApi> {
-    await holdTabLock();
+  /**
+   * Start (or join) the hub, register, apply the snapshot, watch the hub's life lock. The
+   * tab lock is asked for first but not waited for before the register (the hub waits for
+   * the request to show, worker/runtime.ts): only before the attach counts as done.
+   * @param posted - called with the api once the register is posted
+   */
+  async #open(posted: (api: HubApi) => void): Promise<HubApi> {
+    const locked = holdTabLock();
+    locked.catch(() => {}); // awaited with the register below
     this.#listen();
     const sync = this.#beginSync();
     let link: HubLink;
@@ -232,9 +250,11 @@ export class HubConnection {
     }
     const api = link.api;
     const offered = this.#resumeList();
+    const register = Promise.race([api.register(this.#registerRequest(offered)), link.failed]);
+    posted(api);
     let snapshot: Snapshot;
     try {
-      const reply = await this.#bounded(Promise.race([api.register(this.#registerRequest(offered)), link.failed]), 'register', REGISTER_TIMEOUT_MS);
+      const [reply] = await this.#bounded(Promise.all([register, locked]), 'register', REGISTER_TIMEOUT_MS);
       if (!reply.ok) throw fromErrorData(reply.error);
       snapshot = reply.value;
     } catch (err) {
@@ -279,7 +299,7 @@ export class HubConnection {
 
   #listen(): void {
     if (this.#channel) return;
-    this.#channel = new BroadcastChannel(EVENTS_CHANNEL);
+    this.#channel = new BroadcastChannel(tabEventsChannel(TAB_ID));
     this.#channel.onmessage = (event: MessageEvent) => this.#channelOnMessage(event.data);
   }
 
@@ -419,8 +439,9 @@ export class HubConnection {
       return;
     }
     if (data.seq <= this.#lastSeq) return; // already reflected in the snapshot
-    if (data.seq > this.#lastSeq + 1) {
-      this.#resync(`sequence gap ${this.#lastSeq} → ${data.seq}`);
+    // The hub posts each tab only what concerns it: `prev` is the one before, for this tab.
+    if (data.prev > this.#lastSeq) {
+      this.#resync(`sequence gap ${this.#lastSeq} → ${data.prev} (envelope ${data.seq})`);
       return;
     }
     this.#lastSeq = data.seq;

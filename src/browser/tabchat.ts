@@ -177,4 +177,26 @@ function getWorkerState(workerUrl?: string): Promise<WorkerState> {
   return hubFor(resolveWorkerUrl(workerUrl), resolveTransport(undefined)).getWorkerState();
 }
 
+/**
+ * The drop-in script (a classic `<script>`) attaches the page to its hub as it loads, before
+ * `create()`, so the first `login()` finds the page attached: the default worker URL and
+ * `transport: 'auto'`, or the script element's `data-worker-url` / `data-transport`;
+ * `data-attach="false"` turns it off. It opens no socket (the hub connects on the first
+ * login). A `create()` with other options attaches to its own hub as usual.
+ */
+function attachOnLoad(): void {
+  // Only the drop-in build (it defines import.meta.url as undefined): the ESM build may be
+  // bundled into an application's script, whose folder has no tabchat-worker.js.
+  const meta: string | undefined = import.meta.url;
+  const script = typeof document !== 'undefined' && meta === undefined ? document.currentScript : null;
+  const data = script instanceof HTMLScriptElement ? script.dataset : null;
+  if (!data || data.attach === 'false') return;
+  try {
+    hubFor(resolveWorkerUrl(data.workerUrl), resolveTransport(data.transport)).attach();
+  } catch {
+    // A cross-origin default worker URL, an unknown transport: create() reports them.
+  }
+}
+attachOnLoad();
+
 export { create, getWorkerState, Chat };
