@@ -268,6 +268,11 @@ export class Hub {
     if (this.tabs.size === 0) this.closeEngines('last tab left');
   }
 
+  /** Whether the tab is known (registered or logged in, not gone). */
+  knowsTab(tabId: string): boolean {
+    return this.tabs.has(tabId);
+  }
+
   /** The host's network came back (`online`) or went away (`offline`): tell every engine. */
   networkChanged(online: boolean): void {
     this.host.log.info(`network ${online ? 'online' : 'offline'}`);

@@ -43,7 +43,7 @@ if (runsIn('SharedWorkerGlobalScope')) {
   scope.addEventListener('unhandledrejection', (event) => runtime.log.error('unhandled rejection:', event.reason));
   scope.onconnect = (event: MessageEvent) => {
     const port = event.ports[0];
-    if (port) Comlink.expose(runtime.api(), port);
+    if (port) Comlink.expose(runtime.api(port), port);
   };
 } else if (runsIn('DedicatedWorkerGlobalScope')) {
   hostLeader(globalThis as unknown as DedicatedWorkerScope);

@@ -60,7 +60,7 @@ export function hostLeader(scope: DedicatedWorkerScope): void {
 
   scope.onmessage = (event: MessageEvent) => {
     const message = event.data as LeaderWorkerMessage | null;
-    if (message?.type === 'port' && event.ports[0]) Comlink.expose(api, event.ports[0]);
+    if (message?.type === 'port' && event.ports[0]) Comlink.expose(runtime.api(event.ports[0]), event.ports[0]);
     else if (message?.type === 'network') scope.dispatchEvent(new Event(message.online ? 'online' : 'offline'));
   };
 

@@ -65,6 +65,8 @@ interface Run {
   worker: Worker | undefined;
   /** Kept referenced for the run's life: a proxy collected by GC would release the worker's port (comlink #692). */
   api: HubApi;
+  /** The page's end of that port: the hub also posts the envelopes of this page's chats on it. */
+  port: MessagePort | undefined;
   /** The worker's epoch once its hub serves; rejects if the worker cannot start, or the run stopped first. */
   started: Promise<string>;
   /**
@@ -270,6 +272,7 @@ export class LeaderElection {
     const run: Run = {
       worker: undefined,
       api: {} as HubApi,
+      port: undefined,
       started,
       stop: (terminate = true) => {
         if (terminate) run.worker?.terminate();
@@ -306,6 +309,7 @@ export class LeaderElection {
       worker.postMessage({ type: 'port' } satisfies LeaderWorkerMessage, [port2]);
       // Every HubApi method already returns a Promise, so the remote has the same signatures.
       run.api = Comlink.wrap<HubApi>(port1) as unknown as HubApi;
+      run.port = port1;
     };
     attempt(0);
     return run;
@@ -430,7 +434,11 @@ export class LeaderElection {
   private localLink(run: Run): HubLink {
     const failed = run.started.then(() => new Promise<never>(() => {}));
     failed.catch(() => {}); // only raced by the caller
-    return { api: run.api, failed, close: () => {} };
+    const events = (listener: (data: unknown) => void) => {
+      run.port?.addEventListener('message', (event: MessageEvent) => listener(event.data));
+      run.port?.start();
+    };
+    return { api: run.api, failed, close: () => {}, events };
   }
 
   private remoteLink(epoch: string): HubLink {

@@ -36,8 +36,12 @@ export interface Runtime {
   epoch: string;
   /** Resolves once the life lock is held (commands wait for it). */
   ready: Promise<void>;
-  /** A command surface over the hub; commands never throw (errors become Reply data). */
-  api(): HubApi;
+  /**
+   * A command surface over the hub; commands never throw (errors become Reply data).
+   * @param port - the tab's own port (comlink), if it has one: the hub then posts the
+   *   envelopes of the tabs that register on it there, instead of on their channel
+   */
+  api(port?: MessagePort): HubApi;
   log: Logger;
 }
 
@@ -147,6 +151,11 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
   // -------------------------------------------------------------- hub
   /** Each tab's event channel (tabEventsChannel), while the tab is known to the hub. */
   const channels = new Map<string, BroadcastChannel>();
+  /**
+   * The port a tab registered on, where it has one (SharedWorker; the leader page's own
+   * chats): envelopes go there, a direct pipe to the tab, in order with the command answers.
+   */
+  const ports = new Map<string, MessagePort>();
   const runs = new RunStore(epoch, BUILD, log);
   const clientName = `tabchat-worker/${VERSION}`;
   const hub = new Hub({
@@ -156,11 +165,17 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     createEngine: (server): HubEngine =>
       new SessionEngine({ url: server, WebSocket: CountedWebSocket, clientName, logger: log, outbox: createOutbox(server) }),
     deliver: (tabId, envelope) => {
+      const port = ports.get(tabId);
+      if (port) {
+        port.postMessage(envelope);
+        return;
+      }
       let channel = channels.get(tabId);
       if (!channel) channels.set(tabId, (channel = new BroadcastChannel(tabEventsChannel(tabId))));
       channel.postMessage(envelope);
     },
     forgetTab: (tabId) => {
+      ports.delete(tabId);
       channels.get(tabId)?.close();
       channels.delete(tabId);
     },
@@ -196,8 +211,15 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     }
   };
 
-  const api = (): HubApi => ({
-    register: (req) => guarded('register', () => hub.register(req)),
+  const api = (port?: MessagePort): HubApi => ({
+    register: (req) => guarded('register', async () => {
+      // Before the hub knows the tab: its first envelopes already take the port.
+      const tabId = typeof req?.tabId === 'string' ? req.tabId : null;
+      if (port && tabId !== null) ports.set(tabId, port);
+      const reply = await hub.register(req);
+      if (!reply.ok && tabId !== null && ports.get(tabId) === port && !hub.knowsTab(tabId)) ports.delete(tabId);
+      return reply;
+    }),
     login: (tabId, spec, creds) => guarded('login', () => hub.login(tabId, spec, creds)),
     sendText: (tabId, chatId, message, timeoutMs) => guarded('sendText', () => hub.sendText(tabId, chatId, message, timeoutMs)),
     logout: (tabId, chatId, allTabs) => guarded('logout', () => hub.logout(tabId, chatId, allTabs === true)),

@@ -249,6 +249,8 @@ export class HubConnection {
       throw err;
     }
     const api = link.api;
+    // The hub posts this tab's envelopes on the link's own port where it has one.
+    link.events?.((data) => this.#channelOnMessage(data));
     const offered = this.#resumeList();
     const register = Promise.race([api.register(this.#registerRequest(offered)), link.failed]);
     posted(api);
@@ -294,7 +296,11 @@ export class HubConnection {
     });
     failed.catch(() => {}); // only raced by open(); a later error event must not go unhandled
     // Every HubApi method already returns a Promise, so the remote has the same signatures.
-    return Promise.resolve({ api: proxy as unknown as HubApi, failed, close: () => worker.port.close() });
+    const events = (listener: (data: unknown) => void) => {
+      worker.port.addEventListener('message', (event: MessageEvent) => listener(event.data));
+      worker.port.start();
+    };
+    return Promise.resolve({ api: proxy as unknown as HubApi, failed, close: () => worker.port.close(), events });
   }
 
   #listen(): void {

@@ -38,6 +38,12 @@ export interface HubLink {
    * hub stop answering (the error to report, code 9009) and answer again (`null`).
    */
   watch?(listener: (stall: ErrorData | null) => void): void;
+  /**
+   * Where the link has a port of its own (SharedWorker, the leader page's own chats): the hub
+   * posts this tab's envelopes on it; `listener` gets every message that is not a command
+   * answer (the tab checks it is an envelope).
+   */
+  events?(listener: (data: unknown) => void): void;
 }
 
 /**
