@@ -522,10 +522,11 @@ export class Hub {
       else chat.error = why.error;
     }
     inst.members.clear();
-    this.persist();
-    this.host.log.info(`instance ${inst.key} ended: ${why.type === 'kicked' ? why.kickType : `${why.error.code} ${why.error.message}`}`);
+    // The tabs first (they wait for their KICKED_OUT), the durable record and the log after.
     if (why.type === 'kicked') this.send({ type: 'kicked', target: inst.key, kickType: why.kickType });
     else this.send({ type: 'lost', target: inst.key, error: why.error });
+    this.persist();
+    this.host.log.info(`instance ${inst.key} ended: ${why.type === 'kicked' ? why.kickType : `${why.error.code} ${why.error.message}`}`);
   }
 
   private instanceRestored(inst: HubInstance): void {
