@@ -234,7 +234,8 @@ export class HubConnection {
    * Start (or join) the hub, register, apply the snapshot, watch the hub's life lock. The
    * tab lock is asked for first but not waited for before the register (the hub waits for
    * the request to show, worker/runtime.ts): only before the attach counts as done.
-   * @param posted - called with the api once the register is posted
+   * @param posted - called with the api once the register is posted, unless it offers
+   *   sessions to take over (then commands wait for its answer)
    */
   async #open(posted: (api: HubApi) => void): Promise<HubApi> {
     const locked = holdTabLock();
@@ -253,7 +254,8 @@ export class HubConnection {
     link.events?.((data) => this.#channelOnMessage(data));
     const offered = this.#resumeList();
     const register = Promise.race([api.register(this.#registerRequest(offered)), link.failed]);
-    posted(api);
+    // A take-over (sessions offered) must be done before the commands of those sessions run.
+    if (offered.length === 0) posted(api);
     let snapshot: Snapshot;
     try {
       const [reply] = await this.#bounded(Promise.all([register, locked]), 'register', REGISTER_TIMEOUT_MS);
