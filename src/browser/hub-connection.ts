@@ -33,6 +33,7 @@ import {
   type ChatSpec,
   type Envelope,
   type HubApi,
+  type HubHello,
   type HubLink,
   type LeaderHostFactory,
   type RegisterRequest,
@@ -255,7 +256,7 @@ export class HubConnection {
     const offered = this.#resumeList();
     const register = Promise.race([api.register(this.#registerRequest(offered)), link.failed]);
     // A take-over (sessions offered) must be done before the commands of those sessions run.
-    if (offered.length === 0) posted(api);
+    if (offered.length === 0) void (link.sameBuild ?? Promise.resolve()).then(() => posted(api));
     let snapshot: Snapshot;
     try {
       const [reply] = await this.#bounded(Promise.all([register, locked]), 'register', REGISTER_TIMEOUT_MS);
@@ -302,7 +303,15 @@ export class HubConnection {
       worker.port.addEventListener('message', (event: MessageEvent) => listener(event.data));
       worker.port.start();
     };
-    return Promise.resolve({ api: proxy as unknown as HubApi, failed, close: () => worker.port.close(), events });
+    // A worker of another build (a cached old script under this build's name) sends another
+    // hello, or none: then commands wait for the register's answer (9012).
+    const sameBuild = new Promise<void>((resolve) => {
+      events((data) => {
+        const hello = data as HubHello | null;
+        if (hello?.type === 'tabchat-hello' && hello.build === BUILD && hello.hubVersion === HUB_VERSION) resolve();
+      });
+    });
+    return Promise.resolve({ api: proxy as unknown as HubApi, failed, close: () => worker.port.close(), events, sameBuild });
   }
 
   #listen(): void {

@@ -44,6 +44,19 @@ export interface HubLink {
    * answer (the tab checks it is an envelope).
    */
   events?(listener: (data: unknown) => void): void;
+  /**
+   * Resolves once the hub is known to run this very build, so commands may be posted behind
+   * the register before its answer (a hub of another build must never run them: it would
+   * refuse the register with 9012 but log in all the same). Absent: known from the start.
+   */
+  sameBuild?: Promise<void>;
+}
+
+/** What a SharedWorker posts first on every port that connects (comlink ignores it: no `id`). */
+export interface HubHello {
+  type: 'tabchat-hello';
+  build: string;
+  hubVersion: number;
 }
 
 /**
