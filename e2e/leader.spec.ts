@@ -164,9 +164,11 @@ test('a leader answers only the requests addressed to its own epoch', async ({ c
   const { build, epoch } = (await follower.h('workerState')).value;
   // A request meant for a dead leader, then one for this leader, from the same sender: the
   // channel keeps their order, and so does the leader's answering, so had the first one been
-  // answered its answer would have come first.
+  // answered its answer would have come first. Commands go on the hubs' channel, answers
+  // come on the sender's own.
   const answers = await follower.page.evaluate(([build, epoch]) => new Promise<string[]>((resolve) => {
-    const channel = new BroadcastChannel(`tabchat:rpc:${build}`);
+    const channel = new BroadcastChannel(`tabchat:rpc:${build}:tab:e2e-probe`);
+    const hubs = new BroadcastChannel(`tabchat:rpc:${build}:hub`);
     const got: string[] = [];
     channel.onmessage = (event) => {
       if (event.data?.kind !== 'res' || event.data.to !== 'e2e-probe') return;
@@ -176,8 +178,9 @@ test('a leader answers only the requests addressed to its own epoch', async ({ c
         resolve(got);
       }
     };
-    channel.postMessage({ kind: 'req', id: 'for-dead', from: 'e2e-probe', epoch: 'dead-epoch', method: 'getState', args: [] });
-    channel.postMessage({ kind: 'req', id: 'for-this', from: 'e2e-probe', epoch, method: 'getState', args: [] });
+    hubs.postMessage({ kind: 'req', id: 'for-dead', from: 'e2e-probe', epoch: 'dead-epoch', method: 'getState', args: [] });
+    hubs.postMessage({ kind: 'req', id: 'for-this', from: 'e2e-probe', epoch, method: 'getState', args: [] });
+    hubs.close();
   }), [build, epoch] as const);
   expect(answers).toEqual(['for-this']);
 });

@@ -187,25 +187,37 @@ test('invalid messages reject with their codes and status fail; a 12 KB text sti
 
 test('a tab that misses message envelopes pulls them from the worker on resync: nothing lost, nothing twice', async ({ newContext, openTab, uid }) => {
   const lossy = await newContext();
-  // The page drops the next N `messages` envelopes of the worker, as a frozen tab would.
+  // The page drops the next N `messages` envelopes of the worker, as a frozen tab would:
+  // on its events channel, and on the port where the SharedWorker posts them.
   await lossy.addInitScript(() => {
     const scope = window as unknown as { __dropMessageEnvelopes: number; BroadcastChannel: typeof BroadcastChannel };
     scope.__dropMessageEnvelopes = 0;
+    const dropped = new WeakSet<Event>();
+    /** One decision per event, whatever the number of listeners it reaches. */
+    const drop = (event: MessageEvent) => {
+      if (dropped.has(event)) return true;
+      if (event.data?.type !== 'messages' || scope.__dropMessageEnvelopes <= 0) return false;
+      scope.__dropMessageEnvelopes--;
+      dropped.add(event);
+      return true;
+    };
     const Native = scope.BroadcastChannel;
     scope.BroadcastChannel = class extends Native {
       override set onmessage(handler: ((event: MessageEvent) => void) | null) {
         super.onmessage = handler && ((event: MessageEvent) => {
-          if (event.data?.type === 'messages' && scope.__dropMessageEnvelopes > 0) {
-            scope.__dropMessageEnvelopes--;
-            return;
-          }
-          handler.call(this, event);
+          if (!drop(event)) handler.call(this, event);
         });
       }
       override get onmessage() {
         return super.onmessage;
       }
     };
+    const add = MessagePort.prototype.addEventListener;
+    MessagePort.prototype.addEventListener = function (this: MessagePort, type: string, listener: unknown, options?: unknown) {
+      if (type !== 'message' || typeof listener !== 'function') return add.call(this, type, listener as EventListener, options as AddEventListenerOptions);
+      const handler = listener as (event: MessageEvent) => void;
+      return add.call(this, type, ((event: MessageEvent) => { if (!drop(event)) handler.call(this, event); }) as EventListener, options as AddEventListenerOptions);
+    } as typeof MessagePort.prototype.addEventListener;
   });
   try {
     const alice = uid('alice');

@@ -49,6 +49,8 @@ import { fullJitterBackoff } from '../src/core/defaults.js';
 import { ChatError, toErrorData } from '../src/core/errors.js';
 import type { InstanceEvents, LoginParams, SessionHandle } from '../src/core/types.js';
 import { HubEngines, type HubEngine } from './hub-engines.js';
+
+const SERVER_KEY_PREFIX = serverKey('');
 import { MessageBuffers } from './message-buffer.js';
 import { OrphanAdoption, type OrphanHost } from './orphan-adoption.js';
 import type { StoredInstance, StoredRun } from './storage.js';
@@ -64,8 +66,10 @@ export interface HubHost extends OrphanHost {
   /** Worker name, for diagnostics. */
   name: string;
   createEngine(server: string): HubEngine;
-  /** Post an envelope to every tab. */
-  broadcast(envelope: Envelope): void;
+  /** Post an envelope to one tab (on its own channel: no other tab receives it). */
+  deliver(tabId: string, envelope: Envelope): void;
+  /** The tab is gone: close what {@link deliver} opened for it. */
+  forgetTab(tabId: string): void;
   /** WebSockets open now / ever opened. */
   socketStats(): { open: number; opened: number };
   /** Record the live instances durably (for the next run, should this one die). */
@@ -75,6 +79,8 @@ export interface HubHost extends OrphanHost {
 interface TabRecord {
   tabId: string;
   chats: Set<string>;
+  /** `seq` of the last envelope posted to this tab (the next one's `prev`). */
+  lastSent: number;
   stopWatching: () => void;
 }
 
@@ -266,12 +272,18 @@ export class Hub {
     if (!tab) return;
     this.tabs.delete(tabId);
     tab.stopWatching();
+    this.host.forgetTab(tabId);
     this.host.log.info(`tab ${tabId} gone; releasing ${tab.chats.size} chat(s)`);
     const chats = [...tab.chats].map((id) => this.chats.get(id)).filter((c): c is ChatRecord => c !== undefined);
     for (const chat of chats) this.chats.delete(chat.spec.chatId);
     // Nobody asked for these logouts: what the tab queued stays in the outbox.
     await Promise.all(chats.map((chat) => this.detach(chat, true)));
     if (this.tabs.size === 0) this.closeEngines('last tab left');
+  }
+
+  /** Whether the tab is known (registered or logged in, not gone). */
+  knowsTab(tabId: string): boolean {
+    return this.tabs.has(tabId);
   }
 
   /** The host's network came back (`online`) or went away (`offline`): tell every engine. */
@@ -304,9 +316,9 @@ export class Hub {
   private ensureTab(tabId: string): TabRecord {
     let tab = this.tabs.get(tabId);
     if (!tab) {
-      const record: TabRecord = { tabId, chats: new Set(), stopWatching: () => {} };
+      const record: TabRecord = { tabId, chats: new Set(), lastSent: 0, stopWatching: () => {} };
       this.tabs.set(tabId, record);
-      record.stopWatching = this.host.watchTab(tabId, () => void this.tabGone(tabId));
+      record.stopWatching = this.host.watchTab(tabId, () => void this.tabGone(tabId), true);
       tab = record;
     }
     return tab;
@@ -493,6 +505,7 @@ export class Hub {
    */
   private async logOutForAll(inst: HubInstance, byChat: string): Promise<void> {
     let others = 0;
+    const tabIds = new Set<string>();
     for (const chatId of inst.members) {
       if (chatId === byChat) continue;
       const chat = this.chats.get(chatId);
@@ -501,9 +514,10 @@ export class Hub {
       chat.phase = 'loggedOut';
       chat.key = null;
       inst.members.delete(chatId);
+      tabIds.add(chat.tabId);
       others++;
     }
-    if (others > 0) this.send({ type: 'loggedOut', target: inst.key });
+    if (others > 0) this.send({ type: 'loggedOut', target: inst.key }, tabIds);
     if (inst.members.size === 0) await this.release(inst, byChat);
     else this.persist();
   }
@@ -522,10 +536,11 @@ export class Hub {
       else chat.error = why.error;
     }
     inst.members.clear();
-    this.persist();
-    this.host.log.info(`instance ${inst.key} ended: ${why.type === 'kicked' ? why.kickType : `${why.error.code} ${why.error.message}`}`);
+    // The tabs first (they wait for their KICKED_OUT), the durable record and the log after.
     if (why.type === 'kicked') this.send({ type: 'kicked', target: inst.key, kickType: why.kickType });
     else this.send({ type: 'lost', target: inst.key, error: why.error });
+    this.persist();
+    this.host.log.info(`instance ${inst.key} ended: ${why.type === 'kicked' ? why.kickType : `${why.error.code} ${why.error.message}`}`);
   }
 
   private instanceRestored(inst: HubInstance): void {
@@ -598,10 +613,31 @@ export class Hub {
     this.host.persist(list);
   }
 
-  private send(event: DistributiveOmit<Envelope, 'v' | 'workerEpoch' | 'seq'>): Envelope {
-    const envelope = { ...event, v: HUB_VERSION, workerEpoch: this.host.epoch, seq: ++this.seq } as Envelope;
-    this.host.broadcast(envelope);
+  /**
+   * Number an event and post it to the tabs it concerns, each on its own channel with the
+   * `seq` of the previous envelope that tab got (`prev`), so a tab tells a gap from the
+   * envelopes meant for other tabs. The cost per event does not grow with the tab count.
+   * @param tabIds - default: the tabs with a chat on the target (an instance key: attached
+   *   to it or logging in to it; a server key: any chat of that server)
+   */
+  private send(event: DistributiveOmit<Envelope, 'v' | 'workerEpoch' | 'seq' | 'prev'>, tabIds?: Iterable<string>): Envelope {
+    const envelope = { ...event, v: HUB_VERSION, workerEpoch: this.host.epoch, seq: ++this.seq, prev: 0 } as Envelope;
+    for (const tabId of tabIds ?? this.tabsOf(envelope.target)) {
+      const tab = this.tabs.get(tabId);
+      if (!tab) continue;
+      this.host.deliver(tabId, { ...envelope, prev: tab.lastSent });
+      tab.lastSent = envelope.seq;
+    }
     return envelope;
+  }
+
+  private tabsOf(target: string): Set<string> {
+    const server = target.startsWith(SERVER_KEY_PREFIX) ? target.slice(SERVER_KEY_PREFIX.length) : null;
+    const out = new Set<string>();
+    for (const chat of this.chats.values()) {
+      if (server === null ? chat.key === target : chat.spec.server === server) out.add(chat.tabId);
+    }
+    return out;
   }
 
   private chatSnapshot(chat: ChatRecord): ChatSnapshot {

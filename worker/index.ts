@@ -16,6 +16,7 @@ import {
   HUB_VERSION,
   LEADER_HOST_GLOBAL,
   WORKER_NAME,
+  type HubHello,
   type LeaderHostFactory,
 } from '../src/protocol/hub-protocol.js';
 import { LeaderElection } from './leader.js';
@@ -43,7 +44,10 @@ if (runsIn('SharedWorkerGlobalScope')) {
   scope.addEventListener('unhandledrejection', (event) => runtime.log.error('unhandled rejection:', event.reason));
   scope.onconnect = (event: MessageEvent) => {
     const port = event.ports[0];
-    if (port) Comlink.expose(runtime.api(), port);
+    if (!port) return;
+    Comlink.expose(runtime.api(port), port);
+    // Tells the tab this hub's build before any answer: it may post commands behind its register.
+    port.postMessage({ type: 'tabchat-hello', build: BUILD, hubVersion: HUB_VERSION } satisfies HubHello);
   };
 } else if (runsIn('DedicatedWorkerGlobalScope')) {
   hostLeader(globalThis as unknown as DedicatedWorkerScope);

@@ -23,7 +23,10 @@ import * as Comlink from 'comlink';
 import {
   BUILD,
   RPC_CHANNEL,
+  RPC_HUB_CHANNEL,
   WORKER_NAME,
+  postOnce,
+  rpcTabChannel,
   type HubApi,
   type RpcMessage,
 } from '../src/protocol/hub-protocol.js';
@@ -57,26 +60,30 @@ export function hostLeader(scope: DedicatedWorkerScope): void {
 
   scope.onmessage = (event: MessageEvent) => {
     const message = event.data as LeaderWorkerMessage | null;
-    if (message?.type === 'port' && event.ports[0]) Comlink.expose(api, event.ports[0]);
+    if (message?.type === 'port' && event.ports[0]) Comlink.expose(runtime.api(event.ports[0]), event.ports[0]);
     else if (message?.type === 'network') scope.dispatchEvent(new Event(message.online ? 'online' : 'offline'));
   };
 
   const channel = new BroadcastChannel(RPC_CHANNEL);
+  /** The followers' commands: only hubs listen here (answers go on each follower's own channel). */
+  const commands = new BroadcastChannel(RPC_HUB_CHANNEL);
   let serving = false;
   const post = (message: RpcMessage) => channel.postMessage(message);
+  const answer = (message: RpcMessage & { to: string }) => postOnce(rpcTabChannel(message.to), message);
   const serve = async (req: { id: string; from: string; method: keyof HubApi; args: unknown[] }) => {
     const method = api[req.method] as ((...args: unknown[]) => Promise<unknown>) | undefined;
     if (typeof method !== 'function' || !Array.isArray(req.args)) return;
     const value = await method(...req.args);
-    post({ kind: 'res', id: req.id, to: req.from, epoch, value });
+    answer({ kind: 'res', id: req.id, to: req.from, epoch, value });
   };
   channel.onmessage = (event: MessageEvent) => {
     const message = event.data as RpcMessage | null;
+    if (serving && typeof message === 'object' && message?.kind === 'who') post({ kind: 'leader', epoch });
+  };
+  commands.onmessage = (event: MessageEvent) => {
+    const message = event.data as RpcMessage | null;
     if (typeof message !== 'object' || message === null) return;
     switch (message.kind) {
-      case 'who':
-        if (serving) post({ kind: 'leader', epoch });
-        return;
       case 'req':
         // Only requests meant for this run: a follower that has not yet noticed the death of
         // the previous leader still addresses it, and an answer from here would cross its
@@ -87,7 +94,7 @@ export function hostLeader(scope: DedicatedWorkerScope): void {
         if (message.epoch === epoch) void serve(message);
         return;
       case 'ping':
-        if (message.epoch === epoch) post({ kind: 'pong', id: message.id, to: message.from, epoch });
+        if (message.epoch === epoch) answer({ kind: 'pong', id: message.id, to: message.from, epoch });
         return;
       default:
         return;

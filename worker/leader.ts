@@ -42,6 +42,9 @@ import {
   BUILD,
   LEADER_LOCK,
   RPC_CHANNEL,
+  RPC_HUB_CHANNEL,
+  postOnce,
+  rpcTabChannel,
   VISIBLE_LOCK,
   WORKER_NAME,
   webLocks,
@@ -62,6 +65,8 @@ interface Run {
   worker: Worker | undefined;
   /** Kept referenced for the run's life: a proxy collected by GC would release the worker's port (comlink #692). */
   api: HubApi;
+  /** The page's end of that port: the hub also posts the envelopes of this page's chats on it. */
+  port: MessagePort | undefined;
   /** The worker's epoch once its hub serves; rejects if the worker cannot start, or the run stopped first. */
   started: Promise<string>;
   /**
@@ -155,6 +160,9 @@ export class LeaderElection {
     this.locks = locks;
     this.channel = new BroadcastChannel(RPC_CHANNEL);
     this.channel.onmessage = (event: MessageEvent) => this.channelOnMessage(event.data as RpcMessage);
+    // Answers for this tab only (the hub posts them on this tab's own channel).
+    const answers = new BroadcastChannel(rpcTabChannel(this.tabId));
+    answers.onmessage = (event: MessageEvent) => this.channelOnMessage(event.data as RpcMessage);
     // Page Lifecycle: a frozen page neither leads nor waits to lead.
     document.addEventListener('freeze', () => this.suspend('the page is frozen'));
     document.addEventListener('resume', () => this.unsuspend());
@@ -264,6 +272,7 @@ export class LeaderElection {
     const run: Run = {
       worker: undefined,
       api: {} as HubApi,
+      port: undefined,
       started,
       stop: (terminate = true) => {
         if (terminate) run.worker?.terminate();
@@ -300,6 +309,7 @@ export class LeaderElection {
       worker.postMessage({ type: 'port' } satisfies LeaderWorkerMessage, [port2]);
       // Every HubApi method already returns a Promise, so the remote has the same signatures.
       run.api = Comlink.wrap<HubApi>(port1) as unknown as HubApi;
+      run.port = port1;
     };
     attempt(0);
     return run;
@@ -424,14 +434,19 @@ export class LeaderElection {
   private localLink(run: Run): HubLink {
     const failed = run.started.then(() => new Promise<never>(() => {}));
     failed.catch(() => {}); // only raced by the caller
-    return { api: run.api, failed, close: () => {} };
+    const events = (listener: (data: unknown) => void) => {
+      run.port?.addEventListener('message', (event: MessageEvent) => listener(event.data));
+      run.port?.start();
+    };
+    return { api: run.api, failed, close: () => {}, events };
   }
 
   private remoteLink(epoch: string): HubLink {
     const link = new RemoteLink({
       tabId: this.tabId,
       epoch,
-      post: (message) => this.post(message),
+      // Commands go to the hubs only, on a channel no other tab listens to.
+      post: (message) => postOnce(RPC_HUB_CHANNEL, message),
       locks: this.locks,
       nextId: () => `${this.tabId}:${this.nextId++}`,
       onClose: (closed) => this.links.delete(closed),

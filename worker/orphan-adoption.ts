@@ -9,8 +9,12 @@ import type { StoredInstance, StoredRun } from './storage.js';
 
 /** What the adoption needs of the hub's host. */
 export interface OrphanHost {
-  /** Call `onGone` once the tab's life lock is released; returns a function that stops watching. */
-  watchTab(tabId: string, onGone: () => void): () => void;
+  /**
+   * Call `onGone` once the tab's life lock is released; returns a function that stops watching.
+   * @param justAttached - the tab may not have asked for its lock yet (it asks alongside its
+   *   first command): wait until its request shows before waiting on the lock
+   */
+  watchTab(tabId: string, onGone: () => void, justAttached?: boolean): () => void;
   /** Release an orphaned instance of a dead run on the server (resume + logout). */
   releaseOrphan(instance: StoredInstance): Promise<unknown>;
   /** Forget a dead run's record. */

@@ -12,9 +12,9 @@ import type { Logger } from '../src/protocol/data.js';
 import {
   BUILD,
   DIAG_CHANNEL,
-  EVENTS_CHANNEL,
   VERSION,
   holdForLife,
+  tabEventsChannel,
   tabLockName,
   webLocks,
   workerLockName,
@@ -28,12 +28,20 @@ import { createOutbox } from './outbox.js';
 import { newClientMsgId } from '../src/core/outbox.js';
 import { RunStore } from './storage.js';
 
+/** Checks of `query()` for a tab's own lock request before the hub waits on it (delays 5, 10, 20 … ms: about 5 s in all). */
+const TAB_LOCK_CHECKS = 10;
+const TAB_LOCK_CHECK_MS = 5;
+
 export interface Runtime {
   epoch: string;
   /** Resolves once the life lock is held (commands wait for it). */
   ready: Promise<void>;
-  /** A command surface over the hub; commands never throw (errors become Reply data). */
-  api(): HubApi;
+  /**
+   * A command surface over the hub; commands never throw (errors become Reply data).
+   * @param port - the tab's own port (comlink), if it has one: the hub then posts the
+   *   envelopes of the tabs that register on it there, instead of on their channel
+   */
+  api(port?: MessagePort): HubApi;
   log: Logger;
 }
 
@@ -97,21 +105,57 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
       })
     : Promise.resolve();
 
-  const watchTab = (tabId: string, onGone: () => void): (() => void) => {
+  /**
+   * Wait on the tab's life lock: granted means the tab is gone. A tab asks for its lock
+   * alongside its first command, not before it, so this request could reach the lock manager
+   * first and be granted at once: for a tab that `justAttached`, it is made only once the
+   * tab's own request shows in `query()` (held or pending; requests are granted in order),
+   * after a few checks at most (a tab that died before its request is released then).
+   */
+  const watchTab = (tabId: string, onGone: () => void, justAttached = false): (() => void) => {
     if (!lockManager) return () => {};
     const controller = new AbortController();
-    lockManager
-      .request(tabLockName(tabId), { signal: controller.signal }, () => {
-        if (!controller.signal.aborted) onGone();
-      })
-      .catch((err: unknown) => {
-        if (!controller.signal.aborted) log.error(`cannot watch tab ${tabId}:`, err);
-      });
+    const name = tabLockName(tabId);
+    const watch = () => {
+      lockManager
+        .request(name, { signal: controller.signal }, () => {
+          if (!controller.signal.aborted) onGone();
+        })
+        .catch((err: unknown) => {
+          if (!controller.signal.aborted) log.error(`cannot watch tab ${tabId}:`, err);
+        });
+    };
+    const check = async (attempt: number): Promise<void> => {
+      const state = await lockManager.query();
+      if (controller.signal.aborted) return;
+      const known = [...(state.held ?? []), ...(state.pending ?? [])].some((lock) => lock.name === name);
+      if (known || attempt >= TAB_LOCK_CHECKS) {
+        // Never seen: the tab died before its request (or holds none); the watch is granted: gone.
+        watch();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, TAB_LOCK_CHECK_MS * 2 ** attempt));
+      if (!controller.signal.aborted) await check(attempt + 1);
+    };
+    if (!justAttached) {
+      watch();
+      return () => controller.abort();
+    }
+    check(0).catch((err: unknown) => {
+      log.warn(`cannot look for the lock of tab ${tabId}; watching it now:`, err);
+      if (!controller.signal.aborted) watch();
+    });
     return () => controller.abort();
   };
 
   // -------------------------------------------------------------- hub
-  const events = new BroadcastChannel(EVENTS_CHANNEL);
+  /** Each tab's event channel (tabEventsChannel), while the tab is known to the hub. */
+  const channels = new Map<string, BroadcastChannel>();
+  /**
+   * The port a tab registered on, where it has one (SharedWorker; the leader page's own
+   * chats): envelopes go there, a direct pipe to the tab, in order with the command answers.
+   */
+  const ports = new Map<string, MessagePort>();
   const runs = new RunStore(epoch, BUILD, log);
   const clientName = `tabchat-worker/${VERSION}`;
   const hub = new Hub({
@@ -120,7 +164,21 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     name,
     createEngine: (server): HubEngine =>
       new SessionEngine({ url: server, WebSocket: CountedWebSocket, clientName, logger: log, outbox: createOutbox(server) }),
-    broadcast: (envelope) => events.postMessage(envelope),
+    deliver: (tabId, envelope) => {
+      const port = ports.get(tabId);
+      if (port) {
+        port.postMessage(envelope);
+        return;
+      }
+      let channel = channels.get(tabId);
+      if (!channel) channels.set(tabId, (channel = new BroadcastChannel(tabEventsChannel(tabId))));
+      channel.postMessage(envelope);
+    },
+    forgetTab: (tabId) => {
+      ports.delete(tabId);
+      channels.get(tabId)?.close();
+      channels.delete(tabId);
+    },
     watchTab,
     socketStats: () => ({ open: socketsOpen, opened: socketsOpened }),
     persist: (instances) => runs.save(instances),
@@ -153,8 +211,15 @@ export function createRuntime(name: string, consoleTag: string): Runtime {
     }
   };
 
-  const api = (): HubApi => ({
-    register: (req) => guarded('register', () => hub.register(req)),
+  const api = (port?: MessagePort): HubApi => ({
+    register: (req) => guarded('register', async () => {
+      // Before the hub knows the tab: its first envelopes already take the port.
+      const tabId = typeof req?.tabId === 'string' ? req.tabId : null;
+      if (port && tabId !== null) ports.set(tabId, port);
+      const reply = await hub.register(req);
+      if (!reply.ok && tabId !== null && ports.get(tabId) === port && !hub.knowsTab(tabId)) ports.delete(tabId);
+      return reply;
+    }),
     login: (tabId, spec, creds) => guarded('login', () => hub.login(tabId, spec, creds)),
     sendText: (tabId, chatId, message, timeoutMs) => guarded('sendText', () => hub.sendText(tabId, chatId, message, timeoutMs)),
     logout: (tabId, chatId, allTabs) => guarded('logout', () => hub.logout(tabId, chatId, allTabs === true)),

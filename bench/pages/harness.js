@@ -101,12 +101,19 @@
       return TabChat.getWorkerState().then(function () { return now() - t0; });
     },
   };
-  // Worker errors are invisible to Playwright: surface them (the bench counts them).
-  try {
+  // Worker errors are invisible to Playwright: surface them (the bench counts them). One page
+  // of the context listens at a time (the holder of a Web Lock; the next page in its queue
+  // takes over when it closes): the hub mirrors every log line on this channel, and N
+  // listening tabs would each be woken by every line, which no real deployment does.
+  function watchDiag() {
     var diag = new BroadcastChannel('tabchat-diag');
     diag.onmessage = function (event) {
       if (event.data && event.data.level === 'error') b.errors.push({ worker: event.data.text });
     };
+  }
+  try {
+    if (navigator.locks) navigator.locks.request('bench-diag-listener', function () { watchDiag(); return new Promise(function () {}); });
+    else watchDiag();
   } catch (err) { /* no BroadcastChannel */ }
   window.b = b;
 })();

@@ -23,16 +23,17 @@ import { CODE } from '../protocol/codes.js';
 import type { Logger } from '../protocol/data.js';
 import {
   BUILD,
-  EVENTS_CHANNEL,
   HUB_VERSION,
   LEADER_HOST_GLOBAL,
   WORKER_NAME,
   isEnvelope,
+  tabEventsChannel,
   webLocks,
   type ChatResume,
   type ChatSpec,
   type Envelope,
   type HubApi,
+  type HubHello,
   type HubLink,
   type LeaderHostFactory,
   type RegisterRequest,
@@ -59,7 +60,8 @@ export type Transport = 'shared-worker' | 'leader';
 /** Connection state of one tab to one hub. */
 type HubState =
   | { name: 'idle' }
-  | { name: 'connecting'; attempt: Promise<HubApi> }
+  /** `posted`: the api once the register is on its way (commands may follow it at once); `attempt`: once it is answered and applied. */
+  | { name: 'connecting'; attempt: Promise<HubApi>; posted: Promise<HubApi> }
   | { name: 'connected'; api: HubApi; link: HubLink; epoch: string }
   | { name: 'failed'; error: ChatError };
 
@@ -173,7 +175,14 @@ export class HubConnection {
    * build mismatch.
    */
   call<T>(name: string, timeoutMs: number, invoke: (api: HubApi) => Promise<Reply<T>>): Promise<T> {
-    const answer = this.#connect().then(invoke).then((reply) => (reply.ok ? reply.value : Promise.reject(fromErrorData(reply.error))));
+    // Posted right behind the register of an attach in progress, not after its answer (the
+    // hub handles its port's messages in order); the command fails if the register does.
+    const attempt = this.#connect();
+    const state = this.#state;
+    const api = state.name === 'connecting' ? state.posted : attempt;
+    const answer = api
+      .then((hub) => Promise.all([invoke(hub), attempt]))
+      .then(([reply]) => (reply.ok ? reply.value : Promise.reject(fromErrorData(reply.error))));
     return this.#bounded(answer, name, timeoutMs, () => {
       // Without Web Locks a silent worker is the only sign of its death: start a new one.
       const state = this.#state;
@@ -204,8 +213,12 @@ export class HubConnection {
       case 'failed':
         return Promise.reject(state.error);
       case 'idle': {
-        const attempt = this.#open();
-        this.#state = { name: 'connecting', attempt };
+        let post!: (api: HubApi) => void;
+        const posting = new Promise<HubApi>((resolve) => { post = resolve; });
+        const attempt = this.#open(post);
+        const early = Promise.race([posting, attempt]);
+        early.catch(() => {}); // a failed attach is reported by the command that needs it
+        this.#state = { name: 'connecting', attempt, posted: early };
         attempt.catch((err: unknown) => {
           if (this.#state.name === 'connecting' && this.#state.attempt === attempt) {
             const error = asChatError(err);
@@ -218,9 +231,16 @@ export class HubConnection {
     }
   }
 
-  /** Start (or join) the hub, register, apply the snapshot, watch the hub's life lock. */
-  async #open(): Promise<HubApi> {
-    await holdTabLock();
+  /**
+   * Start (or join) the hub, register, apply the snapshot, watch the hub's life lock. The
+   * tab lock is asked for first but not waited for before the register (the hub waits for
+   * the request to show, worker/runtime.ts): only before the attach counts as done.
+   * @param posted - called with the api once the register is posted, unless it offers
+   *   sessions to take over (then commands wait for its answer)
+   */
+  async #open(posted: (api: HubApi) => void): Promise<HubApi> {
+    const locked = holdTabLock();
+    locked.catch(() => {}); // awaited with the register below
     this.#listen();
     const sync = this.#beginSync();
     let link: HubLink;
@@ -231,10 +251,15 @@ export class HubConnection {
       throw err;
     }
     const api = link.api;
+    // The hub posts this tab's envelopes on the link's own port where it has one.
+    link.events?.((data) => this.#channelOnMessage(data));
     const offered = this.#resumeList();
+    const register = Promise.race([api.register(this.#registerRequest(offered)), link.failed]);
+    // A take-over (sessions offered) must be done before the commands of those sessions run.
+    if (offered.length === 0) void (link.sameBuild ?? Promise.resolve()).then(() => posted(api));
     let snapshot: Snapshot;
     try {
-      const reply = await this.#bounded(Promise.race([api.register(this.#registerRequest(offered)), link.failed]), 'register', REGISTER_TIMEOUT_MS);
+      const [reply] = await this.#bounded(Promise.all([register, locked]), 'register', REGISTER_TIMEOUT_MS);
       if (!reply.ok) throw fromErrorData(reply.error);
       snapshot = reply.value;
     } catch (err) {
@@ -274,12 +299,24 @@ export class HubConnection {
     });
     failed.catch(() => {}); // only raced by open(); a later error event must not go unhandled
     // Every HubApi method already returns a Promise, so the remote has the same signatures.
-    return Promise.resolve({ api: proxy as unknown as HubApi, failed, close: () => worker.port.close() });
+    const events = (listener: (data: unknown) => void) => {
+      worker.port.addEventListener('message', (event: MessageEvent) => listener(event.data));
+      worker.port.start();
+    };
+    // A worker of another build (a cached old script under this build's name) sends another
+    // hello, or none: then commands wait for the register's answer (9012).
+    const sameBuild = new Promise<void>((resolve) => {
+      events((data) => {
+        const hello = data as HubHello | null;
+        if (hello?.type === 'tabchat-hello' && hello.build === BUILD && hello.hubVersion === HUB_VERSION) resolve();
+      });
+    });
+    return Promise.resolve({ api: proxy as unknown as HubApi, failed, close: () => worker.port.close(), events, sameBuild });
   }
 
   #listen(): void {
     if (this.#channel) return;
-    this.#channel = new BroadcastChannel(EVENTS_CHANNEL);
+    this.#channel = new BroadcastChannel(tabEventsChannel(TAB_ID));
     this.#channel.onmessage = (event: MessageEvent) => this.#channelOnMessage(event.data);
   }
 
@@ -419,8 +456,9 @@ export class HubConnection {
       return;
     }
     if (data.seq <= this.#lastSeq) return; // already reflected in the snapshot
-    if (data.seq > this.#lastSeq + 1) {
-      this.#resync(`sequence gap ${this.#lastSeq} → ${data.seq}`);
+    // The hub posts each tab only what concerns it: `prev` is the one before, for this tab.
+    if (data.prev > this.#lastSeq) {
+      this.#resync(`sequence gap ${this.#lastSeq} → ${data.prev} (envelope ${data.seq})`);
       return;
     }
     this.#lastSeq = data.seq;

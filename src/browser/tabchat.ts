@@ -96,6 +96,8 @@ function resolveWorkerUrl(value: unknown): string {
 }
 
 const hubs = new Map<string, HubConnection>();
+/** The hub of the page's first chat (the default of getWorkerState; the page may also hold the one it attached to on load). */
+let firstChatHub: HubConnection | null = null;
 const instances = new Map<number, Chat>();
 const logger = createConsoleLogger('tabchat');
 
@@ -151,6 +153,7 @@ function create(options: BrowserCreateOptions): Chat | null {
   warnIgnored(logger, 'create', options, IGNORED_CREATE_OPTIONS);
   const workerUrl = resolveWorkerUrl(options.workerUrl);
   const hub = hubFor(workerUrl, resolveTransport(options.transport));
+  firstChatHub ??= hub;
   const backend = hub.createBackend(server, sdkAppId, tabs, sendTimeoutMs);
   const chat: Chat = new Chat(backend, {
     sdkAppId,
@@ -172,9 +175,33 @@ function create(options: BrowserCreateOptions): Chat | null {
  * @param workerUrl - default: the hub of the page's first chat, else the default worker URL
  */
 function getWorkerState(workerUrl?: string): Promise<WorkerState> {
-  const first = hubs.values().next().value;
+  const first = firstChatHub ?? hubs.values().next().value;
   if (workerUrl === undefined && first) return first.getWorkerState();
   return hubFor(resolveWorkerUrl(workerUrl), resolveTransport(undefined)).getWorkerState();
 }
+
+/**
+ * The drop-in script (a classic `<script>`) attaches the page to its hub as it loads, before
+ * `create()`, so the first `login()` finds the page attached: the default worker URL and the
+ * SharedWorker, or the script element's `data-worker-url` / `data-transport`;
+ * `data-attach="false"` turns it off. Without SharedWorker only `data-transport="leader"`
+ * does it (joining the leader election is for pages that chat). It opens no socket (the hub
+ * connects on the first login). A `create()` with other options attaches to its own hub.
+ */
+function attachOnLoad(): void {
+  // Only the drop-in build (it defines import.meta.url as undefined): the ESM build may be
+  // bundled into an application's script, whose folder has no tabchat-worker.js.
+  const meta: string | undefined = import.meta.url;
+  const script = typeof document !== 'undefined' && meta === undefined ? document.currentScript : null;
+  const data = script instanceof HTMLScriptElement ? script.dataset : null;
+  if (!data || data.attach === 'false') return;
+  try {
+    if (data.transport === undefined && typeof SharedWorker !== 'function') return;
+    hubFor(resolveWorkerUrl(data.workerUrl), resolveTransport(data.transport)).attach();
+  } catch {
+    // A cross-origin default worker URL, an unknown transport: create() reports them.
+  }
+}
+attachOnLoad();
 
 export { create, getWorkerState, Chat };

@@ -240,8 +240,9 @@ export class Placement implements InstanceView {
   private end(instance: Instance, notify: (events: InstanceEvents) => void, why = 'the session ended'): void {
     this.unplace(instance);
     this.lifecycle.ended(instance, new ChatError(CODE.MSG_CANCELLED, `${why} before the server stored the message`), false);
-    this.log.info(`instance ${instance.instId} ended by the server`);
+    // The owner first (a tab waits for its KICKED_OUT), the log line after.
     safely(this.log, () => notify(instance.events));
+    this.log.info(`instance ${instance.instId} ended by the server`);
     this.link.releaseIfUnused();
   }
 

@@ -21,8 +21,8 @@ export const VERSION: string = typeof __TABCHAT_VERSION__ === 'string' ? __TABCH
  */
 export const BUILD: string = typeof __TABCHAT_BUILD__ === 'string' ? __TABCHAT_BUILD__ : `${VERSION}+dev`;
 
-/** Version of this tab ↔ worker contract (the envelope `v`). */
-export const HUB_VERSION = 1;
+/** Version of this tab ↔ worker contract (the envelope `v`; 2: envelopes addressed per tab, with `prev`). */
+export const HUB_VERSION = 2;
 
 /** Where `tabchat-worker.js`, loaded into a leader tab, leaves its {@link LeaderHostFactory}. */
 export const LEADER_HOST_GLOBAL = '__tabchatLeaderHost';
@@ -38,6 +38,25 @@ export interface HubLink {
    * hub stop answering (the error to report, code 9009) and answer again (`null`).
    */
   watch?(listener: (stall: ErrorData | null) => void): void;
+  /**
+   * Where the link has a port of its own (SharedWorker, the leader page's own chats): the hub
+   * posts this tab's envelopes on it; `listener` gets every message that is not a command
+   * answer (the tab checks it is an envelope).
+   */
+  events?(listener: (data: unknown) => void): void;
+  /**
+   * Resolves once the hub is known to run this very build, so commands may be posted behind
+   * the register before its answer (a hub of another build must never run them: it would
+   * refuse the register with 9012 but log in all the same). Absent: known from the start.
+   */
+  sameBuild?: Promise<void>;
+}
+
+/** What a SharedWorker posts first on every port that connects (comlink ignores it: no `id`). */
+export interface HubHello {
+  type: 'tabchat-hello';
+  build: string;
+  hubVersion: number;
 }
 
 /**
@@ -65,10 +84,32 @@ export const LEADER_LOCK = `tabchat:leader:${BUILD}`;
  */
 export const VISIBLE_LOCK = `tabchat:visible:${BUILD}`;
 
-/** BroadcastChannel carrying commands between follower tabs and the leader tab. */
+/** BroadcastChannel where tabs look for the leader (`who`) and the leader's hub announces itself (`leader`). */
 export const RPC_CHANNEL = `tabchat:rpc:${BUILD}`;
 
-/** Messages on {@link RPC_CHANNEL}. */
+/**
+ * BroadcastChannel of the followers' commands (`req`, `ping`): only the leaders' hubs listen
+ * to it; a follower posts each command on a channel it opens for that post and closes at
+ * once, so no other tab receives it.
+ */
+export const RPC_HUB_CHANNEL = `${RPC_CHANNEL}:hub`;
+
+/** BroadcastChannel of the answers (`res`, `pong`) for one follower tab: only that tab listens. */
+export function rpcTabChannel(tabId: string): string {
+  return `${RPC_CHANNEL}:tab:${tabId}`;
+}
+
+/** Post one message on BroadcastChannel `name` without listening to it: open, post, close. */
+export function postOnce(name: string, message: unknown): void {
+  const channel = new BroadcastChannel(name);
+  try {
+    channel.postMessage(message);
+  } finally {
+    channel.close();
+  }
+}
+
+/** Messages on {@link RPC_CHANNEL}, {@link RPC_HUB_CHANNEL} and {@link rpcTabChannel}. */
 export type RpcMessage =
   /** A follower looks for the leader. */
   | { kind: 'who' }
@@ -100,6 +141,14 @@ export const WORKER_NAME = `tabchat:p${PROTOCOL_VERSION}:${BUILD}`;
 
 /** BroadcastChannel of worker → tab events for this build. */
 export const EVENTS_CHANNEL = `tabchat:events:${BUILD}`;
+
+/**
+ * BroadcastChannel of the events for one tab: the hub posts each envelope only on the
+ * channels of the tabs it concerns, so the cost of an event does not grow with the tab count.
+ */
+export function tabEventsChannel(tabId: string): string {
+  return `${EVENTS_CHANNEL}:${tabId}`;
+}
 
 /** BroadcastChannel where every worker mirrors its logs and errors (tests, debugging). */
 export const DIAG_CHANNEL = 'tabchat-diag';
@@ -298,8 +347,13 @@ export interface HubApi {
 interface EnvelopeBase {
   v: typeof HUB_VERSION;
   workerEpoch: string;
-  /** Per-epoch, strictly increasing across all envelopes of the worker. */
+  /** Per-epoch, strictly increasing across all envelopes of the worker (every tab's). */
   seq: number;
+  /**
+   * `seq` of the previous envelope the hub posted to this tab (0: none this epoch). A tab
+   * that has not applied (or seen in a snapshot) `prev` missed one: it resyncs.
+   */
+  prev: number;
   /**
    * Whom the event is for: an instance key ({@link instanceKey}: one chat in `separate` mode,
    * every chat of the user on this server and app in `shared` mode) or a server key
@@ -357,7 +411,7 @@ export function isEnvelope(value: unknown): value is Envelope {
   if (typeof value !== 'object' || value === null) return false;
   const env = value as Record<string, unknown>;
   return env.v === HUB_VERSION && typeof env.type === 'string' && ENVELOPE_TYPES.has(env.type) &&
-    typeof env.workerEpoch === 'string' && typeof env.seq === 'number' && typeof env.target === 'string';
+    typeof env.workerEpoch === 'string' && typeof env.seq === 'number' && typeof env.prev === 'number' && typeof env.target === 'string';
 }
 
 /** A diagnostic line mirrored on {@link DIAG_CHANNEL}. */

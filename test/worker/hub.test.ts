@@ -50,13 +50,20 @@ class FakeEngine implements HubEngine {
 function setup() {
   const engine = new FakeEngine();
   const posted: Envelope[] = [];
+  /** Which tab each envelope was posted to, in order. */
+  const delivered: Array<{ tabId: string; envelope: Envelope }> = [];
+  const forgotten: string[] = [];
   const gone = new Map<string, () => void>();
   const host: HubHost = {
     epoch: 'epoch-1',
     workerLock: 'lock',
     name: 'test',
     createEngine: () => engine,
-    broadcast: (envelope) => posted.push(envelope),
+    deliver: (tabId, envelope) => {
+      posted.push(envelope);
+      delivered.push({ tabId, envelope });
+    },
+    forgetTab: (tabId) => forgotten.push(tabId),
     watchTab: (tabId, onGone) => {
       gone.set(tabId, onGone);
       return () => gone.delete(tabId);
@@ -67,7 +74,7 @@ function setup() {
     dropRun: async () => {},
     log: { debug() {}, info() {}, warn() {}, error() {} },
   };
-  return { hub: new Hub(host), engine, posted, gone };
+  return { hub: new Hub(host), engine, posted, delivered, forgotten, gone };
 }
 
 const spec = (chatId: string): ChatSpec => ({ chatId, server: 'ws://server/ws', sdkAppId: 1, tabs: 'separate' });
@@ -160,4 +167,43 @@ test('a register that crosses a take-over of the same chat waits for its outcome
     assert.equal(reply.value.chats['tab1/1']!.phase, 'ready');
   }
   assert.deepEqual(resumed, [7], 'one take-over');
+});
+
+test('envelopes go only to the tabs they concern, each with the seq of that tab\'s previous one', async () => {
+  const { hub, engine, delivered, forgotten, gone } = setup();
+  // Three tabs: tab1 and tab2 share one instance (shared mode), tab3 has its own.
+  const shared = (chatId: string): ChatSpec => ({ ...spec(chatId), tabs: 'shared' });
+  await hub.login('tab1', shared('tab1/1'), { userID: 'alice', userSig: 'sig' });
+  await hub.login('tab2', shared('tab2/1'), { userID: 'alice', userSig: 'sig' });
+  await hub.login('tab3', spec('tab3/1'), { userID: 'carol', userSig: 'sig' });
+  const alice = engine.events[0]!;
+  const carol = engine.events[1]!;
+  assert.equal(engine.events.length, 2, 'one instance for alice, one for carol');
+  delivered.length = 0;
+
+  carol.onMessages!([message(1)]);
+  alice.onMessages!([message(1)]);
+  carol.onMessages!([message(2)]);
+  const to = (tabId: string) => delivered.filter((d) => d.tabId === tabId).map((d) => d.envelope);
+  assert.deepEqual(to('tab3').map((e) => e.target), ['chat|tab3/1', 'chat|tab3/1'], 'tab3 gets its own instance\'s envelopes only');
+  assert.deepEqual(to('tab1').map((e) => e.target), ['shared|ws://server/ws|1|alice']);
+  assert.deepEqual(to('tab2').map((e) => e.target), ['shared|ws://server/ws|1|alice']);
+  // The same seq for both tabs of the shared instance; `prev` chains each tab's own stream.
+  assert.equal(to('tab1')[0]!.seq, to('tab2')[0]!.seq);
+  const [c1, c2] = to('tab3');
+  assert.equal(c2!.prev, c1!.seq, 'tab3\'s second envelope points at its first, across the one it did not get');
+  assert.ok(c2!.seq > to('tab1')[0]!.seq && to('tab1')[0]!.seq > c1!.seq);
+
+  // A kick of the shared instance reaches both of its tabs, not tab3.
+  delivered.length = 0;
+  alice.onKicked!('multipleAccount');
+  assert.deepEqual(delivered.map((d) => [d.tabId, d.envelope.type]).sort(), [['tab1', 'kicked'], ['tab2', 'kicked']]);
+
+  // A gone tab gets nothing more, and its channel is closed.
+  gone.get('tab3')!();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(forgotten, ['tab3']);
+  delivered.length = 0;
+  carol.onMessages!([message(3)]);
+  assert.deepEqual(delivered, []);
 });
