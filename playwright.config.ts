@@ -68,7 +68,16 @@ export default defineConfig({
       use: {
         browserName: 'firefox',
         channel: 'moz-firefox',
-        launchOptions: { executablePath: join(here, 'e2e', 'bin', 'firefox-bidi.mjs') },
+        launchOptions: {
+          executablePath: join(here, 'e2e', 'bin', 'firefox-bidi.mjs'),
+          // Firefox's own background-tab timer throttling, which Playwright's profile turns off
+          // (e2e/hidden.spec.ts needs a hidden tab throttled as users' tabs are).
+          firefoxUserPrefs: {
+            'dom.min_background_timeout_value': 1000,
+            'dom.min_background_timeout_value_without_budget_throttling': 1000,
+            'dom.timeout.enable_budget_timer_throttling': true,
+          },
+        },
       },
     },
   ],
