@@ -386,9 +386,8 @@ test("a message queued by a closed tab is sent by the user's tab that stays, whe
   assertNoProblems();
 });
 
-// Chromium only: the worker is killed through CDP; Firefox has no way to kill a SharedWorker
-// alone (its worker lives in the tabs' content process). Its takeover is the leader project's
-// counterpart in leader.spec.ts.
+// Chromium only: the worker is killed through CDP; a Firefox test has no handle to end a
+// SharedWorker while its tabs live (WebDriver BiDi lists no shared workers).
 test('the worker is killed during a burst of sends: the sends complete in the new worker, each message once', { tag: ['@sharedworker-only', '@chromium-only'] }, async ({ newContext, openTab, uid }) => {
   const alice = uid('alice');
   const bob = uid('bob');

@@ -4,8 +4,8 @@
  * (same instIds, no KICKED_OUT, no SDK_NOT_READY); commands and events keep working.
  *
  * Chromium only (tag @chromium-only): the kill goes through CDP, and Firefox offers no other
- * way to end a SharedWorker while its tabs live (WebDriver BiDi lists no shared workers, and
- * the worker runs in the tabs' own content process). Firefox does not run these three; the
+ * way to end a SharedWorker while its tabs live (WebDriver BiDi lists no shared workers, and a
+ * test has no other handle on one). Firefox does not run these three; the
  * path they exercise (the tabs see the hub's life lock released and start a new hub) is the
  * Web Locks code every engine runs, and the leader project's takeover tests (leader.spec.ts,
  * Chromium) exercise it for a hub that dies with its tab.
