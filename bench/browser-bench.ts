@@ -1077,7 +1077,7 @@ export function browserTables(r: BrowserBenchResult): string {
     `- *REST kick*: Node timestamp just before the \`im_open_login_svc/kick\` POST → KICKED_OUT handler in the tab, round-robin over the N tabs (the kicked tab logs in again).`,
     `- *user kick*: one user logged in in all N tabs (worker: \`tabs: 'shared'\`, one server instance; direct: N instances of the user); REST kick → the LAST tab's KICKED_OUT.`,
     '',
-    `Breakdown of the new-tab figure: *resolved* = \`login()\` → its promise resolved (SDK_READY follows on a later macrotask, a \`setTimeout(…, 1)\` as in the reference SDK). ` +
+    `Breakdown of the new-tab figure: *resolved* = \`login()\` → its promise resolved (SDK_READY follows on the next task, a MessageChannel message: src/core/next-task.ts). ` +
       `*attach* (worker only, ${c.attach} other new tabs per row) = \`TabChat.getWorkerState()\` as the page's first call: SharedWorker connect + tab Web Lock + \`register\` + one command; then *login after attach* = \`login()\` → SDK_READY in that attached tab. ` +
       `*second chat* = right after the new-tab login, a second chat (another SDKAppID, fresh user) in the same tab: the same login from a warm page already attached to the worker (direct: the page opens a second socket).`,
     '',
