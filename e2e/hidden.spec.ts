@@ -16,8 +16,10 @@
  *
  * Chromium: skipped. Headless Chromium shows every page as visible and runs its timers
  * unthrottled, a background tab included (a Ctrl+click, or a target created with
- * `background: true`, measured on the test machine); a page made to look hidden by script
- * (e2e/page-lifecycle.ts `hidePage`) is not throttled either, so it could not fail here.
+ * `background: true`, measured on the test machine), and so did a headed Chromium under
+ * Xvfb driven by Playwright (its Ctrl+clicked tab reported "visible", throttling flags
+ * removed); a page made to look hidden by script (e2e/page-lifecycle.ts `hidePage`) is not
+ * throttled either, so the test could not fail there.
  */
 import type { Page } from '@playwright/test';
 import { APP, expect, loginReady, readyTab, sdkStates, test, watchPageErrors, type Tab } from './fixtures.js';
