@@ -96,7 +96,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Separate-mode logins (every tab its own instance); limit high enough that nobody is kicked. */
-const APP_SEPARATE = 1400000011;
+export const APP_SEPARATE = 1400000011;
 /** The user-wide kick: one user in every tab (worker: `tabs: 'shared'`; direct: N instances). */
 const APP_SHARED = 1400000012;
 /** A second chat in the new tab: a login from a page that is already warm (and attached to the worker). */
@@ -245,7 +245,7 @@ async function buildDirectBundle(): Promise<void> {
 
 // ------------------------------------------------------------------ the server
 
-interface Server {
+export interface Server {
   httpUrl: string;
   /** POST /v4/<command> as the admin; `sent` receives Node's clock just before the request goes out. */
   rest(sdkAppId: number, command: string, body: unknown, sent?: (at: number) => void): Promise<any>;
@@ -258,7 +258,7 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(): Promise<Server> {
+export async function startServer(): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'tabchat-browser-bench-'));
   const app = (sdkAppId: number) => ({
     sdkAppId, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform: 1000, loginPolicy: 'multi', allowedOrigins: ['*'],
@@ -348,7 +348,7 @@ interface LoginTiming {
   error?: { code: number; message: string };
 }
 
-class Tabs {
+export class Tabs {
   readonly pages: Page[] = [];
   readonly errors: string[] = [];
   private seq = 0;
@@ -466,7 +466,7 @@ async function renderers(browser: Browser): Promise<number | null> {
   }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000, everyMs = 50): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
