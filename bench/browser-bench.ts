@@ -96,7 +96,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Separate-mode logins (every tab its own instance); limit high enough that nobody is kicked. */
-const APP_SEPARATE = 1400000011;
+export const APP_SEPARATE = 1400000011;
 /** The user-wide kick: one user in every tab (worker: `tabs: 'shared'`; direct: N instances). */
 const APP_SHARED = 1400000012;
 /** A second chat in the new tab: a login from a page that is already warm (and attached to the worker). */
@@ -251,7 +251,7 @@ async function buildDirectBundle(): Promise<void> {
 
 // ------------------------------------------------------------------ the server
 
-interface Server {
+export interface Server {
   httpUrl: string;
   /** POST /v4/<command> as the admin; `sent` receives Node's clock just before the request goes out. */
   rest(sdkAppId: number, command: string, body: unknown, sent?: (at: number) => void): Promise<any>;
@@ -266,7 +266,7 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(): Promise<Server> {
+export async function startServer(): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'tabchat-browser-bench-'));
   const app = (sdkAppId: number) => ({
     sdkAppId, secretKey: SECRET, adminIdentifier: ADMIN, maxInstancesPerPlatform: 1000, loginPolicy: 'multi', allowedOrigins: ['*'],
@@ -361,7 +361,7 @@ interface LoginTiming {
   error?: { code: number; message: string };
 }
 
-class Tabs {
+export class Tabs {
   readonly pages: Page[] = [];
   readonly errors: string[] = [];
   private seq = 0;
@@ -479,7 +479,7 @@ async function renderers(browser: Browser): Promise<number | null> {
   }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000, everyMs = 50): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -1142,7 +1142,7 @@ export function browserTables(r: BrowserBenchResult): string {
     `- *REST kick*: Node timestamp just before the \`im_open_login_svc/kick\` POST → KICKED_OUT handler in the tab, round-robin over the N tabs (the kicked tab logs in again).`,
     `- *user kick*: one user logged in in all N tabs (worker: \`tabs: 'shared'\`, one server instance; direct: N instances of the user); REST kick → the LAST tab's KICKED_OUT.`,
     '',
-    `Breakdown of the new-tab figure: *resolved* = \`login()\` → its promise resolved (SDK_READY follows on a later macrotask, a \`setTimeout(…, 1)\` as in the reference SDK). ` +
+    `Breakdown of the new-tab figure: *resolved* = \`login()\` → its promise resolved (SDK_READY follows on the next task, a MessageChannel message: src/core/next-task.ts). ` +
       `*attach* (worker only, ${c.attach} other new tabs per row) = \`TabChat.getWorkerState()\` as the page's first call: what is left of the attach the drop-in script started as it loaded (SharedWorker connect, tab Web Lock, \`register\`) + one command; then *login after attach* = \`login()\` → SDK_READY in that attached tab. ` +
       `*second chat* = right after the new-tab login, a second chat (another SDKAppID, fresh user) in the same tab: the same login from a warm page already attached to the worker (direct: the page opens a second socket).`,
     '',

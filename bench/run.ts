@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every benchmark (server capacity and message relay, two-node scale-out,
- * browser tabs over the SharedWorker and over the leader-tab transport, bundle sizes), each
+ * browser tabs over the SharedWorker and over the leader-tab transport (Chromium, and Firefox
+ * rows: bench/firefox-bench.ts), bundle sizes), each
  * next to its baseline from the same run. Writes
  * bench/results/latest.md (tables) and latest.json (raw figures). The benchmark reports;
  * it never fails on a target.
@@ -11,6 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { browserTables, browserTargets, prepareBrowserBench, runBrowserBench, type BrowserBenchResult, type Prepared } from './browser-bench.js';
 import { clusterTables, runClusterBench, type ClusterBenchResult } from './cluster-bench.js';
 import { capacityInputs, costTable, durableTable, durableTargets, runDurableBench, storeOnlyTable, type DurableBenchResult } from './durable-bench.js';
+import { firefoxTable, runFirefoxBench, type FirefoxBenchResult } from './firefox-bench.js';
 import { fmt, relayTable, runServerBench, serverTable, type ServerBenchResult } from './server-bench.js';
 
 // The reference SDK's bundle: index.js (the package's main, UMD) of the npm package
@@ -66,6 +68,18 @@ try {
 } catch (err) {
   console.error('browser bench failed:', err);
   browser = { error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+}
+// Firefox rows (the same method, stock Firefox ESR over WebDriver BiDi), on the same dist snapshot.
+let firefoxRows: FirefoxBenchResult | { error: string };
+if ('skipped' in prepared) {
+  firefoxRows = { error: `the browser part was not prepared (${prepared.skipped})` };
+} else {
+  try {
+    firefoxRows = await runFirefoxBench();
+  } catch (err) {
+    console.error('firefox bench failed:', err);
+    firefoxRows = { error: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+  }
 }
 
 interface Verdict {
@@ -191,6 +205,10 @@ const md = [
   ``,
   'error' in browser ? `The browser benchmark failed: ${browser.error.split('\n')[0]}` : browserTables(browser),
   ``,
+  `### The same in Firefox`,
+  ``,
+  firefoxTable(firefoxRows),
+  ``,
   `## Bundles (gzip, default level)`,
   ``,
   `| file | raw bytes | gzip bytes | budget | reference SDK (gzip) |`,
@@ -215,6 +233,7 @@ writeFileSync(
       targets: verdicts,
       bundles,
       browser,
+      firefox: firefoxRows,
       browserTargets: 'error' in browser ? null : browserTargets(browser),
     },
     null,

@@ -32,7 +32,7 @@ function deployNewBuild(tmpDir: string): string {
   return build!;
 }
 
-test('an old and a new deploy in one profile: two hubs, one session per tab, the old one steps down cleanly', async ({ openTab, server, uid, noSharedWorker }) => {
+test('an old and a new deploy in one profile: two hubs, one session per tab, the old one steps down cleanly', async ({ openTab, server, uid, noSharedWorker, browserName }) => {
   const oldBuild = deployNewBuild(server.tmpDir);
   const user = uid();
   const oldTab = await openTab();
@@ -52,7 +52,9 @@ test('an old and a new deploy in one profile: two hubs, one session per tab, the
   expect(newState.tabs[0]).not.toBe(oldState.tabs[0]);
   expect(oldState.instances).toHaveLength(1);
   expect(newState.instances).toHaveLength(1);
-  if (!noSharedWorker) expect(await sharedWorkerTargets(oldTab.page)).toHaveLength(2);
+  // Two SharedWorkers in the profile: counted through CDP in Chromium; Firefox has no CDP, and
+  // there the two epochs and builds above (each hub answers for itself) show the two workers.
+  if (!noSharedWorker && browserName === 'chromium') expect(await sharedWorkerTargets(oldTab.page)).toHaveLength(2);
   const online = await server.onlineInstances(APP.limit2, user);
   expect(online.map((d) => d.InstId).sort()).toEqual([oldState.instances[0].instId, newState.instances[0].instId].sort());
   await expect.poll(() => server.connections()).toBe(2);

@@ -2,7 +2,8 @@
 // npm test: type check, Node integration tests (node:test), the protocol fuzzer at scale
 // (>= 100,000 inputs, seeded), the packaging test (both tarballs packed, installed in empty
 // folders and used), build, the Playwright e2e suite in Debian Chromium (both projects:
-// SharedWorker and leader-tab fallback), then a 2-minute seeded soak.
+// SharedWorker and leader-tab fallback), the coordinator specs in Debian's Firefox ESR (the
+// `firefox` project), then a 2-minute seeded soak.
 // `npm test -- unit`, `-- packaging` or `-- e2e` runs one part.
 import { spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
@@ -73,7 +74,10 @@ if (runs('packaging')) {
 }
 if (runs('e2e')) {
   run('build', process.execPath, [join(root, 'scripts', 'build.mjs')]);
-  run('e2e (Playwright, Chromium: sharedworker + leader projects)', bin('playwright'), ['test']);
+  run('e2e (Playwright, Chromium: sharedworker + leader projects)', bin('playwright'), ['test', '--project=sharedworker', '--project=leader']);
+  // The coordinator specs again in stock Firefox ESR over WebDriver BiDi (playwright.config.ts
+  // `firefox` project; scripts/setup.sh installs firefox-esr), SharedWorker path only.
+  run('e2e (Playwright, Firefox ESR over WebDriver BiDi: coordinator specs)', bin('playwright'), ['test', '--project=firefox']);
   console.log(`\n# soak seed: TABCHAT_SOAK_SEED=${SOAK_SEED} TABCHAT_SOAK_MS=${SOAK_MS}`);
   run(`soak (${SOAK_MS} ms, seed ${SOAK_SEED})`, bin('playwright'), ['test', '--project=sharedworker', 'e2e/soak.spec.ts'],
     { TABCHAT_SOAK_MS: SOAK_MS, TABCHAT_SOAK_SEED: SOAK_SEED });

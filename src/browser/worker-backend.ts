@@ -21,6 +21,7 @@ import {
   type Reply,
 } from '../protocol/hub-protocol.js';
 import { ChatError, asChatError } from '../core/errors.js';
+import { nextTask } from '../core/next-task.js';
 import type { BackendEvents, ChatBackend } from '../client/backend.js';
 import { TAB_ID } from './tab-lock.js';
 
@@ -127,8 +128,9 @@ export class WorkerBackend implements ChatBackend {
       this.#reportNet(reply.net);
       const late = wait.envelopes.filter((envelope) => envelope.seq > reply.seq);
       if (late.length > 0) {
-        // After the chat has seen the login resolve (a kick between login and SDK_READY).
-        setTimeout(() => { for (const envelope of late) this.applyEnvelope(envelope); }, 0);
+        // After the chat has seen the login resolve (a kick between login and SDK_READY), on a
+        // task a hidden tab does not throttle (src/core/next-task.ts).
+        nextTask(() => { for (const envelope of late) this.applyEnvelope(envelope); });
       }
       return reply; // a LoginResult with more fields; the chat reads instId and userID
     } finally {

@@ -23,6 +23,7 @@ import {
   type NotImplementedMembers,
 } from './compat.js';
 import { EVENT, TYPES } from './constants.js';
+import { nextTask, type CancelTask } from '../core/next-task.js';
 import { Emitter, type ChatEventHandler } from './emitter.js';
 import { Message } from './message.js';
 import { paramsError } from './params.js';
@@ -158,8 +159,8 @@ export interface ChatOptions {
 type ApiState =
   | { name: 'loggedOut'; reason: number }
   | { name: 'loggingIn'; reason: typeof CODE.LOGGING_IN }
-  /** Login resolved; SDK_READY fires on the timer. */
-  | { name: 'loggedIn'; reason: typeof CODE.LOGGING_IN; userID: string; readyTimer: ReturnType<typeof setTimeout> }
+  /** Login resolved; SDK_READY fires on the next task (`cancelReady` stops it). */
+  | { name: 'loggedIn'; reason: typeof CODE.LOGGING_IN; userID: string; cancelReady: CancelTask }
   | { name: 'ready'; userID: string }
   | { name: 'loggingOut'; reason: typeof CODE.LOGGED_OUT; userID: string; done: Promise<void> }
   | { name: 'destroyed'; reason: number };
@@ -533,7 +534,7 @@ export class Chat {
   /** The only writer of {@link state}. */
   #transition(next: ApiState): void {
     const old = this.#state;
-    if (old.name === 'loggedIn' && next.name !== 'loggedIn') clearTimeout(old.readyTimer);
+    if (old.name === 'loggedIn' && next.name !== 'loggedIn') old.cancelReady();
     if (next.name !== 'loggingIn' && next.name !== 'loggedIn' && next.name !== 'ready') this.#early = [];
     if (next.name !== 'loggingIn') this.#loginNet = [];
     if (next.name === 'loggedOut' || next.name === 'destroyed' || next.name === 'loggingIn') this.#conversations?.reset();
@@ -577,8 +578,10 @@ export class Chat {
       await this.#backend.logout();
       throw new ChatError(CODE.DESTROYED);
     }
-    const readyTimer = setTimeout(() => this.#becomeReady(), 1);
-    this.#transition({ name: 'loggedIn', reason: CODE.LOGGING_IN, userID: result.userID, readyTimer });
+    // SDK_READY one task later, after the caller's continuation of this promise (the
+    // reference's order), on a task that a hidden tab's timer throttling does not delay.
+    const cancelReady = nextTask(() => this.#becomeReady());
+    this.#transition({ name: 'loggedIn', reason: CODE.LOGGING_IN, userID: result.userID, cancelReady });
     return respond<LoginResponseData>({ actionStatus: 'OK', errorCode: 0, errorInfo: '', instanceID: result.instId });
   }
 
