@@ -21,7 +21,7 @@ const REFERENCE_SDK_GZIP = 173_956;
 
 function bundleSizes() {
   const files = [
-    { file: 'dist/tabchat.js', budget: 15_360 }, // the same budget scripts/build.mjs enforces (15 KiB: docs/architecture.md "Builds")
+    { file: 'dist/tabchat.js', budget: 15_872 }, // the same budget scripts/build.mjs enforces (15.5 KiB: docs/architecture.md "Builds")
     { file: 'dist/tabchat-worker.js', budget: 25 * 1024 },
   ];
   return files.map(({ file, budget }) => {

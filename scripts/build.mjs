@@ -22,7 +22,7 @@ const bin = (name) => join(root, 'node_modules', '.bin', name);
 /** The client build files the server serves (tabchat.js, tabchat-worker.js, their maps, esm/). */
 const SERVED_CLIENT_FILES = ['tabchat.js', 'tabchat.js.map', 'tabchat-worker.js', 'tabchat-worker.js.map', 'esm'];
 /** The drop-in script's budget (docs/architecture.md "Builds"): gzip, default level, in bytes. */
-const TAB_BUDGET_BYTES = 15_360;
+const TAB_BUDGET_BYTES = 15_872;
 
 function run(what, cmd, args) {
   const started = Date.now();
