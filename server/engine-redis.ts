@@ -120,6 +120,7 @@ export class RedisEngine implements InstanceEngine {
       metrics,
       connections: opts.connections,
       countByPlatform: () => this.local.countByPlatform(),
+      reaped: () => this.reconciler.runChecked(),
     });
     this.reconciler = new Reconciler(
       this.link,
@@ -167,8 +168,9 @@ export class RedisEngine implements InstanceEngine {
     this.opts.log.info({ engine: 'redis', redis: redactUrl(this.opts.url), nodeKey: this.nodeKey, prefix: this.opts.prefix }, 'joined the cluster');
   }
 
+  /** Whether Redis can be used now: connected and answering (see {@link RedisLink.usable}). */
   get available(): boolean {
-    return this.link.available;
+    return this.link.usable;
   }
 
   async close(): Promise<void> {

@@ -131,6 +131,7 @@ export class ClusterMetrics {
   readonly nodes: Gauge;
   readonly pubsub: Counter<'direction' | 'type'>;
   readonly reaped: Counter;
+  readonly reapedSelf: Counter;
   readonly errors: Counter<'op'>;
 
   constructor(registry: Registry) {
@@ -144,6 +145,11 @@ export class ClusterMetrics {
       registers,
     });
     this.reaped = new Counter({ name: 'tabchat_cluster_reaped_instances_total', help: 'Instances of dead nodes released by this node', registers });
+    this.reapedSelf = new Counter({
+      name: 'tabchat_cluster_reaped_self_total',
+      help: 'Times this node found, on its own heartbeat, that the cluster had taken it for dead and released its instances',
+      registers,
+    });
     this.errors = new Counter({ name: 'tabchat_engine_errors_total', help: 'Cluster engine (Redis) operations that failed, by operation', labelNames: ['op'], registers });
   }
 }

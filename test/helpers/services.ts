@@ -179,8 +179,11 @@ export interface PostgresServer {
   close(): Promise<void>;
 }
 
-/** initdb + start a private PostgreSQL (trust auth, loopback only, fsync off) in a temporary folder. */
-export async function startPostgres(): Promise<PostgresServer> {
+/**
+ * initdb + start a private PostgreSQL (trust auth, loopback only) in a temporary folder.
+ * @param opts.fsync - commit to disk as production does (default off: faster tests)
+ */
+export async function startPostgres(opts: { fsync?: boolean } = {}): Promise<PostgresServer> {
   const bin = pgBin();
   const owner = ensurePgUser();
   const dir = mkdtempSync(join(tmpdir(), 'tabchat-pg-'));
@@ -208,7 +211,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   });
   pgRun(bin, 'initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
   const start = async () => {
-    const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+    const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${opts.fsync ? 'on' : 'off'} -c max_connections=200`;
     pgRun(bin, 'pg_ctl', ['-D', data, '-l', log, '-o', options, '-w', '-t', '30', 'start']);
     running = true;
   };

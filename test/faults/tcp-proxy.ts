@@ -1,0 +1,142 @@
+/**
+ * A TCP proxy for fault injection (test harness, not a test file): it sits between a server
+ * node and Redis or Postgres, so a test can break ONE link while both processes and the
+ * node's TCP connection stay up, the way a paused VM, a congested switch or a healing
+ * partition behave:
+ *
+ * - `stall()`: stop forwarding in both directions (the sockets stop reading; bytes wait in
+ *   the kernel buffers, the peers see silence, nothing is lost); `resume()` lets them flow.
+ * - `blackhole()`: keep reading and drop every byte (both directions) until `resume()`.
+ * - `cut()`: reset every open connection (RST), as a NAT or firewall timeout does; new
+ *   connections are accepted again at once (or refused while `refuse(true)`).
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+export type ProxyMode = 'pass' | 'stall' | 'blackhole';
+
+interface Pair {
+  client: Socket;
+  upstream: Socket;
+}
+
+export class TcpProxy {
+  private mode: ProxyMode = 'pass';
+  private refusing = false;
+  private readonly pairs = new Set<Pair>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+    private readonly target: { host: string; port: number },
+  ) {
+    server.on('connection', (client) => this.accept(client));
+  }
+
+  /** A proxy on a free port of 127.0.0.1 forwarding to `host:port`. */
+  static start(port: number, host = '127.0.0.1'): Promise<TcpProxy> {
+    const server = createServer({ pauseOnConnect: true });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        resolve(new TcpProxy(server, typeof address === 'object' && address ? address.port : 0, { host, port }));
+      });
+    });
+  }
+
+  /** `url` with its port replaced by the proxy's (a redis:// or postgres:// URL of the target). */
+  rewrite(url: string): string {
+    const u = new URL(url);
+    u.hostname = '127.0.0.1';
+    u.port = String(this.port);
+    return u.toString();
+  }
+
+  /** Open proxied connections. */
+  get connections(): number {
+    return this.pairs.size;
+  }
+
+  get state(): ProxyMode {
+    return this.mode;
+  }
+
+  stall(): void {
+    this.mode = 'stall';
+    for (const p of this.pairs) {
+      p.client.pause();
+      p.upstream.pause();
+    }
+  }
+
+  blackhole(): void {
+    this.mode = 'blackhole';
+    for (const p of this.pairs) {
+      p.client.resume();
+      p.upstream.resume();
+    }
+  }
+
+  resume(): void {
+    this.mode = 'pass';
+    for (const p of this.pairs) {
+      p.client.resume();
+      p.upstream.resume();
+    }
+  }
+
+  /** New connections are reset at once while `on`. */
+  refuse(on: boolean): void {
+    this.refusing = on;
+  }
+
+  /** Reset every open connection (the peers get ECONNRESET). */
+  cut(): void {
+    for (const p of this.pairs) {
+      p.client.resetAndDestroy();
+      p.upstream.resetAndDestroy();
+    }
+    this.pairs.clear();
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket): void {
+    if (this.refusing) {
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = connect(this.target);
+    const pair: Pair = { client, upstream };
+    this.pairs.add(pair);
+    const forward = (from: Socket, to: Socket) => {
+      from.on('data', (chunk) => {
+        if (this.mode === 'blackhole') return;
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once('drain', () => {
+            if (this.mode !== 'stall') from.resume();
+          });
+        }
+      });
+    };
+    forward(client, upstream);
+    forward(upstream, client);
+    const end = () => {
+      this.pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', end);
+    upstream.on('close', end);
+    upstream.once('connect', () => {
+      if (this.mode !== 'stall') client.resume();
+    });
+    if (this.mode === 'stall') upstream.pause();
+  }
+}
