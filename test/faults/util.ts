@@ -51,6 +51,8 @@ export interface FaultCluster {
   services: Services;
   nodes: FaultNode[];
   sdkAppId: number;
+  /** This test's database (direct, not through a proxy). */
+  store: string;
   sig(userID: string): string;
   /** POST a REST command as the admin to a node. */
   rest(node: TestServer, command: string, body: unknown): Promise<any>;
@@ -98,6 +100,7 @@ export async function startFaultCluster(t: TestContext, app: TestAppOptions = {}
     services: svc,
     nodes,
     sdkAppId,
+    store,
     sig,
     rest: restCall,
     async onlineIds(node, userID) {
