@@ -255,16 +255,35 @@ export class MessageService {
     }
   }
 
+  /** Whether the last store call reached the store (readiness, gauge `tabchat_store_available`). */
+  get storeAvailable(): boolean {
+    return this.storeUp;
+  }
+
+  private storeUp = true;
+
+  private setStoreUp(up: boolean, err?: string): void {
+    if (this.storeUp === up) return;
+    this.storeUp = up;
+    this.metrics.storeAvailable.set(up ? 1 : 0);
+    if (up) this.log.info('message store reachable again');
+    else this.log.warn({ err }, 'message store unavailable: sends, logins and syncs fail with 9031 until it answers');
+  }
+
   /** Run a store call, time it, and turn store failures into coded errors. */
   private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
-      return await fn();
+      const result = await fn();
+      this.setStoreUp(true);
+      return result;
     } catch (err) {
       if (err instanceof StoreClosedError) throw new MessageError(CODE.SERVER_SHUTTING_DOWN);
       if (err instanceof MailboxFullError) throw new MessageError(CODE.MAILBOX_FULL, `${err.message} (mailbox quota)`);
       if (err instanceof StoreUnavailableError) {
-        this.log.warn({ op, err: err.message }, 'message store unavailable');
+        // One warning per outage (a retry storm must not flood the log); each refusal is counted.
+        this.setStoreUp(false, err.message);
+        this.log.debug({ op, err: err.message }, 'message store unavailable');
         throw new MessageError(CODE.STORE_UNAVAILABLE, `the message store is unavailable (${op}); retry later with the same clientMsgId (a send may have been stored: the retry returns it, once)`);
       }
       this.log.error({ op, err: err instanceof Error ? err.stack : String(err) }, 'message store failed');

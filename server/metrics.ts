@@ -30,6 +30,7 @@ export class Metrics {
   readonly syncsRefused: Counter<'reason'>;
   readonly messagesExpired: Counter<'why'>;
   readonly httpBodyDiscarded: Counter;
+  readonly storeAvailable: Gauge;
 
   /**
    * @param bufferedBytes - the largest number of bytes buffered for one open connection now
@@ -117,6 +118,12 @@ export class Metrics {
       labelNames: ['why'],
       registers,
     });
+    this.storeAvailable = new Gauge({
+      name: 'tabchat_store_available',
+      help: 'Whether the last message store call reached the store: 1 or 0 (9031 while 0)',
+      registers,
+    });
+    this.storeAvailable.set(1);
     this.httpBodyDiscarded = new Counter({
       name: 'tabchat_http_body_discarded_bytes_total',
       help: 'Request body bytes read and discarded after an early answer (failed auth, 404, 405)',
