@@ -54,6 +54,10 @@ test('split brain: a node whose Redis link stalls past the node timeout notices 
   n2.redisLink.stall();
   await until(async () => sample(await c.metrics(n1), 'tabchat_cluster_reaped_instances_total') >= 1, 15_000, 'node 1 reaps node 2');
   assert.deepEqual(await c.onlineIds(n1, 'bob'), [], 'bob looks offline while node 2 is taken for dead');
+  // Node 2 shows it is degraded (readiness, gauge) while staying alive.
+  await until(async () => (await fetch(`${n2.httpUrl}/readyz`)).status === 503, 10_000, 'node 2 not ready');
+  assert.equal(sample(await c.metrics(n2), 'tabchat_engine_available'), 0);
+  assert.equal((await fetch(`${n2.httpUrl}/healthz`)).status, 200);
   const beforeResume = s.acked.length;
   await s.until(beforeResume + 20); // acknowledged while node 2 is reaped
   n2.redisLink.resume();
