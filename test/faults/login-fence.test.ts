@@ -5,6 +5,8 @@
  * the node reports it (readiness 503, `tabchat_engine_available` 0, refusals by code).
  */
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
+import { LOGIN } from '../../server/redis-scripts.js';
 import assert from 'node:assert/strict';
 import { CODE } from '../../src/protocol/codes.js';
 import { RawClient, chatOn, sample, startFaultCluster, until } from './util.js';
@@ -17,11 +19,14 @@ test('logins answered 9030 during a Redis stall never run later: no kick, no gho
   const [real] = await c.onlineIds(n1, 'bob');
   assert.ok(real);
 
-  n1.redisLink.stall();
+  // The link stalls the moment node 1 sends a login script: the logins are in flight.
+  const loginSha = createHash('sha1').update(LOGIN).digest('hex');
+  n1.redisLink.stallOn((chunk) => chunk.includes(loginSha) || chunk.includes('multipleAccount'));
   const clients = await Promise.all([1, 2, 3, 4].map(() => RawClient.connect(n1.wsUrl)));
   t.after(() => clients.forEach((x) => x.close()));
   const answers = await Promise.all(clients.map((x) => x.login(c.sdkAppId, 'bob', c.sig('bob'))));
   assert.deepEqual(answers.map((a) => a.code), answers.map(() => CODE.ENGINE_UNAVAILABLE), 'every login answered 9030');
+  assert.equal(n1.redisLink.state, 'stall', 'a login script was in flight when the link stalled');
   // The node says so while the link is stalled.
   await until(async () => (await fetch(`${n1.httpUrl}/readyz`)).status === 503, 10_000, 'node 1 not ready');
   const metrics = await c.metrics(n1);

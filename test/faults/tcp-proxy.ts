@@ -17,11 +17,14 @@ export type ProxyMode = 'pass' | 'stall' | 'blackhole';
 interface Pair {
   client: Socket;
   upstream: Socket;
+  /** Bytes from the client held back by a {@link TcpProxy.stallOn} trigger (sent on resume). */
+  held: Buffer[];
 }
 
 export class TcpProxy {
   private mode: ProxyMode = 'pass';
   private refusing = false;
+  private trigger: ((chunk: Buffer) => boolean) | null = null;
   private readonly pairs = new Set<Pair>();
 
   private constructor(
@@ -69,6 +72,15 @@ export class TcpProxy {
     }
   }
 
+  /**
+   * Stall the link the moment the node sends bytes that `match` (e.g. one Lua script's
+   * call): that chunk and everything after it wait, in order, until `resume()`. The fault
+   * then hits a request in flight, not before or after it.
+   */
+  stallOn(match: (chunk: Buffer) => boolean): void {
+    this.trigger = match;
+  }
+
   blackhole(): void {
     this.mode = 'blackhole';
     for (const p of this.pairs) {
@@ -79,7 +91,9 @@ export class TcpProxy {
 
   resume(): void {
     this.mode = 'pass';
+    this.trigger = null;
     for (const p of this.pairs) {
+      for (const chunk of p.held.splice(0)) p.upstream.write(chunk);
       p.client.resume();
       p.upstream.resume();
     }
@@ -110,11 +124,17 @@ export class TcpProxy {
       return;
     }
     const upstream = connect(this.target);
-    const pair: Pair = { client, upstream };
+    const pair: Pair = { client, upstream, held: [] };
     this.pairs.add(pair);
     const forward = (from: Socket, to: Socket) => {
-      from.on('data', (chunk) => {
+      from.on('data', (chunk: Buffer) => {
         if (this.mode === 'blackhole') return;
+        if (from === client && (this.mode === 'stall' || this.trigger?.(chunk))) {
+          // Read before the pause took effect, or the trigger: hold it until resume().
+          pair.held.push(chunk);
+          if (this.mode !== 'stall') this.stall();
+          return;
+        }
         if (!to.write(chunk)) {
           from.pause();
           to.once('drain', () => {
