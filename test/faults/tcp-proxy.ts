@@ -113,9 +113,12 @@ export class TcpProxy {
     this.pairs.clear();
   }
 
+  /** Stop listening and reset every connection (does not wait for late reconnect attempts). */
   async close(): Promise<void> {
+    this.refusing = true;
     this.cut();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.close();
+    this.server.unref();
   }
 
   private accept(client: Socket): void {
