@@ -47,6 +47,13 @@ import type { Instance, InstanceOwner, KickRecord } from './registry.js';
 
 /** Kicked-instance tombstones are kept this long beyond the resume window (as the memory engine). */
 const TOMBSTONE_EXTRA_MS = 60_000;
+/**
+ * The login script refuses to run (no kick, no instance) when it reaches Redis more than
+ * this long after it was sent: by then the node has given up on it (command timeout 2 s)
+ * or is about to, and the client is told 9030. The margin covers the answer's way back and
+ * clock differences between the node and Redis (keep them NTP-synced).
+ */
+const LOGIN_SCRIPT_BUDGET_MS = 1_500;
 /** Longest delay Node's setTimeout accepts; longer expiries re-arm. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -121,6 +128,7 @@ export class RedisEngine implements InstanceEngine {
       metrics,
       connections: opts.connections,
       countByPlatform: () => this.local.countByPlatform(),
+      reaped: () => this.reconciler.runChecked(),
     });
     this.reconciler = new Reconciler(
       this.link,
@@ -168,8 +176,9 @@ export class RedisEngine implements InstanceEngine {
     this.opts.log.info({ engine: 'redis', redis: redactUrl(this.opts.url), nodeKey: this.nodeKey, prefix: this.opts.prefix }, 'joined the cluster');
   }
 
+  /** Whether Redis can be used now: connected and answering (see {@link RedisLink.usable}). */
   get available(): boolean {
-    return this.link.available;
+    return this.link.usable;
   }
 
   async close(): Promise<void> {
@@ -306,7 +315,17 @@ export class RedisEngine implements InstanceEngine {
     }
     const index = this.keys.nodeIndex(this.nodeKey);
     const entry = this.keys.indexEntry(app.sdkAppId, req.userID, instId);
-    const undo = () => this.link.background('login-undo', Promise.all([cmd.del(this.keys.instanceId(instId)), cmd.srem(index, entry)]));
+    // Undo, in this order on the one command connection: Redis runs commands in the order
+    // sent, so on a stalled link that later resumes, a login script that still ran (its
+    // answer lost) is released right after it, and the index entry goes only after that.
+    const undo = () =>
+      this.link.background(
+        'login-undo',
+        (async () => {
+          await cmd.tcRelease(keys.instances, instId, this.nodeKey, '');
+          await Promise.all([cmd.del(this.keys.instanceId(instId)), cmd.srem(index, entry)]);
+        })(),
+      );
     this.local.pending.add(instId);
     try {
       let reply: unknown[];
@@ -318,6 +337,7 @@ export class RedisEngine implements InstanceEngine {
             keys.instances, keys.user, keys.tombstones,
             instId, req.platform, this.nodeKey, req.expireAt, tokenHash, req.issuedAtSec,
             settings.loginPolicy, settings.maxInstancesPerPlatform, this.tombstoneTtlMs, this.keys.nodeChannelPrefix,
+            Date.now() + LOGIN_SCRIPT_BUDGET_MS,
           ),
         );
       } catch (err) {
@@ -327,6 +347,7 @@ export class RedisEngine implements InstanceEngine {
       if (reply[0] !== 'ok') {
         undo();
         if (reply[0] === 'revoked') throw new RevokedError();
+        if (reply[0] === 'late') throw new EngineUnavailableError('the cluster engine (Redis) answered too late');
         throw new EngineUnavailableError(`login script answered ${String(reply[0])}`);
       }
       const kicked = this.handleKicks(app.sdkAppId, req.userID, (reply[3] as unknown[]) ?? []);

@@ -148,6 +148,14 @@ export async function handleHttp(ctx: ServerContext, req: IncomingMessage, res: 
   if (pathname === '/healthz') {
     return ctx.shuttingDown ? json(res, 503, { status: 'shutting-down', node: ctx.node }) : json(res, 200, { status: 'ok', node: ctx.node });
   }
+  if (pathname === '/readyz') {
+    // Readiness (route new clients here?), unlike /healthz (liveness: restart the process?).
+    const engine = ctx.engine.available;
+    const store = ctx.messages.storeAvailable;
+    const ready = !ctx.shuttingDown && engine && store;
+    const status = ctx.shuttingDown ? 'shutting-down' : ready ? 'ok' : 'degraded';
+    return json(res, ready ? 200 : 503, { status, node: ctx.node, engine: engine ? 'ok' : 'unavailable', store: store ? 'ok' : 'unavailable' });
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('allow', 'GET, HEAD');
     return text(res, 405, 'method not allowed\n');

@@ -86,9 +86,14 @@ export function toWire(message: StoredMessage, flow: MessageFlow): WireMessage {
   return wire;
 }
 
+/** Sends answered 9031 whose outcome this node does not know, remembered at most (oldest dropped first). */
+const MAX_UNCERTAIN_SENDS = 10_000;
+
 export class MessageService {
   private readonly retentionTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
+  /** (app, sender, clientMsgId) of sends answered 9031: a retry found stored is pushed. Bounded. */
+  private readonly uncertain = new Set<string>();
 
   constructor(
     private readonly store: MessageStore,
@@ -131,6 +136,12 @@ export class MessageService {
     return total;
   }
 
+  private noteUncertain(key: string): void {
+    this.uncertain.delete(key);
+    this.uncertain.add(key);
+    if (this.uncertain.size > MAX_UNCERTAIN_SENDS) this.uncertain.delete(this.uncertain.values().next().value as string);
+  }
+
   /** Stop the retention timer (server close). */
   close(): void {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
@@ -139,7 +150,8 @@ export class MessageService {
   /**
    * Store a message from `sender` and deliver it; resolves with the sender's view (flow
    * `out`). A retry of a stored (sender, clientMsgId) resolves with the same message and
-   * delivers nothing. Rejects with a {@link MessageError} (9020, 9021, 80002, 9007, 9099).
+   * delivers nothing, unless an attempt of it failed with 9031 on this node: that attempt
+   * may have committed without a push, so the retry pushes it (delivery made certain). Rejects with a {@link MessageError} (9020, 9021, 80002, 9007, 9099).
    */
   async send(sender: Instance, input: { clientMsgId: string; to: string; text: string }): Promise<WireMessage> {
     if (!isUserID(input.to)) throw new MessageError(CODE.MSG_INVALID_RECIPIENT, `to must be a userID: ${USERID_RULE}`);
@@ -155,13 +167,23 @@ export class MessageService {
         text: input.text,
         time: Date.now(),
       }),
-    );
+    ).catch((err: unknown) => {
+      if (err instanceof MessageError && err.code === CODE.STORE_UNAVAILABLE) this.noteUncertain(`${sender.sdkAppId}\n${sender.userID}\n${input.clientMsgId}`);
+      throw err;
+    });
+    const key = `${sender.sdkAppId}\n${sender.userID}\n${input.clientMsgId}`;
     if (created) {
       this.metrics.messagesStored.inc();
+      this.uncertain.delete(key);
       this.deliver(sender, message);
     } else {
       this.metrics.messagesDuplicate.inc();
-      this.log.debug({ instId: sender.instId, clientMsgId: input.clientMsgId, id: message.id }, 'duplicate send answered with the stored message');
+      // An earlier attempt failed with 9031 here but may have committed after its store call
+      // gave up (a stalled database): then nobody pushed it. Push it now; clients drop a
+      // message they already have (same seq). Other duplicates were pushed when stored.
+      const unsure = this.uncertain.delete(key);
+      if (unsure) this.deliver(sender, message);
+      this.log.debug({ instId: sender.instId, clientMsgId: input.clientMsgId, id: message.id, pushed: unsure }, 'duplicate send answered with the stored message');
     }
     return toWire(message, 'out');
   }
@@ -233,17 +255,36 @@ export class MessageService {
     }
   }
 
+  /** Whether the last store call reached the store (readiness, gauge `tabchat_store_available`). */
+  get storeAvailable(): boolean {
+    return this.storeUp;
+  }
+
+  private storeUp = true;
+
+  private setStoreUp(up: boolean, err?: string): void {
+    if (this.storeUp === up) return;
+    this.storeUp = up;
+    this.metrics.storeAvailable.set(up ? 1 : 0);
+    if (up) this.log.info('message store reachable again');
+    else this.log.warn({ err }, 'message store unavailable: sends, logins and syncs fail with 9031 until it answers');
+  }
+
   /** Run a store call, time it, and turn store failures into coded errors. */
   private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
-      return await fn();
+      const result = await fn();
+      this.setStoreUp(true);
+      return result;
     } catch (err) {
       if (err instanceof StoreClosedError) throw new MessageError(CODE.SERVER_SHUTTING_DOWN);
       if (err instanceof MailboxFullError) throw new MessageError(CODE.MAILBOX_FULL, `${err.message} (mailbox quota)`);
       if (err instanceof StoreUnavailableError) {
-        this.log.warn({ op, err: err.message }, 'message store unavailable');
-        throw new MessageError(CODE.STORE_UNAVAILABLE, `the message store is unavailable (${op}); nothing was stored, retry later`);
+        // One warning per outage (a retry storm must not flood the log); each refusal is counted.
+        this.setStoreUp(false, err.message);
+        this.log.debug({ op, err: err.message }, 'message store unavailable');
+        throw new MessageError(CODE.STORE_UNAVAILABLE, `the message store is unavailable (${op}); retry later with the same clientMsgId (a send may have been stored: the retry returns it, once)`);
       }
       this.log.error({ op, err: err instanceof Error ? err.stack : String(err) }, 'message store failed');
       throw new MessageError(CODE.SERVER_INTERNAL, `message store failed (${op}); retry`);

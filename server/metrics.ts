@@ -32,6 +32,7 @@ export class Metrics {
   readonly syncsRefused: Counter<'reason'>;
   readonly messagesExpired: Counter<'why'>;
   readonly httpBodyDiscarded: Counter;
+  readonly storeAvailable: Gauge;
 
   /**
    * @param bufferedBytes - the largest number of bytes buffered for one open connection now
@@ -120,6 +121,12 @@ export class Metrics {
       labelNames: ['why'],
       registers,
     });
+    this.storeAvailable = new Gauge({
+      name: 'tabchat_store_available',
+      help: 'Whether the last message store call reached the store: 1 or 0 (9031 while 0)',
+      registers,
+    });
+    this.storeAvailable.set(1);
     this.httpBodyDiscarded = new Counter({
       name: 'tabchat_http_body_discarded_bytes_total',
       help: 'Request body bytes read and discarded after an early answer (failed auth, 404, 405)',
@@ -134,6 +141,7 @@ export class ClusterMetrics {
   readonly nodes: Gauge;
   readonly pubsub: Counter<'direction' | 'type'>;
   readonly reaped: Counter;
+  readonly reapedSelf: Counter;
   readonly errors: Counter<'op'>;
 
   constructor(registry: Registry) {
@@ -147,6 +155,11 @@ export class ClusterMetrics {
       registers,
     });
     this.reaped = new Counter({ name: 'tabchat_cluster_reaped_instances_total', help: 'Instances of dead nodes released by this node', registers });
+    this.reapedSelf = new Counter({
+      name: 'tabchat_cluster_reaped_self_total',
+      help: 'Times this node found, on its own heartbeat, that the cluster had taken it for dead and released its instances',
+      registers,
+    });
     this.errors = new Counter({ name: 'tabchat_engine_errors_total', help: 'Cluster engine (Redis) operations that failed, by operation', labelNames: ['op'], registers });
   }
 }

@@ -47,6 +47,8 @@ export class RedisLink {
   private everReady = false;
   private stopped = false;
   private outageLogged = false;
+  /** Connected, but Redis stopped answering (a stalled link): set by a failed heartbeat or a timed-out call. */
+  private stalled = false;
 
   constructor(private readonly opts: RedisLinkOptions) {
     const common = {
@@ -95,6 +97,36 @@ export class RedisLink {
     return !this.stopped && this.connected;
   }
 
+  /**
+   * Whether this node can serve what needs Redis now: connected, and not stalled (its last
+   * heartbeat failed or a call timed out, and no heartbeat succeeded since). Logins and REST
+   * calls fail fast with 9030 while it is false; readiness and `tabchat_engine_available`
+   * follow it.
+   */
+  get usable(): boolean {
+    return this.available && !this.stalled;
+  }
+
+  /** A heartbeat went through: Redis answers. */
+  healthy(): void {
+    if (!this.stalled) return;
+    this.stalled = false;
+    if (this.connected) this.opts.metrics.available.set(1);
+    this.opts.log.info('cluster engine (Redis) answers again');
+  }
+
+  /** A heartbeat (or a call) failed while the connection stays up: the link is stalled or Redis is overloaded. */
+  unhealthy(op: string, err: unknown): void {
+    if (this.stopped) return;
+    this.opts.metrics.available.set(0);
+    if (this.stalled) return;
+    this.stalled = true;
+    this.opts.log.warn(
+      { op, err: err instanceof Error ? err.message : String(err) },
+      'cluster engine (Redis) does not answer: logins and REST calls fail with 9030 until it does',
+    );
+  }
+
   /** Whether the command connection is up (also during the shutdown's last writes). */
   get connected(): boolean {
     return this.cmd.status === 'ready';
@@ -109,6 +141,7 @@ export class RedisLink {
   check(): void {
     if (this.stopped) throw new EngineUnavailableError('the server is shutting down');
     if (!this.connected) throw new EngineUnavailableError();
+    if (this.stalled) throw new EngineUnavailableError('the cluster engine (Redis) does not answer');
   }
 
   /** Run a Redis call for a caller that must fail fast: any failure becomes 9030. */
@@ -118,6 +151,7 @@ export class RedisLink {
       return await fn();
     } catch (err) {
       this.opts.metrics.errors.inc({ op });
+      if (err instanceof Error && /timed? ?out/i.test(err.message)) this.unhealthy(op, err);
       throw unavailable(err);
     }
   }
@@ -158,6 +192,7 @@ export class RedisLink {
   }
 
   private redisOnReady(which: string): void {
+    if (which === 'command') this.stalled = false;
     if (this.connected) this.opts.metrics.available.set(1);
     if (!this.everReady || this.stopped) return;
     this.opts.log.info({ redis: which }, 'cluster engine (Redis) reachable again: reconciling');

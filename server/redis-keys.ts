@@ -14,7 +14,10 @@
  * - `P all`: the channel every node listens to (login settings).
  * - `P settings:<sdkAppId>`: the app's cluster-wide login settings.
  * - `P epoch`: a random value; a different one after a reconnect means Redis lost its data.
- * - `P reap:<nodeKey>`: lock of the one node that reaps a dead node.
+ * - `P reap:<nodeKey>`: lock of the one node that reaps a dead node (its value becomes
+ *   `done` when the reap is over).
+ * - `P reaped:<nodeKey>`: set by the reaper before it releases anything; a node that finds
+ *   it on its own heartbeat was taken for dead and reconciles, then deletes it.
  */
 import { isPlatform, type Platform } from '../src/protocol/frames.js';
 import type { Instance } from './registry.js';
@@ -143,6 +146,10 @@ export class RedisKeys {
 
   reapLock(nodeKey: string): string {
     return `${this.prefix}reap:${nodeKey}`;
+  }
+
+  reapedMarker(nodeKey: string): string {
+    return `${this.prefix}reaped:${nodeKey}`;
   }
 
   /** Member of a node's index set for one instance. */

@@ -16,6 +16,10 @@ import { parseIndexEntry, type RedisKeys } from './redis-keys.js';
 const STATS_REFRESH_MS = 50;
 /** How long the lock of the node that reaps a dead node lasts. */
 const REAP_LOCK_MS = 30_000;
+/** How long the "you were reaped" marker of a node waits for that node to come back. */
+const REAPED_MARKER_MS = 3_600_000;
+/** Delete a key only if it still holds the given value. */
+const DELETE_IF_EQUAL = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /** A node's stats as its liveness key holds them. */
 interface StatsRecord {
@@ -36,12 +40,20 @@ export interface NodeLivenessOptions {
   connections(): number;
   /** This node's instances per platform. */
   countByPlatform(): Map<Platform, number>;
+  /**
+   * The cluster took this node for dead and released its instances (found on its own
+   * heartbeat): reconcile the local state with Redis; resolves with whether that succeeded.
+   */
+  reaped(): Promise<boolean>;
 }
 
 export class NodeLiveness {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private reaping = false;
+  private ticking = false;
+  /** The reaped marker this node already reported (logged and counted once). */
+  private reportedMarker: string | null = null;
 
   constructor(
     private readonly link: RedisLink,
@@ -65,11 +77,13 @@ export class NodeLiveness {
    * Refresh this node's liveness key (with its stats) and its membership of the node set.
    * @param ttlMs - how long the key lives; at shutdown, one resume window
    */
-  async heartbeat(ttlMs = this.opts.nodeTimeoutMs): Promise<void> {
-    await Promise.all([
+  async heartbeat(ttlMs = this.opts.nodeTimeoutMs): Promise<string | null> {
+    const [, , marker] = await Promise.all([
       this.link.cmd.set(this.keys.nodeLiveness(this.nodeKey), JSON.stringify(this.localStats()), 'PX', ttlMs),
       this.link.cmd.sadd(this.keys.nodes, this.nodeKey),
+      this.link.cmd.get(this.keys.reapedMarker(this.nodeKey)),
     ]);
+    return marker;
   }
 
   /** Soon after a local change, so get_stats on other nodes is fresh. */
@@ -138,14 +152,43 @@ export class NodeLiveness {
   }
 
   private async tick(): Promise<void> {
-    if (!this.link.available) return;
+    // One heartbeat at a time: a stalled link must not pile up commands that all run late.
+    if (!this.link.available || this.ticking) return;
+    this.ticking = true;
     try {
-      await this.heartbeat();
+      const marker = await this.heartbeat();
+      this.link.healthy();
+      if (marker !== null) await this.recoverFromReap(marker);
       await this.reap();
     } catch (err) {
       this.opts.metrics.errors.inc({ op: 'heartbeat' });
-      this.opts.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed');
+      this.link.unhealthy('heartbeat', err);
+    } finally {
+      this.ticking = false;
     }
+  }
+
+  /**
+   * This node's heartbeat found the reaped marker: the cluster took it for dead (its link
+   * stalled past `nodeTimeoutMs` without breaking, so no reconnect ever told it) and
+   * released its instances. Once the reaper is done (its lock says so or expired), the
+   * node reconciles: instances the cluster released are dropped and their connections
+   * closed with 4005 (their clients log in again and catch up with `sync`). The marker is
+   * deleted only after a reconcile that succeeded.
+   */
+  private async recoverFromReap(marker: string): Promise<void> {
+    const { cmd } = this.link;
+    const lock = await cmd.get(this.keys.reapLock(this.nodeKey));
+    if (lock !== null && lock !== 'done') return; // the reaper is still at work: next heartbeat
+    if (this.reportedMarker !== marker) {
+      this.reportedMarker = marker;
+      this.opts.metrics.reapedSelf.inc();
+      this.opts.log.warn(
+        { reapedBy: marker.split(' ')[0] },
+        'the cluster took this node for dead (its Redis link was silent longer than nodeTimeoutMs) and released its instances: reconciling',
+      );
+    }
+    if (await this.opts.reaped()) await cmd.eval(DELETE_IF_EQUAL, 1, this.keys.reapedMarker(this.nodeKey), marker);
   }
 
   /** Release the instances of nodes whose liveness key expired (one reaper per dead node). */
@@ -161,10 +204,20 @@ export class NodeLiveness {
           live++;
           continue;
         }
-        const lock = await cmd.set(this.keys.reapLock(dead), this.nodeKey, 'PX', REAP_LOCK_MS, 'NX');
+        const lockKey = this.keys.reapLock(dead);
+        const lock = await cmd.set(lockKey, this.nodeKey, 'PX', REAP_LOCK_MS, 'NX');
         if (lock !== 'OK') continue;
+        // Heartbeating again since we looked (its link came back): not dead after all.
+        if ((await cmd.exists(this.keys.nodeLiveness(dead))) === 1) {
+          await cmd.eval(DELETE_IF_EQUAL, 1, lockKey, this.nodeKey);
+          live++;
+          continue;
+        }
+        // Tell the node, should it come back, before anything of it is released.
+        await cmd.set(this.keys.reapedMarker(dead), `${this.nodeKey} ${Date.now()}`, 'PX', REAPED_MARKER_MS);
         const released = await this.releaseIndexed(dead, () => false);
         if ((await cmd.scard(this.keys.nodeIndex(dead))) === 0) await cmd.srem(this.keys.nodes, dead);
+        await cmd.set(lockKey, 'done', 'KEEPTTL');
         this.opts.metrics.reaped.inc(released);
         this.opts.log.warn({ deadNode: dead, released }, 'released the instances of a node that stopped heartbeating');
       }

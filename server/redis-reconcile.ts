@@ -1,5 +1,6 @@
 /**
- * The reconcile pass of a cluster node, after every reconnect to Redis.
+ * The reconcile pass of a cluster node, after every reconnect to Redis, and after the node
+ * found on its own heartbeat that the cluster had taken it for dead (redis-liveness.ts).
  *
  * If Redis lost its data (its epoch key changed): re-register every instance this node
  * holds, its login settings and the node itself. Otherwise repair what PUB/SUB or failed
@@ -48,6 +49,8 @@ export class Reconciler {
   private epoch: string | null = null;
   private running: Promise<void> | null = null;
   private again = false;
+  /** Whether the last pass failed. */
+  private failed = false;
 
   constructor(
     private readonly link: RedisLink,
@@ -62,6 +65,12 @@ export class Reconciler {
     this.epoch = await this.ensureEpoch();
   }
 
+  /** Reconcile now (as {@link run}); resolves with whether the last pass succeeded. */
+  async runChecked(): Promise<boolean> {
+    await this.run();
+    return !this.failed;
+  }
+
   /** Reconcile now; a call during a pass runs one more pass after it. */
   run(): Promise<void> {
     if (this.running) {
@@ -73,9 +82,11 @@ export class Reconciler {
         this.again = false;
         try {
           await this.runOnce();
+          this.failed = false;
         } catch (err) {
+          this.failed = true;
           this.opts.metrics.errors.inc({ op: 'reconcile' });
-          this.opts.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'reconcile with the cluster engine failed; retrying at the next reconnect');
+          this.opts.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'reconcile with the cluster engine failed; retried at the next reconnect (or heartbeat, after a reap)');
           break;
         }
       } while (this.again && this.link.available);

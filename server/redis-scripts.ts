@@ -66,8 +66,9 @@ end
  * nodes are serialized.
  *
  * KEYS: i, u, k. ARGV: instId, platform, node, expireAt, tokenHash, issuedAtSec, policy,
- * maxPerPlatform, tombstoneTtlMs, channelPrefix.
- * Reply: `{'revoked'}` | `{'exists'}` | `{'ok', order, loginAtMs, {id, node, type, platform, …}}`.
+ * maxPerPlatform, tombstoneTtlMs, channelPrefix, deadlineMs (Redis clock; 0: none).
+ * Reply: `{'revoked'}` | `{'exists'}` | `{'late'}` (past the deadline: nothing done) |
+ * `{'ok', order, loginAtMs, {id, node, type, platform, …}}`.
  */
 export const LOGIN = `${PRELUDE}
 local ki, ku, kk = KEYS[1], KEYS[2], KEYS[3]
@@ -76,6 +77,9 @@ local rb = tonumber(redis.call('HGET', ku, 'rb') or '0')
 if tonumber(ARGV[6]) < rb then return {'revoked'} end
 if redis.call('HEXISTS', ki, id) == 1 then return {'exists'} end
 local now = now_ms()
+-- Fence: a login that reaches Redis after its node gave up on it (and answered 9030) must
+-- not run: no kick, no instance.
+if ARGV[11] and tonumber(ARGV[11]) > 0 and now > tonumber(ARGV[11]) then return {'late'} end
 local ctx = {ki = ki, kk = kk, me = me, now = now, ttl = tonumber(ARGV[9]), chan = ARGV[10], out = {}}
 prune(kk, now)
 local same = {}

@@ -17,6 +17,10 @@ import type { Outbox, OutboxEntry, SessionHandle } from './types.js';
 
 /** Delay before a send refused with a retryable code goes out again, in ms. */
 const SEND_RETRY_DELAY_MS = 1_000;
+/** Longest delay between re-sends refused with 9030/9031 (the backoff doubles up to it), in ms. */
+const SEND_BACKOFF_MAX_MS = 15_000;
+/** Refusals that mean "the server's engine or store is down": back off (with jitter) instead of a fixed delay. */
+const BACKOFF_SEND_CODES: ReadonlySet<number> = new Set([CODE.ENGINE_UNAVAILABLE, CODE.STORE_UNAVAILABLE]);
 /**
  * Send failures that are worth another try (on the next connection, or after a delay);
  * any other code fails the send for good. 2024/9004: the server does not see the instance
@@ -71,6 +75,8 @@ export class Sender {
   private tokensAt = Date.now();
   /** Pending {@link flush} (waiting for a token, or a retry delay). */
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** 9030/9031 refusals since the last acknowledged send (the backoff's exponent). */
+  private refusals = 0;
 
   constructor(
     private readonly link: SenderLink,
@@ -271,6 +277,7 @@ export class Sender {
         const message = (data as { message?: unknown } | null)?.message;
         if (!isWireMessage(message)) throw new ChatError(CODE.UNCAUGHT_ERROR, 'malformed send result from the server');
         item.inFlight = false;
+        this.refusals = 0;
         if (instance.queue.holds(item)) this.completeSend(instance, item, message);
         else if (!this.isQueued(entry.clientMsgId)) this.outboxDelete(entry.clientMsgId); // stored after its instance left
         if (this.instances.owns(instance)) this.options.stored(instance, message);
@@ -284,7 +291,14 @@ export class Sender {
     if (RETRYABLE_SEND_CODES.has(error.code)) {
       instance.queue.requeue(item);
       // A closed socket: sent again once the instance is restored on the next connection.
-      if (error.code !== CODE.NETWORK_ERROR || this.link.state === 'open') this.scheduleFlush(SEND_RETRY_DELAY_MS);
+      if (BACKOFF_SEND_CODES.has(error.code)) {
+        // The server's store or engine is down: every client re-sending each second would be
+        // a retry storm. Double the delay per refusal (1 s, 2 s, 4 s… 15 s), half of it random.
+        // One step per retry round, however many queued sends the round had refused.
+        const step = this.flushTimer === undefined ? this.refusals++ : this.refusals;
+        const cap = Math.min(SEND_BACKOFF_MAX_MS, SEND_RETRY_DELAY_MS * 2 ** Math.min(step, 10));
+        this.scheduleFlush(cap / 2 + Math.random() * (cap / 2));
+      } else if (error.code !== CODE.NETWORK_ERROR || this.link.state === 'open') this.scheduleFlush(SEND_RETRY_DELAY_MS);
       this.log.debug(`send of ${item.entry.clientMsgId} will be retried: ${error.code} ${error.message}`);
       return;
     }
