@@ -216,12 +216,18 @@ export async function expectOnlineCount(server: Pick<ChatServerProcess, 'onlineI
   return took;
 }
 
+/** Conversation and unread-count events: they follow messages, not SDK states. */
+const CONVERSATION_EVENTS = new Set(['onConversationListUpdated', 'onTotalUnreadMessageCountUpdated', 'onMessageReadByPeer']);
+
 /**
  * The SDK state events chat `sdkAppId` emitted in `tab`, in order (NET_STATE_CHANGE left out),
  * a KICKED_OUT as `kickedOut:<type>`.
  */
 export async function sdkStates(tab: Pick<Tab, 'events'>, sdkAppId: number): Promise<string[]> {
-  return (await tab.events(sdkAppId)).filter((e) => e.name !== 'netStateChange').map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
+  // Conversation and unread-count events follow every message (and a resync): they are not states.
+  return (await tab.events(sdkAppId))
+    .filter((e) => e.name !== 'netStateChange' && !CONVERSATION_EVENTS.has(e.name))
+    .map((e) => (e.name === 'kickedOut' ? `kickedOut:${e.data.type}` : e.name));
 }
 
 /** Create chat `sdkAppId` in `tab` (fresh) and log `userID` in; waits for SDK_READY. */

@@ -156,6 +156,7 @@ test('a leader hidden, then frozen: the hub moved when it was hidden; frozen, it
 
 test('a leader frozen with no visible tab to hand over to hands over on freeze; every follower is kept, and it comes back ready', async ({ openTab, server, uid, noSharedWorker }) => {
   const all = await members(openTab, uid, 3);
+  test.setTimeout(90_000); // the come-back below may wait for one take-over retry (35 s)
   const [first, ...others] = all as [Member, Member, Member];
   const before = await instIds(server, all);
   const epoch: string = (await first.tab.h('workerState')).value.epoch;
@@ -175,7 +176,10 @@ test('a leader frozen with no visible tab to hand over to hands over on freeze; 
   // Its own chat waits for the page to run again: it offers its session to the new hub then
   // (a resume, within the server's resume window; else a silent login with its UserSig).
   await frozen.unfreeze();
-  await expect.poll(async () => hubView(first.tab)).toEqual({ epoch: newEpoch, ready: true });
+  // Usually within tens of ms; about 1 run in 8 here the first register after the freeze goes
+  // unanswered, and the take-over tries again after its bound (REGISTER_TIMEOUT_MS, 15 s), so
+  // the wait is that bound plus a second attempt.
+  await expect.poll(async () => hubView(first.tab), { timeout: 35_000 }).toEqual({ epoch: newEpoch, ready: true });
   expect(await sdkStates(first.tab, APP.many)).toEqual(['sdkStateReady']);
   expect(await instIds(server, [first])).toHaveLength(1);
   if (noSharedWorker) expect(await holdsLeaderLock(first.tab.page)).toBe(false);
@@ -199,7 +203,8 @@ test("a leader's hub that stops answering is reported (connecting, ERROR 9009) a
 
   await paused.resume();
   await expect.poll(async () => (await netStates(follower.tab)).at(-1)).toBe('connected');
-  expect(await sdkStates(follower.tab, APP.many)).toEqual(['sdkStateReady', 'error']);
+  // (The send the hub got before it stalled may already have gone out: its conversation events are not states.)
+  expect((await sdkStates(follower.tab, APP.many)).filter((name) => !/conversation|unread/i.test(name))).toEqual(['sdkStateReady', 'error']);
   // The send the hub got before it stalled goes out when it runs again; asking again with
   // the same message waits for that send and stores nothing twice.
   const again: number = await follower.tab.h('resend', index);

@@ -58,6 +58,8 @@ import { RemoteLink } from './leader-link.js';
 
 /** How long joining the election may wait for the copy of this script (then the worker loads it from its URL). */
 const COPY_TIMEOUT_MS = 5_000;
+/** While no leader is known, `who` is asked again this often (the caller bounds the whole wait). */
+const WHO_RETRY_MS = 500;
 
 /** One leader run of this page: its dedicated worker and the comlink proxy of its own chats. */
 interface Run {
@@ -75,6 +77,8 @@ interface Run {
    * callback (the lock goes to the next tab in the queue).
    */
   stop(terminate?: boolean): void;
+  /** Told once this page has ended the run (after {@link LeaderElection} left the role). */
+  readonly goneListeners: Set<(why: string) => void>;
 }
 
 type Role =
@@ -137,7 +141,11 @@ export class LeaderElection {
         return this.remoteLink(this.announced);
       }
       await new Promise<void>((resolve) => {
+        // Ask again now and then: an announcement can be missed (posted while this page was
+        // frozen, or before this page listened), and a leader answers `who` at once.
+        const retry = setTimeout(() => waiter(), WHO_RETRY_MS);
         const waiter = () => {
+          clearTimeout(retry);
           this.waiters.delete(waiter);
           resolve();
         };
@@ -274,6 +282,7 @@ export class LeaderElection {
       api: {} as HubApi,
       port: undefined,
       started,
+      goneListeners: new Set(),
       stop: (terminate = true) => {
         if (terminate) run.worker?.terminate();
         fail(new ChatError(CODE.WORKER_GONE, 'the leader tab handed over before its hub served'));
@@ -338,6 +347,11 @@ export class LeaderElection {
     if (suspend) this.role = { name: 'suspended' };
     else this.queue();
     this.notify();
+    // The page's own chats leave the ended hub now (the role is no longer this run's, so they
+    // look for the next leader), not when its life lock's release reaches the page. Not when
+    // the page unloads: its worker still handles what the page says last (`bye`).
+    if (terminate) for (const listener of [...role.run.goneListeners]) listener(`this tab handed the leadership over: ${why}`);
+    role.run.goneListeners.clear();
   }
 
   /**
@@ -358,7 +372,10 @@ export class LeaderElection {
 
   /** The page runs again (`resume`, `pageshow` from the bfcache): queue again. */
   private unsuspend(): void {
-    if (this.role.name === 'suspended') this.queue();
+    if (this.role.name !== 'suspended') return;
+    this.queue();
+    // What the leader announced while this page was frozen may not have reached it.
+    if (this.waiters.size > 0) this.post({ kind: 'who' });
   }
 
   private visibilityChanged(): void {
@@ -438,7 +455,8 @@ export class LeaderElection {
       run.port?.addEventListener('message', (event: MessageEvent) => listener(event.data));
       run.port?.start();
     };
-    return { api: run.api, failed, close: () => {}, events };
+    const gone = (listener: (why: string) => void) => run.goneListeners.add(listener);
+    return { api: run.api, failed, close: () => {}, events, gone };
   }
 
   private remoteLink(epoch: string): HubLink {

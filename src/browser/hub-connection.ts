@@ -270,6 +270,7 @@ export class HubConnection {
     const connected: HubState = { name: 'connected', api, link, epoch: snapshot.epoch };
     this.#state = connected;
     this.#watchWorker(snapshot.epoch, snapshot.workerLock);
+    link.gone?.((why) => this.#workerOnGone(snapshot.epoch, why));
     // A leader's hub that stops answering: its chats show `connecting` (and hear 9009) until it answers again.
     link.watch?.((stall) => {
       if (this.#state !== connected) return;

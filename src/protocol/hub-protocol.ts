@@ -50,6 +50,13 @@ export interface HubLink {
    * refuse the register with 9012 but log in all the same). Absent: known from the start.
    */
   sameBuild?: Promise<void>;
+  /**
+   * Where the page itself ends the hub (the leader page's own chats: the page hands over on
+   * freeze, pagehide or when hidden): `listener` hears it at once, so the page's chats move to
+   * the next hub without waiting for the hub's life lock, whose release a frozen page sees
+   * only later.
+   */
+  gone?(listener: (why: string) => void): void;
 }
 
 /** What a SharedWorker posts first on every port that connects (comlink ignores it: no `id`). */
