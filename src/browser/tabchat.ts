@@ -192,7 +192,9 @@ function attachOnLoad(): void {
   // Only the drop-in build (it defines import.meta.url as undefined): the ESM build may be
   // bundled into an application's script, whose folder has no tabchat-worker.js.
   const meta: string | undefined = import.meta.url;
-  const script = typeof document !== 'undefined' && meta === undefined ? document.currentScript : null;
+  // Node (tabchat/node re-exports this module) has neither document nor HTMLScriptElement.
+  if (meta !== undefined || typeof document === 'undefined' || typeof HTMLScriptElement === 'undefined') return;
+  const script = document.currentScript;
   const data = script instanceof HTMLScriptElement ? script.dataset : null;
   if (!data || data.attach === 'false') return;
   try {
