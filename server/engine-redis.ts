@@ -42,6 +42,7 @@ import { entryPlatform, instanceIdTtlMs, RedisKeys, type ClusterInstance, type I
 import { NodeLiveness } from './redis-liveness.js';
 import { NodeChannel } from './redis-pubsub.js';
 import { Reconciler } from './redis-reconcile.js';
+import { UnroutedUsers } from './redis-unrouted.js';
 import { ClusterLoginSettings } from './redis-settings.js';
 import type { Instance, InstanceOwner, KickRecord } from './registry.js';
 
@@ -79,7 +80,12 @@ export interface RedisEngineOptions {
   };
   /** Open connections of this node (stats). */
   connections: () => number;
+  /** Recipients of unrouted pushes remembered by name before one catch-up notice for all (default {@link MAX_UNROUTED_USERS}). */
+  maxUnroutedUsers?: number;
 }
+
+/** Recipients of unrouted pushes a node remembers by name (about 100 bytes each). */
+export const MAX_UNROUTED_USERS = 10_000;
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
@@ -98,6 +104,8 @@ export class RedisEngine implements InstanceEngine {
   readonly local: LocalCopies;
   private readonly settings: ClusterLoginSettings;
   private readonly tombstoneTtlMs: number;
+  /** Recipients of pushes this node could not route while its link was down. */
+  private readonly unrouted: UnroutedUsers;
 
   private constructor(private readonly opts: RedisEngineOptions) {
     this.nodeKey = `${opts.node}.${randomBytes(3).toString('hex')}`;
@@ -118,7 +126,9 @@ export class RedisEngine implements InstanceEngine {
         if (pushed > 0) this.opts.events.onPush?.(pushed);
       },
       settings: (sdkAppId, settings) => this.settings.received(sdkAppId, settings),
+      sync: (users) => this.syncLocal(users),
     });
+    this.unrouted = new UnroutedUsers(this.link, (users) => this.channel.publishSync(users), metrics.unrouted, log, opts.maxUnroutedUsers ?? MAX_UNROUTED_USERS);
     this.settings = new ClusterLoginSettings(this.link, this.keys, opts.apps, this.channel);
     this.liveness = new NodeLiveness(this.link, this.keys, this.nodeKey, {
       node: opts.node,
@@ -129,6 +139,7 @@ export class RedisEngine implements InstanceEngine {
       connections: opts.connections,
       countByPlatform: () => this.local.countByPlatform(),
       reaped: () => this.reconciler.runChecked(),
+      answered: () => void this.unrouted.flush(),
     });
     this.reconciler = new Reconciler(
       this.link,
@@ -147,7 +158,10 @@ export class RedisEngine implements InstanceEngine {
           inst.owner?.lost?.(inst.instId);
         },
         kick: (instId, type) => this.kickLocal(instId, type),
-        resync: (attached) => this.opts.events.onResync?.(attached),
+        resync: (attached) => {
+          if (attached.length > 0) this.opts.events.onResync?.(attached);
+          void this.unrouted.flush();
+        },
       },
       { nodeKey: this.nodeKey, tombstoneTtlMs: this.tombstoneTtlMs, log, metrics },
     );
@@ -509,16 +523,35 @@ export class RedisEngine implements InstanceEngine {
   deliver(sdkAppId: number, userID: string, message: UserPush, except?: Instance): number {
     const exceptId = except?.instId ?? 0;
     const pushed = this.pushLocal(sdkAppId, userID, message, exceptId);
-    if (this.link.available) {
-      const payload = this.channel.messagePayload(sdkAppId, userID, exceptId, message);
-      this.link.background(
-        'route',
-        this.link.cmd.tcRoute(this.keys.user(sdkAppId, userID).instances, this.nodeKey, this.keys.nodeChannelPrefix, payload).then((nodes) => {
-          if (nodes > 0) this.channel.sent('msg', nodes);
-        }),
-      );
+    if (!this.link.available) {
+      this.unrouted.note(sdkAppId, userID);
+      return pushed;
     }
+    const payload = this.channel.messagePayload(sdkAppId, userID, exceptId, message);
+    this.link.background(
+      'route',
+      this.link.cmd.tcRoute(this.keys.user(sdkAppId, userID).instances, this.nodeKey, this.keys.nodeChannelPrefix, payload).then(
+        (nodes) => {
+          if (nodes > 0) this.channel.sent('msg', nodes);
+        },
+        (err: unknown) => {
+          this.unrouted.note(sdkAppId, userID);
+          throw err;
+        },
+      ),
+    );
     return pushed;
+  }
+
+  /** Another node could not route pushes to these users: let this node's connected instances of them catch up. */
+  private syncLocal(users: Array<[number, string]> | 'all'): void {
+    const attached: ClusterInstance[] = [];
+    const take = (list: Iterable<ClusterInstance>) => {
+      for (const inst of list) if (inst.owner !== null) attached.push(inst);
+    };
+    if (users === 'all') take(this.local.values());
+    else for (const [a, u] of users) if (typeof a === 'number' && typeof u === 'string') take(this.local.unorderedOf(a, u));
+    if (attached.length > 0) this.opts.events.onResync?.(attached);
   }
 
   /** Push order does not matter: the user's instances unsorted and uncopied (this is the relay path). */

@@ -143,6 +143,7 @@ export class ClusterMetrics {
   readonly reaped: Counter;
   readonly reapedSelf: Counter;
   readonly errors: Counter<'op'>;
+  readonly unrouted: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -150,7 +151,7 @@ export class ClusterMetrics {
     this.nodes = new Gauge({ name: 'tabchat_cluster_nodes', help: 'Live nodes of the cluster, as last seen by this node', registers });
     this.pubsub = new Counter({
       name: 'tabchat_cluster_pubsub_messages_total',
-      help: 'Node-to-node PUB/SUB messages by direction (in, out) and type (kick, forget, msg, settings)',
+      help: 'Node-to-node PUB/SUB messages by direction (in, out) and type (kick, forget, msg, settings, sync)',
       labelNames: ['direction', 'type'],
       registers,
     });
@@ -158,6 +159,11 @@ export class ClusterMetrics {
     this.reapedSelf = new Counter({
       name: 'tabchat_cluster_reaped_self_total',
       help: 'Times this node found, on its own heartbeat, that the cluster had taken it for dead and released its instances',
+      registers,
+    });
+    this.unrouted = new Gauge({
+      name: 'tabchat_cluster_unrouted_users',
+      help: 'Recipients whose pushes this node could not route to other nodes (its Redis link was down), until it has asked the cluster to let them catch up',
       registers,
     });
     this.errors = new Counter({ name: 'tabchat_engine_errors_total', help: 'Cluster engine (Redis) operations that failed, by operation', labelNames: ['op'], registers });

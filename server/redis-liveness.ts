@@ -45,6 +45,8 @@ export interface NodeLivenessOptions {
    * heartbeat): reconcile the local state with Redis; resolves with whether that succeeded.
    */
   reaped(): Promise<boolean>;
+  /** A heartbeat got an answer (after the reaped check and the reap of dead nodes). */
+  answered(): void;
 }
 
 export class NodeLiveness {
@@ -160,6 +162,7 @@ export class NodeLiveness {
       this.link.healthy();
       if (marker !== null) await this.recoverFromReap(marker);
       await this.reap();
+      this.opts.answered();
     } catch (err) {
       this.opts.metrics.errors.inc({ op: 'heartbeat' });
       this.link.unhealthy('heartbeat', err);

@@ -6,7 +6,9 @@
  *   are published by the Lua scripts, atomically with the change;
  * - `msg` (a message push for a user with instances here) by the ROUTE script, once per
  *   node that holds a connected instance of the recipient;
- * - `settings` (an app's login settings changed) by the node that changed them, on `all`.
+ * - `settings` (an app's login settings changed) by the node that changed them, on `all`;
+ * - `sync` (let these users' connected instances catch up: pushes to them could not be
+ *   routed while the publishing node's link was down) on `all` (redis-unrouted.ts).
  *
  * PUB/SUB is at-most-once: a lost notice is repaired by the resume path (tombstones report
  * kicks), by mailbox sync (a lost push only delays a message) and by the reconcile pass
@@ -25,7 +27,8 @@ export type NodeMessage =
   | { t: 'kick'; id: string; k: KickType }
   | { t: 'forget'; id: string }
   | { t: 'msg'; a: number; u: string; x: number; m: UserPush }
-  | { t: 'settings'; a: number; max: number; policy: LoginPolicy };
+  | { t: 'settings'; a: number; max: number; policy: LoginPolicy }
+  | { t: 'sync'; n: string; u: Array<[number, string]> | 'all' };
 
 /** What a node does with the notices it receives. */
 export interface NodeMessageHandlers {
@@ -37,6 +40,8 @@ export interface NodeMessageHandlers {
   push(sdkAppId: number, userID: string, message: UserPush, exceptId: number): void;
   /** An app's login settings changed on another node. */
   settings(sdkAppId: number, settings: { max: number; policy: LoginPolicy }): void;
+  /** Let this node's connected instances of these users (or all of them) catch up. */
+  sync(users: Array<[number, string]> | 'all'): void;
 }
 
 export class NodeChannel {
@@ -72,6 +77,13 @@ export class NodeChannel {
     this.sent('settings');
   }
 
+  /** Ask every other node to let connected instances of `users` (or all) catch up. */
+  async publishSync(users: Array<[number, string]> | 'all'): Promise<void> {
+    const message: NodeMessage = { t: 'sync', n: this.nodeKey, u: users };
+    await this.link.cmd.publish(this.keys.broadcastChannel, JSON.stringify(message));
+    this.sent('sync');
+  }
+
   private subOnMessage(text: string): void {
     let msg: NodeMessage;
     try {
@@ -92,6 +104,9 @@ export class NodeChannel {
         return;
       case 'settings':
         this.handlers.settings(msg.a, { max: msg.max, policy: msg.policy });
+        return;
+      case 'sync':
+        if (msg.n !== this.nodeKey && (msg.u === 'all' || Array.isArray(msg.u))) this.handlers.sync(msg.u);
         return;
     }
   }

@@ -32,7 +32,7 @@ export interface ReconcileTarget {
   lost(inst: ClusterInstance): void;
   /** The instance was kicked (the `kick` notice was lost). */
   kick(instId: number, type: KickType): void;
-  /** Connected instances may have missed pushes: let them catch up. */
+  /** Connected instances (maybe none) may have missed pushes: let them catch up; so may recipients on other nodes of pushes this node could not route. */
   resync(attached: ClusterInstance[]): void;
 }
 
@@ -113,7 +113,7 @@ export class Reconciler {
     }
     await this.liveness.heartbeat();
     const attached = [...this.target.instances()].filter((i) => i.owner !== null);
-    if (attached.length > 0) this.target.resync(attached);
+    this.target.resync(attached);
   }
 
   /** Redis lost its data: register again everything this node holds. */
