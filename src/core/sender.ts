@@ -77,6 +77,8 @@ export class Sender {
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** 9030/9031 refusals since the last acknowledged send (the backoff's exponent). */
   private refusals = 0;
+  /** Sends on their way (transmitted, not answered). */
+  private inFlight = 0;
 
   constructor(
     private readonly link: SenderLink,
@@ -139,9 +141,17 @@ export class Sender {
     return true;
   }
 
-  /** Send every queued message that is not on its way, paced by the frame budget. */
+  /**
+   * Send every queued message that is not on its way, paced by the frame budget. While the
+   * server refuses with 9030/9031, one probe per backoff round instead: the oldest queued
+   * message, once the round's timer fired and nothing is on its way; its success sends the rest.
+   */
   flush(): void {
     if (!this.link.isOpen) return;
+    if (this.refusals > 0) {
+      if (this.flushTimer === undefined && this.inFlight === 0) this.probe();
+      return;
+    }
     for (const instance of this.instances.all()) {
       if (instance.state !== 'attached') continue;
       for (let item = instance.queue.peek(); item !== undefined; item = instance.queue.peek()) {
@@ -152,6 +162,21 @@ export class Sender {
         instance.queue.take();
         this.transmit(instance, item);
       }
+    }
+  }
+
+  private probe(): void {
+    for (const instance of this.instances.all()) {
+      if (instance.state !== 'attached') continue;
+      const item = instance.queue.peek();
+      if (item === undefined) continue;
+      if (!this.takeToken()) {
+        this.scheduleFlush(Math.ceil(1000 / this.options.framesPerSecond));
+        return;
+      }
+      instance.queue.take();
+      this.transmit(instance, item);
+      return;
     }
   }
 
@@ -270,6 +295,7 @@ export class Sender {
 
   private transmit(instance: Instance, item: QueuedSend): void {
     item.inFlight = true;
+    this.inFlight++;
     const { entry } = item;
     const instId = instance.instId;
     this.link.request((id) => ({ type: 'send', id, instId, clientMsgId: entry.clientMsgId, to: entry.to, text: entry.text }))
@@ -277,12 +303,18 @@ export class Sender {
         const message = (data as { message?: unknown } | null)?.message;
         if (!isWireMessage(message)) throw new ChatError(CODE.UNCAUGHT_ERROR, 'malformed send result from the server');
         item.inFlight = false;
+        this.inFlight--;
+        const recovered = this.refusals > 0;
         this.refusals = 0;
         if (instance.queue.holds(item)) this.completeSend(instance, item, message);
         else if (!this.isQueued(entry.clientMsgId)) this.outboxDelete(entry.clientMsgId); // stored after its instance left
         if (this.instances.owns(instance)) this.options.stored(instance, message);
+        if (recovered) this.flush(); // the probe went through: the rest follows
       })
-      .catch((err: unknown) => this.sendFailed(instance, item, asChatError(err)));
+      .catch((err: unknown) => {
+        this.inFlight--;
+        this.sendFailed(instance, item, asChatError(err));
+      });
   }
 
   private sendFailed(instance: Instance, item: QueuedSend, error: ChatError): void {
@@ -303,6 +335,7 @@ export class Sender {
       return;
     }
     this.failSend(instance, item, error);
+    if (this.refusals > 0) this.flush(); // a probe that failed for good: the next one goes now
   }
 
   /** The server stored the message: settle its waiters and forget it. */
