@@ -11,6 +11,19 @@ import { SQLITE_CONVERSATIONS_MIGRATION } from './store-sqlite-conversations.js'
 /** Schema version this code writes; `PRAGMA user_version` of an up-to-date file. */
 export const SQLITE_SCHEMA_VERSION = 3;
 
+/**
+ * WAL pages between automatic checkpoints (SQLite's default is 1,000, about 4 MB). A
+ * checkpoint runs inside the commit that passes the mark and copies every page of the WAL
+ * back into the file; the hot pages (mailbox heads, index leaves) are rewritten by most
+ * batches, so checkpointing less often copies each of them once instead of many times.
+ * Measured with the durable relay bench on 2 cores: about 1.2× the relayed msg/s of the
+ * default. Costs: the `-wal` file grows to about 40 MB between checkpoints (see
+ * {@link SQLITE_WAL_SIZE_LIMIT}) and a restart after a crash replays at most that much.
+ */
+export const SQLITE_WAL_AUTOCHECKPOINT = 10_000;
+/** The `-wal` file is truncated back to this size (bytes) after a checkpoint (`journal_size_limit`). */
+export const SQLITE_WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
 /** Migrations: index i brings a file from version i to i + 1. */
 const MIGRATIONS: readonly string[] = [
   `
@@ -73,6 +86,8 @@ export function openSqliteFile(path: string): Database.Database {
     db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
+    db.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT}`);
+    db.pragma(`journal_size_limit = ${SQLITE_WAL_SIZE_LIMIT}`);
     db.pragma('foreign_keys = ON');
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SQLITE_SCHEMA_VERSION) {

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { StoreClosedError, StoreUnavailableError, type MessageStore, type NewMessage } from '../../server/store.js';
 import { openStore } from '../../server/store-open.js';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../server/store-sqlite.js';
+import { SQLITE_WAL_AUTOCHECKPOINT, SQLITE_WAL_SIZE_LIMIT, openSqliteFile } from '../../server/store-sqlite-schema.js';
 import { newMessageId } from '../../server/messages.js';
 import { isGapless, sqliteFileFailingOnCommit, tempDir } from './util.js';
 
@@ -165,6 +166,16 @@ describe('sqlite only', () => {
     future.pragma(`user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
     future.close();
     await assert.rejects(SqliteStore.open(join(dir, 'future.db')), new RegExp(`schema version ${SQLITE_SCHEMA_VERSION + 1}.*upgrade tabchat`));
+  });
+
+  test('the file is opened durable (WAL, synchronous=FULL) with the documented checkpoint interval and WAL size cap', (t) => {
+    const db = openSqliteFile(join(tempDir(t), 'pragmas.db'));
+    t.after(() => db.close());
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(db.pragma('synchronous', { simple: true }), 2); // FULL
+    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), SQLITE_WAL_AUTOCHECKPOINT);
+    assert.equal(db.pragma('journal_size_limit', { simple: true }), SQLITE_WAL_SIZE_LIMIT);
+    assert.equal(db.pragma('locking_mode', { simple: true }), 'exclusive');
   });
 
   test('group commit: a send is acknowledged only once its batch committed; a batch commits when it holds maxMessages', async (t) => {
